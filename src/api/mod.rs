@@ -1,0 +1,122 @@
+//! OpenKruiseGame-compatible resource types, group `game.kruise.io/v1alpha1`.
+//!
+//! [`GameServerSet`] (`gss`) and [`GameServer`] (`gs`) mirror OKG's
+//! `apis/v1alpha1` Go types field for field, so their JSON is what OKG's CRDs
+//! accept; [`crd::crds`] builds the matching CustomResourceDefinitions.
+//! Free-text fields with well-known values (`spec.opsState`,
+//! `status.currentState`) stay `String`s; [`OpsState`] and [`GameServerState`]
+//! name the known values.
+
+pub mod crd;
+mod gameserver;
+mod gameserverset;
+
+use std::fmt;
+
+pub use crd::{crds, crds_yaml};
+pub use gameserver::{
+    GameServer, GameServerCondition, GameServerContainer, GameServerSpec, GameServerStatus,
+    NetworkAddress, NetworkPort, NetworkPortRange, NetworkStatus, ServiceQualityCondition,
+};
+pub use gameserverset::{
+    GameServerSet, GameServerSetSpec, GameServerSetStatus, GameServerTemplate,
+    InPlaceUpdateStrategy, Lifecycle, LifecycleHook, Network, NetworkConfParam,
+    RollingUpdateStrategy, ScaleStrategy, ServiceQuality, ServiceQualityAction, UpdateStrategy,
+};
+
+/// Label on every GameServer (and its pod) naming the owning GameServerSet.
+pub const OWNER_GSS_LABEL: &str = "game.kruise.io/owner-gss";
+
+/// Defines a fieldless enum of known string values with `ALL`, `as_str`, `parse` and `Display`.
+macro_rules! known_values {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every known value, in declaration order.
+            pub const ALL: &[Self] = &[$(Self::$variant),+];
+
+            /// The value as written in the resource.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($variant),)+
+                }
+            }
+
+            /// The known value spelled exactly `s`, if any.
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+known_values! {
+    /// Known values of a GameServer's `spec.opsState`.
+    OpsState {
+        /// No operations state; the default (also for an absent or unknown value).
+        None,
+        /// Players are on the server.
+        Allocated,
+        /// The server may be deleted on scale-down.
+        WaitToBeDeleted,
+        /// The server is under maintenance.
+        Maintaining,
+        /// The server is to be deleted now.
+        Kill,
+    }
+}
+
+known_values! {
+    /// Known values of a GameServer's `status.currentState` / `status.desiredState`.
+    GameServerState {
+        /// State not known.
+        Unknown,
+        /// The pod is being created.
+        Creating,
+        /// The pod is ready.
+        Ready,
+        /// The pod is not ready.
+        NotReady,
+        /// A container is crash-looping.
+        Crash,
+        /// The pod is being updated.
+        Updating,
+        /// The pod is being deleted.
+        Deleting,
+        /// The pre-delete lifecycle hook holds the pod.
+        PreDelete,
+        /// The in-place-update lifecycle hook holds the pod.
+        PreUpdate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values_round_trip_through_strings() {
+        for v in OpsState::ALL {
+            assert_eq!(OpsState::parse(v.as_str()), Some(*v));
+        }
+        for v in GameServerState::ALL {
+            assert_eq!(GameServerState::parse(&v.to_string()), Some(*v));
+        }
+        assert_eq!(OpsState::WaitToBeDeleted.as_str(), "WaitToBeDeleted");
+        assert_eq!(GameServerState::PreUpdate.as_str(), "PreUpdate");
+        assert_eq!(OpsState::parse("allocated"), None);
+        assert_eq!(OpsState::ALL.len(), 5);
+        assert_eq!(GameServerState::ALL.len(), 9);
+    }
+}

@@ -1,0 +1,7 @@
+//! gameops: seamless releases of session-based game servers.
+//!
+//! The library behind the `gameops` binary: OpenKruiseGame-compatible
+//! resource types ([`api`]), their versioned storage ([`store`]) and the
+//! embedded Kubernetes-compatible API server over it ([`apiserver`]).
+
+pub mod store;
