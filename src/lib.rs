@@ -4,4 +4,6 @@
 //! resource types ([`api`]), their versioned storage ([`store`]) and the
 //! embedded Kubernetes-compatible API server over it ([`apiserver`]).
 
+pub mod api;
+pub mod apiserver;
 pub mod store;

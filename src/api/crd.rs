@@ -5,9 +5,15 @@ use kube::CustomResourceExt;
 
 use super::{GameServer, GameServerSet};
 
-/// The CRDs of [`GameServerSet`] and [`GameServer`], in that order.
+/// The CRDs of [`GameServerSet`] and [`GameServer`], in that order, with
+/// `listKind` set as in OKG's.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![GameServerSet::crd(), GameServer::crd()]
+    let mut crds = vec![GameServerSet::crd(), GameServer::crd()];
+    for crd in &mut crds {
+        let names = &mut crd.spec.names;
+        names.list_kind = Some(format!("{}List", names.kind));
+    }
+    crds
 }
 
 /// [`crds`] as a multi-document YAML stream, each document starting with `---`.
@@ -46,7 +52,10 @@ spec:
 ";
 
     fn schema_of(crd: &CustomResourceDefinition) -> Value {
-        let schema = crd.spec.versions[0].schema.as_ref().map(|s| &s.open_api_v3_schema);
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .map(|s| &s.open_api_v3_schema);
         serde_json::to_value(schema).unwrap()
     }
 
@@ -57,10 +66,20 @@ spec:
 
         assert_eq!(gss.spec.replicas, 3);
         assert_eq!(
-            gss.spec.update_strategy.as_ref().and_then(|u| u.r#type.as_deref()),
+            gss.spec
+                .update_strategy
+                .as_ref()
+                .and_then(|u| u.r#type.as_deref()),
             Some("OnDelete")
         );
-        let pod_spec = gss.spec.game_server_template.as_ref().unwrap().pod_template.spec.as_ref();
+        let pod_spec = gss
+            .spec
+            .game_server_template
+            .as_ref()
+            .unwrap()
+            .pod_template
+            .spec
+            .as_ref();
         let container = &pod_spec.unwrap().containers[0];
         assert_eq!(container.name, "minecraft");
         assert_eq!(
@@ -112,7 +131,13 @@ spec:
             .as_array()
             .unwrap()
             .iter()
-            .map(|c| (c["name"].as_str().unwrap(), c["type"].as_str().unwrap(), c["jsonPath"].as_str().unwrap()))
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap(),
+                    c["type"].as_str().unwrap(),
+                    c["jsonPath"].as_str().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(
             columns,
@@ -122,12 +147,19 @@ spec:
                 ("UPDATED", "integer", ".status.updatedReplicas"),
                 ("READY", "integer", ".status.readyReplicas"),
                 ("Maintaining", "integer", ".status.maintainingReplicas"),
-                ("WaitToBeDeleted", "integer", ".status.waitToBeDeletedReplicas"),
+                (
+                    "WaitToBeDeleted",
+                    "integer",
+                    ".status.waitToBeDeletedReplicas"
+                ),
                 ("PreDelete", "integer", ".status.preDeleteReplicas"),
                 ("AGE", "date", ".metadata.creationTimestamp"),
             ]
         );
-        assert_eq!(version["additionalPrinterColumns"][0]["description"], "The desired number of GameServers.");
+        assert_eq!(
+            version["additionalPrinterColumns"][0]["description"],
+            "The desired number of GameServers."
+        );
 
         assert_eq!(gs["metadata"]["name"], "gameservers.game.kruise.io");
         assert_eq!(gs["spec"]["names"]["shortNames"], json!(["gs"]));
@@ -156,21 +188,32 @@ spec:
         let schema = schema_of(&GameServerSet::crd());
         let spec = &schema["properties"]["spec"];
         assert_eq!(spec["required"], json!(["replicas"]));
-        assert_eq!(spec["properties"]["replicas"]["minimum"], 0);
+        assert_eq!(
+            spec["properties"]["replicas"]["minimum"].as_f64(),
+            Some(0.0)
+        );
         assert_eq!(spec["properties"]["replicas"]["type"], "integer");
 
         let template = &spec["properties"]["gameServerTemplate"];
         assert_eq!(template["type"], "object");
         assert_eq!(template["x-kubernetes-preserve-unknown-fields"], true);
         assert_eq!(template["properties"]["reclaimPolicy"]["type"], "string");
-        assert_eq!(template["properties"]["volumeClaimTemplates"]["type"], "array");
+        let claims = &template["properties"]["volumeClaimTemplates"];
+        assert_eq!(claims["type"], "array");
+        assert!(claims["items"].get("required").is_none());
 
         let status = &schema["properties"]["status"];
         let mut required: Vec<_> = status["required"].as_array().unwrap().iter().collect();
         required.sort_by_key(|v| v.as_str());
         assert_eq!(
             required,
-            ["availableReplicas", "currentReplicas", "readyReplicas", "replicas", "updatedReplicas"]
+            [
+                "availableReplicas",
+                "currentReplicas",
+                "readyReplicas",
+                "replicas",
+                "updatedReplicas"
+            ]
         );
         assert!(status["properties"]["replicas"].get("default").is_none());
     }

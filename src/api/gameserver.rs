@@ -19,36 +19,11 @@ use serde::{Deserialize, Serialize};
     derive = "Default",
     derive = "PartialEq",
     doc = "GameServer is the Schema for the gameservers API",
-    printcolumn(
-        name = "STATE",
-        type_ = "string",
-        json_path = ".status.currentState",
-        description = "The current state of GameServer"
-    ),
-    printcolumn(
-        name = "OPSSTATE",
-        type_ = "string",
-        json_path = ".spec.opsState",
-        description = "The operations state of GameServer"
-    ),
-    printcolumn(
-        name = "DP",
-        type_ = "string",
-        json_path = ".status.deletionPriority",
-        description = "The current deletionPriority of GameServer"
-    ),
-    printcolumn(
-        name = "UP",
-        type_ = "string",
-        json_path = ".status.updatePriority",
-        description = "The current updatePriority of GameServer"
-    ),
-    printcolumn(
-        name = "AGE",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp",
-        description = "The age of GameServer"
-    )
+    printcolumn = r#"{"name": "STATE", "type": "string", "jsonPath": ".status.currentState", "description": "The current state of GameServer"}"#,
+    printcolumn = r#"{"name": "OPSSTATE", "type": "string", "jsonPath": ".spec.opsState", "description": "The operations state of GameServer"}"#,
+    printcolumn = r#"{"name": "DP", "type": "string", "jsonPath": ".status.deletionPriority", "description": "The current deletionPriority of GameServer"}"#,
+    printcolumn = r#"{"name": "UP", "type": "string", "jsonPath": ".status.updatePriority", "description": "The current updatePriority of GameServer"}"#,
+    printcolumn = r#"{"name": "AGE", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "The age of GameServer"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GameServerSpec {

@@ -28,54 +28,14 @@ use super::GameServerSpec;
         status_replicas_path = ".status.replicas",
         label_selector_path = ".status.labelSelector"
     ),
-    printcolumn(
-        name = "DESIRED",
-        type_ = "integer",
-        json_path = ".spec.replicas",
-        description = "The desired number of GameServers."
-    ),
-    printcolumn(
-        name = "CURRENT",
-        type_ = "integer",
-        json_path = ".status.currentReplicas",
-        description = "The total number of current GameServers."
-    ),
-    printcolumn(
-        name = "UPDATED",
-        type_ = "integer",
-        json_path = ".status.updatedReplicas",
-        description = "The number of GameServers updated."
-    ),
-    printcolumn(
-        name = "READY",
-        type_ = "integer",
-        json_path = ".status.readyReplicas",
-        description = "The number of GameServers ready."
-    ),
-    printcolumn(
-        name = "Maintaining",
-        type_ = "integer",
-        json_path = ".status.maintainingReplicas",
-        description = "The number of GameServers Maintaining."
-    ),
-    printcolumn(
-        name = "WaitToBeDeleted",
-        type_ = "integer",
-        json_path = ".status.waitToBeDeletedReplicas",
-        description = "The number of GameServers WaitToBeDeleted."
-    ),
-    printcolumn(
-        name = "PreDelete",
-        type_ = "integer",
-        json_path = ".status.preDeleteReplicas",
-        description = "The number of GameServers PreDelete."
-    ),
-    printcolumn(
-        name = "AGE",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp",
-        description = "The age of GameServerSet."
-    )
+    printcolumn = r#"{"name": "DESIRED", "type": "integer", "jsonPath": ".spec.replicas", "description": "The desired number of GameServers."}"#,
+    printcolumn = r#"{"name": "CURRENT", "type": "integer", "jsonPath": ".status.currentReplicas", "description": "The total number of current GameServers."}"#,
+    printcolumn = r#"{"name": "UPDATED", "type": "integer", "jsonPath": ".status.updatedReplicas", "description": "The number of GameServers updated."}"#,
+    printcolumn = r#"{"name": "READY", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "The number of GameServers ready."}"#,
+    printcolumn = r#"{"name": "Maintaining", "type": "integer", "jsonPath": ".status.maintainingReplicas", "description": "The number of GameServers Maintaining."}"#,
+    printcolumn = r#"{"name": "WaitToBeDeleted", "type": "integer", "jsonPath": ".status.waitToBeDeletedReplicas", "description": "The number of GameServers WaitToBeDeleted."}"#,
+    printcolumn = r#"{"name": "PreDelete", "type": "integer", "jsonPath": ".status.preDeleteReplicas", "description": "The number of GameServers PreDelete."}"#,
+    printcolumn = r#"{"name": "AGE", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "The age of GameServerSet."}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GameServerSetSpec {
@@ -131,13 +91,19 @@ pub struct GameServerTemplate {
     pub reclaim_policy: Option<String>,
 }
 
+/// OKG's schema of `gameServerTemplate`; its PVC templates, unlike k8s-openapi's
+/// `PersistentVolumeClaim`, do not require `metadata`.
 fn game_server_template_schema(generator: &mut SchemaGenerator) -> Schema {
+    let mut claims = generator.subschema_for::<Vec<PersistentVolumeClaim>>();
+    if let Some(item) = claims.get_mut("items").and_then(|i| i.as_object_mut()) {
+        item.remove("required");
+    }
     json_schema!({
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
         "properties": {
             "reclaimPolicy": generator.subschema_for::<String>(),
-            "volumeClaimTemplates": generator.subschema_for::<Vec<PersistentVolumeClaim>>(),
+            "volumeClaimTemplates": claims,
         },
     })
 }

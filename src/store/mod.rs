@@ -141,6 +141,8 @@ pub struct WatchEvent {
     /// The object after the change (before it, for a delete, with the
     /// delete's resourceVersion).
     pub object: Arc<StoredObject>,
+    /// The object before the change (`None` for a create).
+    pub previous: Option<Arc<StoredObject>>,
 }
 
 /// A change to apply to one object.
@@ -305,6 +307,37 @@ impl Store {
             .send(writer::Message::Write(writer::Request { key, op, reply }))
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Every object of `resource` (or of every resource when `None`) in
+    /// `namespace` (or all), and a watch that starts exactly after them.
+    pub fn list_and_watch(
+        &self,
+        resource: Option<&str>,
+        namespace: Option<&str>,
+    ) -> (
+        Vec<(&'static str, Arc<StoredObject>)>,
+        broadcast::Receiver<Arc<WatchEvent>>,
+        u64,
+    ) {
+        let state = self.read();
+        let live = state.events.subscribe();
+        let mut items = Vec::new();
+        for (res, objects) in &state.objects {
+            if resource.is_some_and(|r| r != *res) {
+                continue;
+            }
+            match namespace {
+                Some(ns) => items.extend(
+                    objects
+                        .range((ns.to_owned(), String::new())..)
+                        .take_while(|((n, _), _)| n == ns)
+                        .map(|(_, o)| (*res, o.clone())),
+                ),
+                None => items.extend(objects.values().map(|o| (*res, o.clone()))),
+            }
+        }
+        (items, live, state.rv)
     }
 
     /// Finishes queued writes and closes the durable log, so that the data

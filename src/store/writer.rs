@@ -90,6 +90,7 @@ fn commit_batch(state: &RwLock<State>, log: Option<&Log>, batch: Vec<Request>) {
             Some(o) => o.clone(),
             None => read().get(&key).cloned(),
         };
+        let previous = current.clone();
         let outcome = match (op, current) {
             (Op::Create(_), Some(_)) => Err(StoreError::AlreadyExists),
             (Op::Create(value), None) => Ok((EventType::Added, value)),
@@ -112,7 +113,12 @@ fn commit_batch(state: &RwLock<State>, log: Option<&Log>, batch: Vec<Request>) {
                 let object = Arc::new(StoredObject::new(rv, value));
                 let visible = (kind != EventType::Deleted).then(|| object.clone());
                 overlay.insert(key.clone(), visible);
-                events.push(WatchEvent { kind, key, object });
+                events.push(WatchEvent {
+                    kind,
+                    key,
+                    object,
+                    previous,
+                });
                 answers.push((reply, Ok(events.len() - 1)));
             }
             Err(e) => answers.push((reply, Err(e))),

@@ -1,0 +1,195 @@
+//! The embedded Kubernetes-compatible API server: the HTTP surface that
+//! kubectl and kube-rs use unchanged, over one [`Store`] per named cluster.
+//!
+//! The first cluster is served at the root; every cluster is also served
+//! under `/clusters/NAME`, so one listener serves several independent
+//! clusters (one kubeconfig context each).
+
+pub mod discovery;
+pub mod gc;
+pub mod objects;
+pub mod openapi;
+pub mod request;
+pub mod resources;
+pub mod selector;
+pub mod status;
+pub mod table;
+pub mod validation;
+pub mod watch;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::store::{Store, StoreError};
+use request::Params;
+use status::ApiError;
+
+/// One embedded cluster: a name and its store.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The cluster's name (its kubeconfig context).
+    pub name: String,
+    /// Its objects.
+    pub store: Store,
+}
+
+impl Cluster {
+    /// Opens a cluster's store: durable under `data_dir/NAME`, or in memory.
+    pub fn open(name: &str, data_dir: Option<&Path>) -> Result<Self, StoreError> {
+        let dir = data_dir.map(|d| d.join(name));
+        Ok(Self {
+            name: name.to_owned(),
+            store: Store::open(dir.as_deref(), &resources::plurals())?,
+        })
+    }
+}
+
+/// Answers every resource path (`/api/v1/...`, `/apis/G/V/...`).
+async fn resource(State(cluster): State<Cluster>, request: Request) -> Response {
+    match handle(&cluster, request).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn read_body(body: Body, headers: &HeaderMap) -> Result<bytes::Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > request::MAX_BODY) {
+        return Err(ApiError::too_large(request::MAX_BODY));
+    }
+    axum::body::to_bytes(body, request::MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large(request::MAX_BODY))
+}
+
+async fn handle(cluster: &Cluster, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let target = match request::parse_path(path) {
+        Some(t) => t,
+        None => return discovery_path(path, &parts.headers),
+    };
+    let params = Params::parse(parts.uri.query())?;
+    let format = request::format(&parts.headers);
+    let body = read_body(body, &parts.headers).await?;
+    let decoded = || request::decode(&body, &parts.headers);
+    match (&parts.method, target.name.is_some()) {
+        (&Method::GET, false) if params.watch => watch::watch(cluster, &target, &params, format),
+        (&Method::GET, false) => objects::list(cluster, &target, &params, format),
+        (&Method::GET, true) => objects::get(cluster, &target, format),
+        (&Method::POST, _) => objects::create(cluster, &target, &params, decoded()?, format).await,
+        (&Method::PUT, true) => {
+            objects::update(cluster, &target, &params, decoded()?, format).await
+        }
+        (&Method::PATCH, true) => {
+            let patch_type = request::patch_type(&parts.headers)?;
+            objects::patch(cluster, &target, &params, patch_type, decoded()?, format).await
+        }
+        (&Method::DELETE, named) => {
+            let options = if body.is_empty() {
+                None
+            } else {
+                Some(decoded()?)
+            };
+            if named {
+                objects::delete(cluster, &target, &params, options).await
+            } else {
+                objects::delete_collection(cluster, &target, &params, options).await
+            }
+        }
+        (method, _) => Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported on {path}"
+        ))),
+    }
+}
+
+/// Discovery paths that are not resource paths.
+fn discovery_path(path: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let found = match segs.as_slice() {
+        ["api"] => Some(discovery::api(headers)),
+        ["apis"] => Some(discovery::apis(headers)),
+        ["api", version] => discovery::resource_list("", version),
+        ["apis", group] => discovery::group(group),
+        ["apis", group, version] => discovery::resource_list(group, version),
+        ["openapi", "v3"] => Some(objects::json_response(
+            StatusCode::OK,
+            openapi::index().to_string(),
+        )),
+        ["openapi", "v3", rest @ ..] => {
+            openapi::get(&rest.join("/")).map(|d| objects::json_response(StatusCode::OK, d))
+        }
+        _ => None,
+    };
+    found.ok_or_else(|| ApiError::no_route(path))
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+fn cluster_routes(cluster: Cluster) -> Router {
+    Router::new()
+        .route(
+            "/version",
+            get(|| async { axum::Json(discovery::version()) }),
+        )
+        .route("/healthz", get(ok))
+        .route("/livez", get(ok))
+        .route("/readyz", get(ok))
+        .fallback(resource)
+        .with_state(cluster)
+}
+
+/// Compares in time independent of where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        next.run(request).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+/// The API server's router over `clusters` (the first is also served at
+/// the root). With `token`, every request must carry it as a bearer token.
+pub fn router(clusters: &[Cluster], token: Option<&str>) -> Router {
+    let mut router = match clusters.first() {
+        Some(first) => cluster_routes(first.clone()),
+        None => Router::new(),
+    };
+    for cluster in clusters {
+        router = router.nest(
+            &format!("/clusters/{}", cluster.name),
+            cluster_routes(cluster.clone()),
+        );
+    }
+    let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
+    match token {
+        Some(token) => router.layer(middleware::from_fn_with_state(
+            Arc::<str>::from(token),
+            require_token,
+        )),
+        None => router,
+    }
+}

@@ -1,0 +1,277 @@
+//! `meta.k8s.io/v1` Table responses, what `kubectl get` prints: the NAME
+//! column, the resource's printer columns, server-formatted ages.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::resources::{Printer, ResourceDef};
+
+/// Formats a duration as Kubernetes does (`duration.HumanDuration`):
+/// `27s`, `2m18s`, `15m`, `3h5m`, `2d4h`, `3y`.
+pub fn human_duration(seconds: i64) -> String {
+    if seconds < -1 {
+        return "<invalid>".into();
+    }
+    if seconds < 0 {
+        return "0s".into();
+    }
+    if seconds < 120 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        let s = seconds % 60;
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
+    }
+    if minutes < 180 {
+        return format!("{minutes}m");
+    }
+    let hours = seconds / 3600;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        let h = hours % 24;
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        let dy = (hours / 24) % 365;
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+/// The age of an RFC 3339 timestamp, or `<unknown>`.
+fn age(value: Option<&Value>, now: Timestamp) -> Value {
+    match value
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<Timestamp>().ok())
+    {
+        Some(t) => Value::String(human_duration(now.duration_since(t).as_secs())),
+        None => Value::String("<unknown>".into()),
+    }
+}
+
+fn lookup<'a>(object: &'a Value, json_path: &str) -> Option<&'a Value> {
+    object.pointer(&json_path.replace('.', "/"))
+}
+
+/// Column definitions, NAME first.
+pub fn columns(def: &ResourceDef) -> Vec<Value> {
+    let name = json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0});
+    match &def.printer {
+        Printer::Columns(cols) => std::iter::once(name)
+            .chain(cols.iter().map(|c| {
+                json!({
+                    "name": c["name"],
+                    "type": c["type"],
+                    "format": c.get("format").cloned().unwrap_or(json!("")),
+                    "description": c.get("description").cloned().unwrap_or(json!("")),
+                    "priority": c.get("priority").cloned().unwrap_or(json!(0)),
+                })
+            }))
+            .collect(),
+        Printer::Events => [
+            ("Last Seen", 0),
+            ("Type", 0),
+            ("Reason", 0),
+            ("Object", 0),
+            ("Subobject", 1),
+            ("Source", 1),
+            ("Message", 0),
+            ("First Seen", 1),
+            ("Count", 1),
+            ("Name", 1),
+        ]
+        .iter()
+        .map(|(n, p)| json!({"name": n, "type": "string", "format": "", "description": "", "priority": p}))
+        .collect(),
+    }
+}
+
+fn event_cells(e: &Value, now: Timestamp) -> Vec<Value> {
+    let str_at = |p: &str| {
+        e.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let first = e
+        .get("firstTimestamp")
+        .filter(|v| v.is_string())
+        .or_else(|| e.get("eventTime").filter(|v| v.is_string()))
+        .or_else(|| e.pointer("/metadata/creationTimestamp"));
+    let last = e
+        .get("lastTimestamp")
+        .filter(|v| v.is_string())
+        .or_else(|| e.get("eventTime").filter(|v| v.is_string()))
+        .or(first);
+    let count = e.get("count").and_then(Value::as_i64).unwrap_or(1);
+    let last_seen = match (age(last, now), count) {
+        (Value::String(l), c) if c > 1 => match age(first, now) {
+            Value::String(f) => format!("{l} (x{c} over {f})"),
+            _ => l,
+        },
+        (Value::String(l), _) => l,
+        _ => String::new(),
+    };
+    let source = {
+        let c = str_at("/source/component");
+        let c = if c.is_empty() {
+            str_at("/reportingComponent")
+        } else {
+            c
+        };
+        let h = str_at("/source/host");
+        if h.is_empty() { c } else { format!("{c}, {h}") }
+    };
+    vec![
+        json!(last_seen),
+        json!(str_at("/type")),
+        json!(str_at("/reason")),
+        json!(format!(
+            "{}/{}",
+            str_at("/involvedObject/kind").to_lowercase(),
+            str_at("/involvedObject/name")
+        )),
+        json!(str_at("/involvedObject/fieldPath")),
+        json!(source),
+        json!(str_at("/message")),
+        age(first, now),
+        json!(count),
+        json!(str_at("/metadata/name")),
+    ]
+}
+
+/// One row's cells.
+pub fn cells(def: &ResourceDef, object: &Value, now: Timestamp) -> Vec<Value> {
+    match &def.printer {
+        Printer::Columns(cols) => {
+            let mut cells = vec![
+                object
+                    .pointer("/metadata/name")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            ];
+            for c in cols {
+                let path = c["jsonPath"].as_str().unwrap_or("");
+                let v = lookup(object, path);
+                cells.push(match (c["type"].as_str(), v) {
+                    (_, None | Some(Value::Null)) => Value::Null,
+                    (Some("date"), v) => age(v, now),
+                    (Some("string"), Some(Value::String(s))) => Value::String(s.clone()),
+                    (Some("string"), Some(other)) => Value::String(other.to_string()),
+                    (_, Some(v)) => v.clone(),
+                });
+            }
+            cells
+        }
+        Printer::Events => event_cells(object, now),
+    }
+}
+
+/// The row object: `PartialObjectMetadata` of the object.
+pub fn partial_metadata(object: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": object.get("metadata").cloned().unwrap_or(json!({})),
+    })
+}
+
+/// A Table of `objects`.
+pub fn table<'a>(
+    def: &ResourceDef,
+    objects: impl Iterator<Item = &'a Value>,
+    list_meta: Value,
+) -> Value {
+    let now = Timestamp::now();
+    let rows: Vec<Value> = objects
+        .map(|o| json!({"cells": cells(def, o, now), "object": partial_metadata(o)}))
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": columns(def),
+        "rows": rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::resources::find;
+
+    #[test]
+    fn ages_format_like_kubectl() {
+        let cases = [
+            (-5, "<invalid>"),
+            (-1, "0s"),
+            (0, "0s"),
+            (27, "27s"),
+            (119, "119s"),
+            (138, "2m18s"),
+            (180, "3m"),
+            (900, "15m"),
+            (3 * 3600 + 300, "3h5m"),
+            (10 * 3600, "10h"),
+            (2 * 86400 + 4 * 3600, "2d4h"),
+            (30 * 86400, "30d"),
+            (3 * 365 * 86400, "3y"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(human_duration(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn gameserver_rows_follow_okg_columns() {
+        let gs = find("game.kruise.io", "v1alpha1", "gameservers").unwrap();
+        let created = Timestamp::now() - jiff::SignedDuration::from_secs(27);
+        let object = json!({"metadata": {"name": "minecraft-0", "creationTimestamp": created.to_string()},
+            "spec": {"opsState": "Allocated"},
+            "status": {"currentState": "Ready", "deletionPriority": 0, "updatePriority": 0}});
+        let t = table(
+            gs,
+            std::iter::once(&object),
+            json!({"resourceVersion": "5"}),
+        );
+        let headers: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(headers, ["Name", "STATE", "OPSSTATE", "DP", "UP", "AGE"]);
+        let cells = &t["rows"][0]["cells"];
+        assert_eq!(
+            cells,
+            &json!(["minecraft-0", "Ready", "Allocated", "0", "0", "27s"])
+        );
+        assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    }
+}

@@ -1,0 +1,389 @@
+//! Checks an object against its resource's structural schema the way the
+//! Kubernetes API server does for custom resources: unknown fields are found
+//! (and pruned), values are type-checked, `minimum`/`maximum`/`enum`/
+//! `required` are enforced, and object names are DNS-1123 subdomains.
+
+use serde_json::{Map, Value};
+
+use super::status::FieldError;
+
+/// What a schema walk found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Paths of fields the schema does not declare (already pruned).
+    pub unknown: Vec<String>,
+    /// Invalid values.
+    pub invalid: Vec<FieldError>,
+}
+
+/// The fields of `metadata` (ObjectMeta).
+const OBJECT_META: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Walks `value` against `schema` (an `openAPIV3Schema`), pruning unknown
+/// fields and recording problems. `metadata` is checked as ObjectMeta.
+pub fn check(schema: &Value, value: &mut Value) -> Findings {
+    let mut findings = Findings::default();
+    if let Some(meta) = value.get_mut("metadata") {
+        check_metadata(meta, &mut findings);
+    }
+    walk(schema, value, "", &mut findings);
+    findings
+}
+
+fn check_metadata(meta: &mut Value, findings: &mut Findings) {
+    let Some(map) = meta.as_object_mut() else {
+        findings.invalid.push(FieldError::invalid(
+            "metadata",
+            meta,
+            "must be of type object",
+        ));
+        return;
+    };
+    let unknown: Vec<String> = map
+        .keys()
+        .filter(|k| !OBJECT_META.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for key in unknown {
+        map.remove(&key);
+        findings.unknown.push(format!("metadata.{key}"));
+    }
+    for field in ["labels", "annotations"] {
+        match map.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(entries)) => {
+                for (k, v) in entries {
+                    if !v.is_string() {
+                        findings.invalid.push(FieldError::invalid(
+                            &format!("metadata.{field}.{k}"),
+                            v,
+                            "must be of type string",
+                        ));
+                    }
+                }
+            }
+            Some(other) => findings.invalid.push(FieldError::invalid(
+                &format!("metadata.{field}"),
+                other,
+                "must be of type object",
+            )),
+        }
+    }
+    for field in ["name", "generateName", "namespace"] {
+        if let Some(v) = map.get(field)
+            && !v.is_string()
+            && !v.is_null()
+        {
+            findings.invalid.push(FieldError::invalid(
+                &format!("metadata.{field}"),
+                v,
+                "must be of type string",
+            ));
+        }
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn type_error(path: &str, value: &Value, want: &str, findings: &mut Findings) {
+    findings.invalid.push(FieldError::invalid(
+        path,
+        value,
+        &format!(
+            "{path} in body must be of type {want}: \"{}\"",
+            type_name(value)
+        ),
+    ));
+}
+
+fn walk(schema: &Value, value: &mut Value, path: &str, findings: &mut Findings) {
+    let flag = |name: &str| schema.get(name).and_then(Value::as_bool).unwrap_or(false);
+    if flag("x-kubernetes-int-or-string") {
+        if !(value.is_string() || value.is_i64() || value.is_u64()) {
+            type_error(path, value, "integer or string", findings);
+        }
+        return;
+    }
+    let preserve = flag("x-kubernetes-preserve-unknown-fields");
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => match value.as_object_mut() {
+            Some(map) => walk_object(schema, map, path, preserve, findings),
+            None => type_error(path, value, "object", findings),
+        },
+        Some("array") => match value.as_array_mut() {
+            Some(items) => {
+                if let Some(item_schema) = schema.get("items") {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        walk(item_schema, item, &format!("{path}[{i}]"), findings);
+                    }
+                }
+            }
+            None => type_error(path, value, "array", findings),
+        },
+        Some("string") => {
+            if !value.is_string() {
+                type_error(path, value, "string", findings);
+            }
+        }
+        Some("boolean") => {
+            if !value.is_boolean() {
+                type_error(path, value, "boolean", findings);
+            }
+        }
+        Some("integer") => {
+            if value.is_i64() || value.is_u64() {
+                check_bounds(schema, value, path, findings);
+            } else {
+                type_error(path, value, "integer", findings);
+            }
+        }
+        Some("number") => {
+            if value.is_number() {
+                check_bounds(schema, value, path, findings);
+            } else {
+                type_error(path, value, "number", findings);
+            }
+        }
+        _ => {}
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
+        findings.invalid.push(FieldError {
+            field: path.to_owned(),
+            reason: "FieldValueNotSupported",
+            message: format!(
+                "{path}: Unsupported value: {value}: supported values: {}",
+                list.join(", ")
+            ),
+        });
+    }
+}
+
+fn check_bounds(schema: &Value, value: &Value, path: &str, findings: &mut Findings) {
+    let Some(v) = value.as_f64() else { return };
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && v < min
+    {
+        findings.invalid.push(FieldError::invalid(
+            path,
+            value,
+            &format!(
+                "{path} in body should be greater than or equal to {}",
+                schema["minimum"]
+            ),
+        ));
+    }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+        && v > max
+    {
+        findings.invalid.push(FieldError::invalid(
+            path,
+            value,
+            &format!(
+                "{path} in body should be less than or equal to {}",
+                schema["maximum"]
+            ),
+        ));
+    }
+}
+
+fn walk_object(
+    schema: &Value,
+    map: &mut Map<String, Value>,
+    path: &str,
+    preserve: bool,
+    findings: &mut Findings,
+) {
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+    // Nulls in non-nullable fields are dropped, as the API server does.
+    map.retain(|key, v| {
+        !v.is_null()
+            || properties
+                .and_then(|p| p.get(key))
+                .and_then(|s| s.get("nullable"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+    });
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for key in keys {
+        if path.is_empty() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        let child = join(path, &key);
+        let sub = properties.and_then(|p| p.get(&key)).or(additional);
+        match sub {
+            Some(sub) => {
+                if let Some(v) = map.get_mut(&key) {
+                    walk(sub, v, &child, findings);
+                }
+            }
+            None if preserve => {}
+            None => {
+                map.remove(&key);
+                findings.unknown.push(child);
+            }
+        }
+    }
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        for field in required.iter().filter_map(Value::as_str) {
+            if !map.contains_key(field) {
+                findings
+                    .invalid
+                    .push(FieldError::required(&join(path, field), ""));
+            }
+        }
+    }
+}
+
+/// Why `name` is not a DNS-1123 subdomain, if it is not one.
+pub fn dns_subdomain_error(name: &str) -> Option<String> {
+    const MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+    if name.len() > 253 {
+        return Some("must be no more than 253 characters".into());
+    }
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    };
+    if name.split('.').all(label_ok) {
+        None
+    } else {
+        Some(MSG.into())
+    }
+}
+
+/// Why `name` is not a DNS-1123 label (namespaces), if it is not one.
+pub fn dns_label_error(name: &str) -> Option<String> {
+    if name.len() > 63 || name.contains('.') || dns_subdomain_error(name).is_some() {
+        Some("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into())
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {
+            "spec": {"type": "object", "required": ["replicas"], "properties": {
+                "replicas": {"type": "integer", "minimum": 0},
+                "paused": {"type": "boolean"},
+                "prio": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+                "mode": {"type": "string", "enum": ["A", "B"]},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "template": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {"reclaimPolicy": {"type": "string"}}}
+            }}
+        }})
+    }
+
+    #[test]
+    fn valid_object_passes_and_keeps_preserved_fields() {
+        let mut v = json!({"apiVersion": "x/v1", "kind": "X", "metadata": {"name": "a", "labels": {"k": "v"}},
+            "spec": {"replicas": 3, "prio": "10", "mode": "A", "tags": ["a"], "labels": {"a": "b"},
+                "template": {"spec": {"containers": [{"name": "c"}]}, "reclaimPolicy": "Cascade"}}});
+        let f = check(&schema(), &mut v);
+        assert!(f.unknown.is_empty() && f.invalid.is_empty(), "{f:?}");
+        assert_eq!(v["spec"]["template"]["spec"]["containers"][0]["name"], "c");
+    }
+
+    #[test]
+    fn unknown_fields_are_named_and_pruned() {
+        let mut v = json!({"metadata": {"name": "a", "bogus": 1}, "spec": {"replicas": 1, "foo": 1, "bar": {"x": 1}}, "top": 1});
+        let f = check(&schema(), &mut v);
+        assert_eq!(f.unknown, ["metadata.bogus", "spec.bar", "spec.foo", "top"]);
+        assert!(v["spec"].get("foo").is_none() && v.get("top").is_none());
+    }
+
+    #[test]
+    fn wrong_types_bounds_enums_and_required() {
+        let mut v = json!({"metadata": {"labels": {"k": 1}}, "spec": {"replicas": -1, "paused": "yes", "prio": 1.5, "mode": "C", "tags": [1]}});
+        let f = check(&schema(), &mut v);
+        let fields: Vec<&str> = f.invalid.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.labels.k",
+                "spec.mode",
+                "spec.paused",
+                "spec.prio",
+                "spec.replicas",
+                "spec.tags[0]"
+            ]
+        );
+        assert!(
+            f.invalid[4]
+                .message
+                .contains("should be greater than or equal to 0"),
+            "{}",
+            f.invalid[4].message
+        );
+        let mut v = json!({"spec": {"replicas": "three"}});
+        let f = check(&schema(), &mut v);
+        assert_eq!(
+            f.invalid[0].message,
+            "spec.replicas: Invalid value: \"three\": spec.replicas in body must be of type integer: \"string\""
+        );
+        let mut v = json!({"spec": {}});
+        assert_eq!(
+            check(&schema(), &mut v).invalid[0].message,
+            "spec.replicas: Required value"
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert!(dns_subdomain_error("minecraft-0").is_none());
+        assert!(dns_subdomain_error("a.b-c").is_none());
+        for bad in ["Minecraft", "-a", "a-", "a_b", "", "a..b"] {
+            assert!(dns_subdomain_error(bad).is_some(), "{bad}");
+        }
+        assert!(dns_label_error("default").is_none());
+        assert!(dns_label_error("a.b").is_some());
+    }
+}
