@@ -6,4 +6,6 @@
 
 pub mod api;
 pub mod apiserver;
+pub mod kubeconfig;
+pub mod serve;
 pub mod store;

@@ -13,7 +13,8 @@ pub struct FieldError {
     pub field: String,
     /// `FieldValueInvalid`, `FieldValueRequired`, ...
     pub reason: &'static str,
-    /// The whole sentence, e.g. `spec.replicas: Invalid value: -1: ...`.
+    /// What is wrong, without the field (`Invalid value: -1: ...`), as
+    /// `details.causes[].message` carries it.
     pub message: String,
 }
 
@@ -23,22 +24,27 @@ impl FieldError {
         Self {
             field: field.to_owned(),
             reason: "FieldValueInvalid",
-            message: format!("{field}: Invalid value: {}: {detail}", short(value)),
+            message: format!("Invalid value: {}: {detail}", short(value)),
         }
     }
 
     /// A missing required value.
     pub fn required(field: &str, detail: &str) -> Self {
         let message = if detail.is_empty() {
-            format!("{field}: Required value")
+            "Required value".to_owned()
         } else {
-            format!("{field}: Required value: {detail}")
+            format!("Required value: {detail}")
         };
         Self {
             field: field.to_owned(),
             reason: "FieldValueRequired",
             message,
         }
+    }
+
+    /// `field: message`, as the Status message lists it.
+    pub fn full(&self) -> String {
+        format!("{}: {}", self.field, self.message)
     }
 }
 
@@ -132,13 +138,13 @@ impl ApiError {
     /// 422 naming every invalid field.
     pub fn invalid(kind_group: &str, name: &str, errors: Vec<FieldError>) -> Self {
         let list = if errors.len() == 1 {
-            errors[0].message.clone()
+            errors[0].full()
         } else {
             format!(
                 "[{}]",
                 errors
                     .iter()
-                    .map(|e| e.message.as_str())
+                    .map(FieldError::full)
                     .collect::<Vec<_>>()
                     .join(", ")
             )

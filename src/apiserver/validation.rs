@@ -188,10 +188,19 @@ fn walk(schema: &Value, value: &mut Value, path: &str, findings: &mut Findings) 
             field: path.to_owned(),
             reason: "FieldValueNotSupported",
             message: format!(
-                "{path}: Unsupported value: {value}: supported values: {}",
+                "Unsupported value: {value}: supported values: {}",
                 list.join(", ")
             ),
         });
+    }
+}
+
+/// A bound as Kubernetes prints it (`0`, not `0.0`).
+fn bound(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        v.to_string()
     }
 }
 
@@ -205,7 +214,7 @@ fn check_bounds(schema: &Value, value: &Value, path: &str, findings: &mut Findin
             value,
             &format!(
                 "{path} in body should be greater than or equal to {}",
-                schema["minimum"]
+                bound(min)
             ),
         ));
     }
@@ -217,7 +226,7 @@ fn check_bounds(schema: &Value, value: &Value, path: &str, findings: &mut Findin
             value,
             &format!(
                 "{path} in body should be less than or equal to {}",
-                schema["maximum"]
+                bound(max)
             ),
         ));
     }
@@ -366,12 +375,12 @@ mod tests {
         let mut v = json!({"spec": {"replicas": "three"}});
         let f = check(&schema(), &mut v);
         assert_eq!(
-            f.invalid[0].message,
+            f.invalid[0].full(),
             "spec.replicas: Invalid value: \"three\": spec.replicas in body must be of type integer: \"string\""
         );
         let mut v = json!({"spec": {}});
         assert_eq!(
-            check(&schema(), &mut v).invalid[0].message,
+            check(&schema(), &mut v).invalid[0].full(),
             "spec.replicas: Required value"
         );
     }

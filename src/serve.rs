@@ -1,0 +1,240 @@
+//! `gameops serve`: the embedded API server (one store per named cluster)
+//! and the service port, with the kubeconfig that reaches them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::apiserver::{self, Cluster};
+use crate::kubeconfig;
+use crate::store::StoreError;
+
+/// The cluster name used when no `--cluster` is given.
+pub const DEFAULT_CLUSTER: &str = "gameops";
+
+/// What `gameops serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where the API server listens.
+    pub api_listen: SocketAddr,
+    /// Where the service port listens.
+    pub listen: SocketAddr,
+    /// Where durable stores live (one folder per cluster).
+    pub data_dir: PathBuf,
+    /// Keep everything in memory.
+    pub in_memory: bool,
+    /// Where to write the kubeconfig, if anywhere.
+    pub kubeconfig_out: Option<PathBuf>,
+    /// The clusters to serve (the first is the default context).
+    pub clusters: Vec<String>,
+    /// A file holding the bearer token every API request must carry.
+    pub api_token_file: Option<PathBuf>,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A non-loopback address without a token.
+    #[error(
+        "--api-listen {0} is not a loopback address, so the API would be open to the network: pass --api-token-file FILE (a file holding a bearer token) or listen on 127.0.0.1"
+    )]
+    Unprotected(SocketAddr),
+    /// The token file is unreadable or empty.
+    #[error("cannot use --api-token-file {path}: {reason}")]
+    Token {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A cluster name that cannot be a URL segment and context name.
+    #[error(
+        "--cluster {0:?} is not a valid name: use lower-case letters, digits and '-' (e.g. eu-west)"
+    )]
+    ClusterName(String),
+    /// The same cluster named twice.
+    #[error("--cluster {0} is given twice: each cluster needs its own name")]
+    DuplicateCluster(String),
+    /// A store did not open.
+    #[error("cannot open the store of cluster {cluster}: {source}")]
+    Store {
+        /// The cluster.
+        cluster: String,
+        /// Why.
+        source: StoreError,
+    },
+    /// Binding a port failed.
+    #[error(
+        "cannot listen on {addr}: {source} (is another gameops already running? pick another port)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Writing the kubeconfig failed.
+    #[error("cannot write the kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn read_token(path: &Path) -> Result<String, ServeError> {
+    let err = |reason: String| ServeError::Token {
+        path: path.display().to_string(),
+        reason,
+    };
+    let token = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let token = token.trim().to_owned();
+    if token.is_empty() {
+        return Err(err("the file is empty; put a random token in it".into()));
+    }
+    Ok(token)
+}
+
+fn check_names(names: &[String]) -> Result<Vec<String>, ServeError> {
+    let names = if names.is_empty() {
+        vec![DEFAULT_CLUSTER.to_owned()]
+    } else {
+        names.to_vec()
+    };
+    for (i, n) in names.iter().enumerate() {
+        if crate::apiserver::validation::dns_label_error(n).is_some() {
+            return Err(ServeError::ClusterName(n.clone()));
+        }
+        if names[..i].contains(n) {
+            return Err(ServeError::DuplicateCluster(n.clone()));
+        }
+    }
+    Ok(names)
+}
+
+/// A running server: its clusters and bound addresses.
+pub struct Running {
+    /// The served clusters.
+    pub clusters: Vec<Cluster>,
+    /// The API server's address.
+    pub api_addr: SocketAddr,
+    /// The service port's address.
+    pub service_addr: SocketAddr,
+    api: TcpListener,
+    service: TcpListener,
+    token: Option<String>,
+}
+
+/// Opens the stores, binds both ports and writes the kubeconfig.
+pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
+    let token = options
+        .api_token_file
+        .as_deref()
+        .map(read_token)
+        .transpose()?;
+    if !options.api_listen.ip().is_loopback() && token.is_none() {
+        return Err(ServeError::Unprotected(options.api_listen));
+    }
+    let names = check_names(&options.clusters)?;
+    let data_dir = (!options.in_memory).then_some(options.data_dir.as_path());
+    let mut clusters = Vec::new();
+    for name in &names {
+        let cluster = Cluster::open(name, data_dir).map_err(|source| ServeError::Store {
+            cluster: name.clone(),
+            source,
+        })?;
+        tracing::info!(
+            cluster = %name,
+            objects_at = cluster.store.current_rv(),
+            storage = %data_dir.map_or("memory".to_owned(), |d| d.join(name).display().to_string()),
+            "cluster ready"
+        );
+        clusters.push(cluster);
+    }
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let api = bind(options.api_listen).await?;
+    let service = bind(options.listen).await?;
+    let api_addr = api.local_addr()?;
+    let service_addr = service.local_addr()?;
+    if let Some(path) = &options.kubeconfig_out {
+        let text = kubeconfig::render(api_addr, &names, token.as_deref());
+        kubeconfig::write(path, &text).map_err(|source| ServeError::Kubeconfig {
+            path: path.display().to_string(),
+            source,
+        })?;
+        tracing::info!(path = %path.display(), "wrote kubeconfig");
+    }
+    Ok(Running {
+        clusters,
+        api_addr,
+        service_addr,
+        api,
+        service,
+        token,
+    })
+}
+
+/// The service port's router: health now; later issues mount more here.
+pub fn service_router() -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+impl Running {
+    /// Serves until SIGINT/SIGTERM, then closes the stores.
+    pub async fn serve(self) -> Result<(), ServeError> {
+        for cluster in &self.clusters {
+            tokio::spawn(apiserver::gc::run(cluster.clone()));
+        }
+        let api_router = apiserver::router(&self.clusters, self.token.as_deref());
+        tracing::info!(api = %self.api_addr, service = %self.service_addr, "gameops is serving");
+        let api = axum::serve(self.api, api_router);
+        let service = axum::serve(self.service, service_router());
+        tokio::select! {
+            r = api => r?,
+            r = service => r?,
+            _ = shutdown_signal() => tracing::info!("shutting down"),
+        }
+        // Open watches would hold a graceful shutdown forever: close the
+        // stores (finishing queued writes) and stop.
+        let clusters = self.clusters;
+        let closing =
+            tokio::task::spawn_blocking(move || clusters.iter().for_each(|c| c.store.close()));
+        let _ = tokio::time::timeout(Duration::from_secs(10), closing).await;
+        Ok(())
+    }
+}
