@@ -169,6 +169,22 @@ fn from_crd(crd: &Value, selectable: &[&'static str]) -> Option<ResourceDef> {
     })
 }
 
+/// The structural schema of a built-in type, generated as kube-derive
+/// generates CRD schemas (inlined, nullable options, int-or-string).
+fn builtin_schema<T: schemars::JsonSchema>() -> Option<Value> {
+    let generator = schemars::generate::SchemaSettings::openapi3()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .with_transform(schemars::transform::AddNullable::default())
+        .with_transform(kube::core::schema::StructuralSchemaRewriter)
+        .with_transform(kube::core::schema::OptionalEnum)
+        .with_transform(kube::core::schema::OptionalIntOrString)
+        .into_generator();
+    serde_json::to_value(generator.into_root_schema_for::<T>()).ok()
+}
+
 fn events() -> ResourceDef {
     ResourceDef {
         group: "",
@@ -182,7 +198,7 @@ fn events() -> ResourceDef {
         namespaced: true,
         status_subresource: false,
         scale: None,
-        schema: None,
+        schema: builtin_schema::<k8s_openapi::api::core::v1::Event>(),
         printer: Printer::Events,
         selectable_fields: vec![
             "metadata.name",
