@@ -144,7 +144,8 @@ impl Server {
 
     /// A kube-rs client from the written kubeconfig (current context).
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .expect("client config");
@@ -171,7 +172,9 @@ pub fn kubectl_with(kubeconfig: &Path, cache: &Path, args: &[&str], input: Optio
         .expect("kubectl is installed (/usr/bin/kubectl)");
     if let Some(mut stdin) = child.stdin.take() {
         if let Some(input) = input {
-            stdin.write_all(input.as_bytes()).expect("write kubectl stdin");
+            stdin
+                .write_all(input.as_bytes())
+                .expect("write kubectl stdin");
         }
     }
     child.wait_with_output().expect("kubectl output")
