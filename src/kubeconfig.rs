@@ -9,22 +9,47 @@ use serde_json::json;
 
 /// The server URL of cluster `name`; the first cluster is also at the root,
 /// but every context uses the `/clusters/NAME` form so that they stay
-/// distinct.
-pub fn server_url(addr: SocketAddr, name: &str) -> String {
-    format!("http://{addr}/clusters/{name}")
+/// distinct. A wildcard listen address is reached over loopback.
+pub fn server_url(addr: SocketAddr, name: &str, tls: bool) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}/clusters/{name}")
+}
+
+/// How clients authenticate and verify the server: a bearer token and the
+/// CA (PEM) of the server's certificate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    /// The bearer token.
+    pub token: Option<&'a str>,
+    /// The CA certificate, when the server speaks TLS.
+    pub ca_pem: Option<&'a str>,
 }
 
 /// Renders the kubeconfig (YAML) for `clusters`; the first is current.
-pub fn render(addr: SocketAddr, clusters: &[String], token: Option<&str>) -> String {
-    let user = match token {
+pub fn render(addr: SocketAddr, clusters: &[String], credentials: Credentials<'_>) -> String {
+    use base64::Engine;
+    let user = match credentials.token {
         Some(t) => json!({"token": t}),
         None => json!({}),
+    };
+    let tls = credentials.ca_pem.is_some();
+    let cluster = |c: &String| {
+        let mut entry = json!({"server": server_url(addr, c, tls)});
+        if let Some(ca) = credentials.ca_pem {
+            entry["certificate-authority-data"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(ca));
+        }
+        json!({"name": c, "cluster": entry})
     };
     let config = json!({
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": clusters.iter().map(|c| json!({"name": c, "cluster": {"server": server_url(addr, c)}})).collect::<Vec<_>>(),
+        "clusters": clusters.iter().map(cluster).collect::<Vec<_>>(),
         "users": [{"name": "gameops", "user": user}],
         "contexts": clusters.iter().map(|c| json!({"name": c, "context": {"cluster": c, "user": "gameops", "namespace": "default"}})).collect::<Vec<_>>(),
         "current-context": clusters.first(),

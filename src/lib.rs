@@ -9,3 +9,4 @@ pub mod apiserver;
 pub mod kubeconfig;
 pub mod serve;
 pub mod store;
+pub mod tls;

@@ -77,6 +77,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate could not be made or read.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// Writing the kubeconfig failed.
     #[error("cannot write the kubeconfig {path}: {source}")]
     Kubeconfig {
@@ -131,6 +134,7 @@ pub struct Running {
     api: TcpListener,
     service: TcpListener,
     token: Option<String>,
+    tls: Option<crate::tls::TlsMaterial>,
 }
 
 /// Opens the stores, binds both ports and writes the kubeconfig.
@@ -168,8 +172,20 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
     let service = bind(options.listen).await?;
     let api_addr = api.local_addr()?;
     let service_addr = service.local_addr()?;
+    // A token travels only over TLS (kubectl would not even send it otherwise).
+    let tls = match token {
+        Some(_) => Some(crate::tls::load_or_create(
+            data_dir.map(|d| d.join("tls")).as_deref(),
+            api_addr,
+        )?),
+        None => None,
+    };
     if let Some(path) = &options.kubeconfig_out {
-        let text = kubeconfig::render(api_addr, &names, token.as_deref());
+        let credentials = kubeconfig::Credentials {
+            token: token.as_deref(),
+            ca_pem: tls.as_ref().map(|t| t.ca_pem.as_str()),
+        };
+        let text = kubeconfig::render(api_addr, &names, credentials);
         kubeconfig::write(path, &text).map_err(|source| ServeError::Kubeconfig {
             path: path.display().to_string(),
             source,
@@ -183,6 +199,7 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
         api,
         service,
         token,
+        tls,
     })
 }
 
@@ -221,8 +238,27 @@ impl Running {
             tokio::spawn(apiserver::gc::run(cluster.clone()));
         }
         let api_router = apiserver::router(&self.clusters, self.token.as_deref());
-        tracing::info!(api = %self.api_addr, service = %self.service_addr, "gameops is serving");
-        let api = axum::serve(self.api, api_router);
+        tracing::info!(
+            api = %self.api_addr,
+            service = %self.service_addr,
+            tls = self.tls.is_some(),
+            "gameops is serving"
+        );
+        let api = async {
+            match &self.tls {
+                Some(tls) => {
+                    let config = axum_server::tls_rustls::RustlsConfig::from_pem(
+                        tls.cert_pem.clone().into_bytes(),
+                        tls.key_pem.clone().into_bytes(),
+                    )
+                    .await?;
+                    axum_server::from_tcp_rustls(self.api.into_std()?, config)?
+                        .serve(api_router.into_make_service())
+                        .await
+                }
+                None => axum::serve(self.api, api_router).await,
+            }
+        };
         let service = axum::serve(self.service, service_router());
         tokio::select! {
             r = api => r?,

@@ -1,0 +1,87 @@
+//! The API server listens on loopback by default; off loopback it refuses to
+//! start without a token, and with a token every request must carry it.
+
+mod common;
+
+use std::process::Command;
+
+use common::{MINECRAFT_GSS, Server, free_port};
+
+#[test]
+fn non_loopback_without_token_refuses_to_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gameops"))
+        .args(["serve", "--in-memory", "--api-listen"])
+        .arg(format!("0.0.0.0:{}", free_port()))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .output()
+        .expect("run gameops");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--api-token-file"), "{err}");
+}
+
+#[test]
+fn token_is_required_on_every_request_and_written_to_the_kubeconfig() {
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").expect("token");
+    let token_arg = token_file.to_string_lossy().into_owned();
+    let server = Server::start(&["--api-token-file", &token_arg]);
+    // With a token the API speaks TLS, with a CA kept in the data directory.
+    let ca = std::fs::read(server.data_dir().join("tls/ca.crt")).expect("CA written");
+    let http = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("PEM CA"))
+        .build()
+        .expect("client");
+    let plain = server.url().replace("http://", "https://");
+    let url = format!("{plain}/apis/game.kruise.io/v1alpha1/gameservers");
+    let anonymous = http.get(&url).send().expect("request");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let wrong = http
+        .get(&url)
+        .bearer_auth("s3cret-tokeN")
+        .send()
+        .expect("request");
+    assert_eq!(wrong.status().as_u16(), 401);
+    let right = http
+        .get(&url)
+        .bearer_auth("s3cret-token")
+        .send()
+        .expect("request");
+    assert_eq!(right.status().as_u16(), 200);
+    // kubectl works through the written kubeconfig, which carries the token.
+    let out = server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    assert!(out.contains("created"));
+    let kubeconfig = std::fs::read_to_string(server.kubeconfig()).expect("kubeconfig");
+    assert!(kubeconfig.contains("token: s3cret-token"));
+    assert!(kubeconfig.contains("certificate-authority-data:"));
+    assert!(kubeconfig.contains("server: https://127.0.0.1:"));
+    let insecure = reqwest::blocking::Client::new()
+        .get(&url)
+        .bearer_auth("s3cret-token")
+        .send();
+    assert!(
+        insecure.is_err(),
+        "a client that does not trust the CA must not connect"
+    );
+}
+
+#[tokio::test]
+async fn kube_rs_connects_over_tls_with_the_token() {
+    use kube::api::{Api, PostParams};
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "kube-rs-token").expect("token");
+    let token_arg = token_file.to_string_lossy().into_owned();
+    let server = Server::start(&["--api-token-file", &token_arg]);
+    let client = server.client().await;
+    let api: Api<gameops::api::GameServerSet> = Api::namespaced(client, "default");
+    let gss: gameops::api::GameServerSet =
+        serde_yaml_ng::from_str(MINECRAFT_GSS).expect("seed yaml");
+    let created = api
+        .create(&PostParams::default(), &gss)
+        .await
+        .expect("create over TLS");
+    assert_eq!(created.spec.replicas, 3);
+}
