@@ -83,14 +83,28 @@ mod tests {
     #[test]
     fn one_context_per_cluster() {
         let addr: SocketAddr = "127.0.0.1:6443".parse().unwrap();
-        let text = render(addr, &["eu".into(), "us".into()], Some("s3cret"));
+        let credentials = Credentials {
+            token: Some("s3cret"),
+            ca_pem: Some("PEM"),
+        };
+        let text = render(addr, &["eu".into(), "us".into()], credentials);
         let v: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
         assert_eq!(v["current-context"], "eu");
         assert_eq!(
             v["clusters"][1]["cluster"]["server"],
-            "http://127.0.0.1:6443/clusters/us"
+            "https://127.0.0.1:6443/clusters/us"
+        );
+        assert_eq!(
+            v["clusters"][1]["cluster"]["certificate-authority-data"],
+            "UEVN"
         );
         assert_eq!(v["users"][0]["user"]["token"], "s3cret");
         assert_eq!(v["contexts"][1]["context"]["cluster"], "us");
+        let plain = render(
+            "0.0.0.0:80".parse().unwrap(),
+            &["a".into()],
+            Credentials::default(),
+        );
+        assert!(plain.contains("server: http://127.0.0.1:80/clusters/a"));
     }
 }

@@ -223,6 +223,7 @@ fn watch_prints_the_change() {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     let change = change.expect("kubectl get -w printed the change");
     let cells: Vec<&str> = change.split_whitespace().collect();
     assert_eq!(

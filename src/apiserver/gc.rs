@@ -124,7 +124,9 @@ async fn collect(cluster: &Cluster, keys: Vec<ObjectKey>) {
 /// Runs the collector for `cluster` until its store closes.
 pub async fn run(cluster: Cluster) {
     loop {
-        let (items, mut live, _) = cluster.store.list_and_watch(None, None);
+        let crate::store::Snapshot {
+            items, mut live, ..
+        } = cluster.store.list_and_watch(None, None);
         let mut index = Index::default();
         for (resource, object) in &items {
             index.put(object_key(object, resource), object);
@@ -153,7 +155,7 @@ pub async fn run(cluster: Cluster) {
 /// Removes the owner reference to `uid` from every object that has one
 /// (`propagationPolicy: Orphan`).
 pub async fn orphan_dependents(cluster: &Cluster, uid: &str) {
-    let (items, _, _) = cluster.store.list_and_watch(None, None);
+    let items = cluster.store.list_and_watch(None, None).items;
     let dependents: Vec<(&'static str, Arc<StoredObject>)> = items
         .into_iter()
         .filter(|(_, o)| owner_uids(&o.value).iter().any(|u| u == uid))

@@ -154,16 +154,8 @@ fn walk(schema: &Value, value: &mut Value, path: &str, findings: &mut Findings) 
             }
             None => type_error(path, value, "array", findings),
         },
-        Some("string") => {
-            if !value.is_string() {
-                type_error(path, value, "string", findings);
-            }
-        }
-        Some("boolean") => {
-            if !value.is_boolean() {
-                type_error(path, value, "boolean", findings);
-            }
-        }
+        Some("string") if !value.is_string() => type_error(path, value, "string", findings),
+        Some("boolean") if !value.is_boolean() => type_error(path, value, "boolean", findings),
         Some("integer") => {
             if value.is_i64() || value.is_u64() {
                 check_bounds(schema, value, path, findings);

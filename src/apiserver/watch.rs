@@ -188,7 +188,7 @@ async fn stream(
     tx: &Tx,
 ) {
     let (backlog, mut live, mut last_rv) = if initial {
-        let (items, live, rv) =
+        let crate::store::Snapshot { items, live, rv } =
             store.list_and_watch(Some(filter.def.plural), filter.namespace.as_deref());
         for (_, object) in items.iter().filter(|(_, o)| filter.matches(&o.value)) {
             if !send(tx, filter.line("ADDED", object)).await {

@@ -57,6 +57,17 @@ pub struct Log {
     db: Database,
 }
 
+/// What opening a log finds: the log, its latest resourceVersion and every
+/// stored object.
+pub struct Opened {
+    /// The open log.
+    pub log: Log,
+    /// The latest committed resourceVersion.
+    pub rv: u64,
+    /// Every stored object.
+    pub objects: Vec<(ObjectKey, StoredObject)>,
+}
+
 /// The object's table key.
 pub fn encode_key(key: &ObjectKey) -> String {
     format!("{}/{}/{}", key.resource, key.namespace, key.name)
@@ -77,10 +88,7 @@ impl Log {
     /// Opens or creates the log in `dir`, returning it with the latest
     /// resourceVersion and every stored object.
     /// `resources` lists every resource the store may hold.
-    pub fn open(
-        dir: &Path,
-        resources: &[&'static str],
-    ) -> Result<(Self, u64, Vec<(ObjectKey, StoredObject)>), DurableError> {
+    pub fn open(dir: &Path, resources: &[&'static str]) -> Result<Opened, DurableError> {
         std::fs::create_dir_all(dir).map_err(|source| DurableError::Dir {
             path: dir.display().to_string(),
             source,
@@ -125,7 +133,11 @@ impl Log {
             Err(e) => return Err(io(e)),
         }
         drop(read);
-        Ok((Self { db }, rv, objects))
+        Ok(Opened {
+            log: Self { db },
+            rv,
+            objects,
+        })
     }
 
     /// Writes one batch atomically and durably: `puts` are (key, JSON) pairs,

@@ -174,6 +174,16 @@ pub struct WatchStart {
     pub live: broadcast::Receiver<Arc<WatchEvent>>,
 }
 
+/// Objects and a watch that starts exactly after them.
+pub struct Snapshot {
+    /// Each object with its resource (plural).
+    pub items: Vec<(&'static str, Arc<StoredObject>)>,
+    /// Every later change.
+    pub live: broadcast::Receiver<Arc<WatchEvent>>,
+    /// The resourceVersion the objects are current at.
+    pub rv: u64,
+}
+
 /// A watch asked for a version the store no longer has the history for.
 #[derive(Debug, thiserror::Error)]
 #[error("too old resource version: {requested} ({oldest})")]
@@ -242,8 +252,8 @@ impl Store {
     pub fn open(dir: Option<&Path>, resources: &[&'static str]) -> Result<Self, StoreError> {
         let (log, rv, loaded) = match dir {
             Some(dir) => {
-                let (log, rv, loaded) = durable::Log::open(dir, resources)?;
-                (Some(log), rv, loaded)
+                let opened = durable::Log::open(dir, resources)?;
+                (Some(opened.log), opened.rv, opened.objects)
             }
             None => (None, 0, Vec::new()),
         };
@@ -311,15 +321,7 @@ impl Store {
 
     /// Every object of `resource` (or of every resource when `None`) in
     /// `namespace` (or all), and a watch that starts exactly after them.
-    pub fn list_and_watch(
-        &self,
-        resource: Option<&str>,
-        namespace: Option<&str>,
-    ) -> (
-        Vec<(&'static str, Arc<StoredObject>)>,
-        broadcast::Receiver<Arc<WatchEvent>>,
-        u64,
-    ) {
+    pub fn list_and_watch(&self, resource: Option<&str>, namespace: Option<&str>) -> Snapshot {
         let state = self.read();
         let live = state.events.subscribe();
         let mut items = Vec::new();
@@ -337,7 +339,11 @@ impl Store {
                 None => items.extend(objects.values().map(|o| (*res, o.clone()))),
             }
         }
-        (items, live, state.rv)
+        Snapshot {
+            items,
+            live,
+            rv: state.rv,
+        }
     }
 
     /// Finishes queued writes and closes the durable log, so that the data

@@ -170,12 +170,12 @@ pub fn kubectl_with(kubeconfig: &Path, cache: &Path, args: &[&str], input: Optio
         .stderr(Stdio::piped())
         .spawn()
         .expect("kubectl is installed (/usr/bin/kubectl)");
-    if let Some(mut stdin) = child.stdin.take() {
-        if let Some(input) = input {
-            stdin
-                .write_all(input.as_bytes())
-                .expect("write kubectl stdin");
-        }
+    if let Some(mut stdin) = child.stdin.take()
+        && let Some(input) = input
+    {
+        stdin
+            .write_all(input.as_bytes())
+            .expect("write kubectl stdin");
     }
     child.wait_with_output().expect("kubectl output")
 }
