@@ -395,6 +395,25 @@ fn is_terminating_without_finalizers(v: &Value) -> bool {
             .is_none_or(|f| f.is_empty())
 }
 
+/// Whether a would-be object equals the stored one apart from what every
+/// write stamps (resourceVersion, managedFields times): such a write is not
+/// stored, so it bumps no version and wakes no watcher.
+fn same_content(next: &Value, current: &Value) -> bool {
+    fn normalised(v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+                for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+                    e.remove("time");
+                }
+            }
+        }
+        v
+    }
+    normalised(next) == normalised(current)
+}
+
 /// The outcome of a write: the stored object (or the would-be object in a
 /// dry run) and the warnings.
 struct Written {
@@ -413,11 +432,7 @@ async fn commit_update(
     params: &Params,
 ) -> Result<Result<Written, StoreError>, ApiError> {
     let warnings = validate(target.def, &mut next, params.field_validation)?;
-    let mut unchanged = next.clone();
-    if let Some(m) = unchanged.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.insert("resourceVersion".into(), json!(current.rv.to_string()));
-    }
-    if unchanged == current.value || params.dry_run {
+    if params.dry_run || same_content(&next, &current.value) {
         let body = if params.dry_run {
             Bytes::from(serde_json::to_vec(&next).unwrap_or_default())
         } else {
