@@ -252,11 +252,22 @@ impl Running {
                         tls.key_pem.clone().into_bytes(),
                     )
                     .await?;
-                    axum_server::from_tcp_rustls(self.api.into_std()?, config)?
+                    // TCP_NODELAY: small watch events must not wait for delayed ACKs.
+                    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                    axum_server::from_tcp(self.api.into_std()?)?
+                        .acceptor(acceptor)
                         .serve(api_router.into_make_service())
                         .await
                 }
-                None => axum::serve(self.api, api_router).await,
+                None => {
+                    use axum::serve::ListenerExt;
+                    let listener = self.api.tap_io(|tcp| {
+                        // Best effort: a socket that refuses it still works, only slower.
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    axum::serve(listener, api_router).await
+                }
             }
         };
         let service = axum::serve(self.service, service_router());

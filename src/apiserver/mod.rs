@@ -86,7 +86,7 @@ async fn handle(cluster: &Cluster, request: Request) -> Result<Response, ApiErro
     let decoded = || request::decode(&body, &parts.headers);
     match (&parts.method, target.name.is_some()) {
         (&Method::GET, false) if params.watch => watch::watch(cluster, &target, &params, format),
-        (&Method::GET, false) => objects::list(cluster, &target, &params, format),
+        (&Method::GET, false) => objects::list(cluster, &target, &params, format).await,
         (&Method::GET, true) => objects::get(cluster, &target, format),
         (&Method::POST, _) => objects::create(cluster, &target, &params, decoded()?, format).await,
         (&Method::PUT, true) => {

@@ -469,11 +469,11 @@ fn render_one(def: &ResourceDef, format: Format, code: StatusCode, body: Bytes) 
                 return json_response(code, body);
             };
             let out = if format == Format::Table {
-                table::table(def, std::iter::once(&value), json!({}))
+                table::table(def, std::iter::once(&value), &json!({}))
             } else {
                 table::partial_metadata(&value)
             };
-            json_response(code, out.to_string())
+            json_response(code, out)
         }
     }
 }
@@ -522,7 +522,7 @@ struct Continue {
 }
 
 /// LIST, with selectors and paging.
-pub fn list(
+pub async fn list(
     cluster: &Cluster,
     target: &Target,
     params: &Params,
@@ -595,41 +595,52 @@ pub fn list(
         list_meta["continue"] = json!(base64::engine::general_purpose::STANDARD.encode(raw));
         list_meta["remainingItemCount"] = json!(rest);
     }
-    match format {
-        Format::Table => Ok(json_response(
+    let page: Vec<Arc<StoredObject>> = page.into_iter().cloned().collect();
+    if format == Format::Json {
+        return Ok(json_response(
             StatusCode::OK,
-            table::table(def, page.iter().map(|o| &o.value), list_meta).to_string(),
-        )),
-        Format::Metadata => {
-            let items: Vec<Value> = page
-                .iter()
-                .map(|o| table::partial_metadata(&o.value))
-                .collect();
-            let body = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "items": items});
-            Ok(json_response(StatusCode::OK, body.to_string()))
+            render_list(def, format, &page, &list_meta),
+        ));
+    }
+    // Tables and metadata are rendered per row: off the async workers.
+    let body = tokio::task::spawn_blocking(move || render_list(def, format, &page, &list_meta))
+        .await
+        .map_err(|e| ApiError::internal(format!("rendering the list failed: {e}")))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// Serialises a list page: JSON by joining the stored bytes, or a Table, or
+/// a `PartialObjectMetadataList`.
+fn render_list(
+    def: &ResourceDef,
+    format: Format,
+    page: &[Arc<StoredObject>],
+    list_meta: &Value,
+) -> Vec<u8> {
+    if format == Format::Table {
+        return table::table(def, page.iter().map(|o| &o.value), list_meta);
+    }
+    let (api_version, kind) = match format {
+        Format::Metadata => ("meta.k8s.io/v1".to_owned(), "PartialObjectMetadataList"),
+        _ => (def.api_version(), def.list_kind),
+    };
+    let head = format!(
+        "{{\"apiVersion\":\"{api_version}\",\"kind\":\"{kind}\",\"metadata\":{list_meta},\"items\":["
+    );
+    let mut body =
+        Vec::with_capacity(head.len() + page.iter().map(|o| o.json.len() + 1).sum::<usize>() + 2);
+    body.extend_from_slice(head.as_bytes());
+    for (i, o) in page.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
         }
-        Format::Json => {
-            // Concatenate the stored bytes: no re-serialisation of the items.
-            let head = format!(
-                "{{\"apiVersion\":\"{}\",\"kind\":\"{}\",\"metadata\":{},\"items\":[",
-                def.api_version(),
-                def.list_kind,
-                list_meta
-            );
-            let mut body = Vec::with_capacity(
-                head.len() + page.iter().map(|o| o.json.len() + 1).sum::<usize>() + 2,
-            );
-            body.extend_from_slice(head.as_bytes());
-            for (i, o) in page.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(&o.json);
-            }
-            body.extend_from_slice(b"]}");
-            Ok(json_response(StatusCode::OK, body))
+        match format {
+            Format::Metadata => body.extend_from_slice(&table::partial_metadata(&o.value)),
+            _ => body.extend_from_slice(&o.json),
         }
     }
+    body.extend_from_slice(b"]}");
+    body
 }
 
 /// POST: create.

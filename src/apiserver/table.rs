@@ -75,10 +75,6 @@ fn age(value: Option<&Value>, now: Timestamp) -> Value {
     }
 }
 
-fn lookup<'a>(object: &'a Value, json_path: &str) -> Option<&'a Value> {
-    object.pointer(&json_path.replace('.', "/"))
-}
-
 /// Column definitions, NAME first.
 pub fn columns(def: &ResourceDef) -> Vec<Value> {
     let name = json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0});
@@ -166,59 +162,110 @@ fn event_cells(e: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
-/// One row's cells.
-pub fn cells(def: &ResourceDef, object: &Value, now: Timestamp) -> Vec<Value> {
-    match &def.printer {
-        Printer::Columns(cols) => {
-            let mut cells = vec![
-                object
-                    .pointer("/metadata/name")
-                    .cloned()
-                    .unwrap_or(Value::Null),
-            ];
-            for c in cols {
-                let path = c["jsonPath"].as_str().unwrap_or("");
-                let v = lookup(object, path);
-                cells.push(match (c["type"].as_str(), v) {
-                    (_, None | Some(Value::Null)) => Value::Null,
-                    (Some("date"), v) => age(v, now),
-                    (Some("string"), Some(Value::String(s))) => Value::String(s.clone()),
-                    (Some("string"), Some(other)) => Value::String(other.to_string()),
-                    (_, Some(v)) => v.clone(),
-                });
-            }
-            cells
+/// How one printer column finds its cell.
+enum Cell {
+    /// A JSON pointer and the column's type.
+    Path(String, Option<String>),
+}
+
+/// Builds rows for one resource, with its columns' paths worked out once.
+struct Rows<'d> {
+    def: &'d ResourceDef,
+    cells: Vec<Cell>,
+    now: Timestamp,
+}
+
+impl<'d> Rows<'d> {
+    fn new(def: &'d ResourceDef) -> Self {
+        let cells = match &def.printer {
+            Printer::Columns(cols) => cols
+                .iter()
+                .map(|c| {
+                    let path = c["jsonPath"].as_str().unwrap_or("").replace('.', "/");
+                    Cell::Path(path, c["type"].as_str().map(str::to_owned))
+                })
+                .collect(),
+            Printer::Events => Vec::new(),
+        };
+        Self {
+            def,
+            cells,
+            now: Timestamp::now(),
         }
-        Printer::Events => event_cells(object, now),
+    }
+
+    fn cells(&self, object: &Value) -> Vec<Value> {
+        if let Printer::Events = self.def.printer {
+            return event_cells(object, self.now);
+        }
+        let mut out = Vec::with_capacity(self.cells.len() + 1);
+        out.push(
+            object
+                .pointer("/metadata/name")
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
+        for Cell::Path(path, kind) in &self.cells {
+            out.push(match (kind.as_deref(), object.pointer(path)) {
+                (_, None | Some(Value::Null)) => Value::Null,
+                (Some("date"), v) => age(v, self.now),
+                (Some("string"), Some(Value::String(s))) => Value::String(s.clone()),
+                (Some("string"), Some(other)) => Value::String(other.to_string()),
+                (_, Some(v)) => v.clone(),
+            });
+        }
+        out
+    }
+
+    /// Appends one row: its cells and the object's metadata, serialised
+    /// straight into `buf` (no intermediate tree).
+    fn write(&self, buf: &mut Vec<u8>, object: &Value) {
+        buf.extend_from_slice(b"{\"cells\":");
+        // Serialising plain values into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *buf, &self.cells(object));
+        buf.extend_from_slice(b",\"object\":");
+        write_partial_metadata(buf, object);
+        buf.push(b'}');
     }
 }
 
-/// The row object: `PartialObjectMetadata` of the object.
-pub fn partial_metadata(object: &Value) -> Value {
-    json!({
-        "kind": "PartialObjectMetadata",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": object.get("metadata").cloned().unwrap_or(json!({})),
-    })
+/// Appends `PartialObjectMetadata` of the object to `buf`.
+fn write_partial_metadata(buf: &mut Vec<u8>, object: &Value) {
+    buf.extend_from_slice(
+        b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+    );
+    let _ = serde_json::to_writer(&mut *buf, object.get("metadata").unwrap_or(&Value::Null));
+    buf.push(b'}');
 }
 
-/// A Table of `objects`.
+/// The row object: `PartialObjectMetadata` of the object.
+pub fn partial_metadata(object: &Value) -> Vec<u8> {
+    let mut buf = Vec::new();
+    write_partial_metadata(&mut buf, object);
+    buf
+}
+
+/// A Table of `objects`, serialised.
 pub fn table<'a>(
     def: &ResourceDef,
     objects: impl Iterator<Item = &'a Value>,
-    list_meta: Value,
-) -> Value {
-    let now = Timestamp::now();
-    let rows: Vec<Value> = objects
-        .map(|o| json!({"cells": cells(def, o, now), "object": partial_metadata(o)}))
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": list_meta,
-        "columnDefinitions": columns(def),
-        "rows": rows,
-    })
+    list_meta: &Value,
+) -> Vec<u8> {
+    let rows = Rows::new(def);
+    let mut buf = Vec::with_capacity(4096);
+    buf.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":");
+    let _ = serde_json::to_writer(&mut buf, list_meta);
+    buf.extend_from_slice(b",\"columnDefinitions\":");
+    let _ = serde_json::to_writer(&mut buf, &columns(def));
+    buf.extend_from_slice(b",\"rows\":[");
+    for (i, object) in objects.enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        rows.write(&mut buf, object);
+    }
+    buf.extend_from_slice(b"]}");
+    buf
 }
 
 #[cfg(test)]
@@ -255,11 +302,12 @@ mod tests {
         let object = json!({"metadata": {"name": "minecraft-0", "creationTimestamp": created.to_string()},
             "spec": {"opsState": "Allocated"},
             "status": {"currentState": "Ready", "deletionPriority": 0, "updatePriority": 0}});
-        let t = table(
+        let t: Value = serde_json::from_slice(&table(
             gs,
             std::iter::once(&object),
-            json!({"resourceVersion": "5"}),
-        );
+            &json!({"resourceVersion": "5"}),
+        ))
+        .unwrap();
         let headers: Vec<&str> = t["columnDefinitions"]
             .as_array()
             .unwrap()

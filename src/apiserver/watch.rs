@@ -83,15 +83,14 @@ impl Filter {
             Format::Json => out.extend_from_slice(&object.json),
             Format::Table => {
                 let meta = json!({"resourceVersion": object.rv.to_string()});
-                let t = table::table(self.def, std::iter::once(&object.value), meta);
-                out.extend_from_slice(t.to_string().as_bytes());
+                out.extend_from_slice(&table::table(
+                    self.def,
+                    std::iter::once(&object.value),
+                    &meta,
+                ));
             }
             Format::Metadata => {
-                out.extend_from_slice(
-                    table::partial_metadata(&object.value)
-                        .to_string()
-                        .as_bytes(),
-                );
+                out.extend_from_slice(&table::partial_metadata(&object.value));
             }
         }
         out.extend_from_slice(b"}\n");

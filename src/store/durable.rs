@@ -124,8 +124,7 @@ impl Log {
                         .and_then(|v| v.as_str())
                         .and_then(|v| v.parse().ok())
                         .ok_or_else(|| corrupt("no resourceVersion".into()))?;
-                    let object =
-                        StoredObject::parse(object_rv, json).map_err(|e| corrupt(e.to_string()))?;
+                    let object = StoredObject::from_parts(object_rv, value, json);
                     objects.push((key, object));
                 }
             }

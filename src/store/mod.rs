@@ -94,13 +94,12 @@ impl StoredObject {
         Self { rv, value, json }
     }
 
-    fn parse(rv: u64, json: &[u8]) -> Result<Self, serde_json::Error> {
-        let value = serde_json::from_slice(json)?;
-        Ok(Self {
+    fn from_parts(rv: u64, value: Value, json: &[u8]) -> Self {
+        Self {
             rv,
             value,
             json: Bytes::copy_from_slice(json),
-        })
+        }
     }
 
     /// The object's UID, if it has one.
