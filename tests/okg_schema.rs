@@ -236,7 +236,9 @@ fn full_game_server_set() -> GameServerSet {
                         grace_period_seconds: Some(10),
                     }),
                     min_ready_seconds: Some(5),
+                    ..Default::default()
                 }),
+                ..Default::default()
             }),
             scale_strategy: Some(ScaleStrategy {
                 max_unavailable: Some(IntOrString::Int(1)),
@@ -260,6 +262,7 @@ fn full_game_server_set() -> GameServerSet {
                     when_scaled: Some("Retain".into()),
                 },
             ),
+            ..Default::default()
         },
     );
     gss.metadata.namespace = Some("default".into());
@@ -355,6 +358,7 @@ fn full_game_server() -> GameServer {
                 reason: Some("PodRunning".into()),
                 message: Some("pod is running".into()),
             }]),
+            ..Default::default()
         }),
     }
 }
@@ -484,6 +488,22 @@ fn generated_schemas_have_okg_fields_types_and_required_lists() {
         shape(&our_schema(kind), String::new(), &mut ours);
         // kube's root type always requires `spec`; OKG's does not.
         ours.insert(String::new(), okg[""].clone());
+        // gameops's extensions are the only allowed differences.
+        let extensions = match kind {
+            "GameServerSet" => gameops::api::GAMESERVERSET_EXTENSIONS,
+            _ => gameops::api::GAMESERVER_EXTENSIONS,
+        };
+        for ext in extensions {
+            assert!(
+                ours.keys().any(|k| k == ext),
+                "{ext} is listed as an extension but not in the schema"
+            );
+            assert!(
+                !okg.contains_key(*ext),
+                "{ext} is in OKG's schema, not an extension"
+            );
+            ours.retain(|k, _| !k.starts_with(ext));
+        }
         assert_eq!(ours, okg, "{kind}");
     }
 }
@@ -544,4 +564,31 @@ fn objects_stored_by_the_server_validate_against_okg() {
         stored["status"]["currentState"], status["currentState"],
         "status was stored"
     );
+}
+
+/// Every extension is listed in the README (kept true by this test).
+#[test]
+fn readme_lists_every_extension() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Extensions beyond OpenKruiseGame")
+        .nth(1)
+        .unwrap_or("");
+    for ext in gameops::api::GAMESERVERSET_EXTENSIONS
+        .iter()
+        .chain(gameops::api::GAMESERVER_EXTENSIONS)
+    {
+        let field = ext.trim_start_matches('.');
+        assert!(
+            section.contains(&format!("`{field}`")),
+            "README does not list {field}"
+        );
+    }
+    for strategy in ["`Recreate`", "`NoDisruption`"] {
+        assert!(
+            section.contains(strategy),
+            "README does not list {strategy}"
+        );
+    }
 }

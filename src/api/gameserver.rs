@@ -89,6 +89,12 @@ pub struct GameServerStatus {
     /// Conditions of the server.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub conditions: Option<Vec<GameServerCondition>>,
+    /// gameops extension: players currently connected.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub players: Option<i32>,
+    /// gameops extension: the server's capacity (`spec.parameters.maxPlayers` of its set).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_players: Option<i32>,
 }
 
 /// One condition of a GameServer.

@@ -70,6 +70,38 @@ pub struct GameServerSetSpec {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub persistent_volume_claim_retention_policy:
         Option<StatefulSetPersistentVolumeClaimRetentionPolicy>,
+    /// gameops extension (seed 000): small inline configuration of every
+    /// server; a change rolls out like an image change.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parameters: Option<Parameters>,
+    /// gameops extension (Agones `allocationOverflow`): labels and
+    /// annotations applied to Allocated servers beyond `replicas`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub allocation_overflow: Option<AllocationOverflow>,
+}
+
+/// gameops extension: per-server parameters (seed 000).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Parameters {
+    /// Players per server: injected as the `MAX_PLAYERS` container env and
+    /// mirrored into each GameServer's `status.maxPlayers`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(range(min = 1))]
+    pub max_players: Option<i32>,
+}
+
+/// gameops extension: what marks Allocated servers beyond `replicas`
+/// (Agones `allocationOverflow`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocationOverflow {
+    /// Labels set on each overflowing server (an empty value removes the label).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Annotations set on each overflowing server.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 /// A pod template plus PVC templates (OKG `GameServerTemplate`).
@@ -151,12 +183,18 @@ pub struct ServiceQualityAction {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateStrategy {
-    /// `RollingUpdate` (default) or `OnDelete`.
+    /// `RollingUpdate` (default) or `OnDelete` (OKG); `Recreate` (Agones) and
+    /// `NoDisruption` (seed 000) are gameops extensions.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub r#type: Option<String>,
-    /// Parameters of `RollingUpdate`.
+    /// Parameters of `RollingUpdate` (and the surge/unavailability of `NoDisruption`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rolling_update: Option<RollingUpdateStrategy>,
+    /// gameops extension (`NoDisruption`): seconds a draining server may keep
+    /// its players before it is terminated anyway (default 3600).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(range(min = 0))]
+    pub drain_timeout_seconds: Option<i64>,
 }
 
 /// Parameters of a rolling update (OKG `RollingUpdateStatefulSetStrategy`).
@@ -181,6 +219,10 @@ pub struct RollingUpdateStrategy {
     /// Seconds a new pod must be ready to count as available.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub min_ready_seconds: Option<i32>,
+    /// gameops extension (Agones): GameServers created above `replicas`
+    /// during an update (number, or percentage of replicas rounded up; default 0).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_surge: Option<IntOrString>,
 }
 
 /// Parameters of in-place updates.

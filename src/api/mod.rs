@@ -19,13 +19,39 @@ pub use gameserver::{
     NetworkAddress, NetworkPort, NetworkPortRange, NetworkStatus, ServiceQualityCondition,
 };
 pub use gameserverset::{
-    GameServerSet, GameServerSetSpec, GameServerSetStatus, GameServerTemplate,
-    InPlaceUpdateStrategy, Lifecycle, LifecycleHook, Network, NetworkConfParam,
+    AllocationOverflow, GameServerSet, GameServerSetSpec, GameServerSetStatus, GameServerTemplate,
+    InPlaceUpdateStrategy, Lifecycle, LifecycleHook, Network, NetworkConfParam, Parameters,
     RollingUpdateStrategy, ScaleStrategy, ServiceQuality, ServiceQualityAction, UpdateStrategy,
 };
 
 /// Label on every GameServer (and its pod) naming the owning GameServerSet.
 pub const OWNER_GSS_LABEL: &str = "game.kruise.io/owner-gss";
+
+/// Label on each GameServer with the hash of the set's template and
+/// parameters it was created from (as Kubernetes's `controller-revision-hash`).
+pub const REVISION_LABEL: &str = "gameops.io/revision";
+
+/// Label `"true"` on a GameServer that is draining (`NoDisruption`): it is
+/// never allocated again and goes once its players leave.
+pub const DRAINING_LABEL: &str = "gameops.io/draining";
+
+/// Annotation with the RFC 3339 time a GameServer started draining.
+pub const DRAINING_SINCE_ANNOTATION: &str = "gameops.io/draining-since";
+
+/// Annotation with the RFC 3339 time the allocator started a server's match.
+pub const MATCH_STARTED_ANNOTATION: &str = "gameops.io/match-started";
+
+/// Fields gameops adds to OKG's GameServerSet schema (JSON paths); the
+/// README lists each, and objects without them validate against OKG's CRD.
+pub const GAMESERVERSET_EXTENSIONS: &[&str] = &[
+    ".spec.parameters",
+    ".spec.allocationOverflow",
+    ".spec.updateStrategy.drainTimeoutSeconds",
+    ".spec.updateStrategy.rollingUpdate.maxSurge",
+];
+
+/// Fields gameops adds to OKG's GameServer schema (JSON paths).
+pub const GAMESERVER_EXTENSIONS: &[&str] = &[".status.players", ".status.maxPlayers"];
 
 /// Defines a fieldless enum of known string values with `ALL`, `as_str`, `parse` and `Display`.
 macro_rules! known_values {
