@@ -57,6 +57,19 @@ pub fn render(addr: SocketAddr, clusters: &[String], credentials: Credentials<'_
     serde_yaml_ng::to_string(&config).unwrap_or_default()
 }
 
+/// A kube-rs client configuration for cluster `name` of a server at `addr`:
+/// the same thing a kubeconfig written by [`render`] gives, without a file.
+pub async fn client_config(
+    addr: SocketAddr,
+    name: &str,
+    credentials: Credentials<'_>,
+) -> Result<kube::Config, kube::config::KubeconfigError> {
+    let text = render(addr, &[name.to_owned()], credentials);
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&text)?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+}
+
 /// Writes `text` to `path` atomically (temporary file, then rename), readable
 /// only by its owner since it may hold a token.
 pub fn write(path: &Path, text: &str) -> std::io::Result<()> {

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod apiserver;
 pub mod kubeconfig;
+pub mod metrics;
 pub mod serve;
 pub mod store;
 pub mod tls;

@@ -88,6 +88,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A client of the embedded API could not be built.
+    #[error("cannot build a client of the embedded API server: {0}")]
+    Client(String),
     /// The HTTP server failed.
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
@@ -232,6 +235,20 @@ async fn shutdown_signal() {
 }
 
 impl Running {
+    /// A kube-rs client for `cluster`, as every in-process component (the
+    /// controller, the simulator, the allocator) reaches the API: over HTTP,
+    /// exactly as in a real cluster.
+    pub async fn client(&self, cluster: &str) -> Result<kube::Client, ServeError> {
+        let credentials = kubeconfig::Credentials {
+            token: self.token.as_deref(),
+            ca_pem: self.tls.as_ref().map(|t| t.ca_pem.as_str()),
+        };
+        let config = kubeconfig::client_config(self.api_addr, cluster, credentials)
+            .await
+            .map_err(|e| ServeError::Client(e.to_string()))?;
+        kube::Client::try_from(config).map_err(|e| ServeError::Client(e.to_string()))
+    }
+
     /// Serves until SIGINT/SIGTERM, then closes the stores.
     pub async fn serve(self) -> Result<(), ServeError> {
         for cluster in &self.clusters {
