@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod apiserver;
+pub mod controller;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod serve;
