@@ -128,6 +128,8 @@ impl Server {
             kubeconfig_out: None,
             clusters: vec![DEFAULT_CLUSTER.to_owned()],
             api_token_file: None,
+            // The API server alone: no controller reacting to the bench's objects.
+            controller: false,
         };
         let running: Running = start(&options).await.expect("server starts");
         let cluster = running.clusters[0].clone();

@@ -58,6 +58,9 @@ struct ServeArgs {
     /// File with the bearer token every API request must carry (required off loopback).
     #[arg(long)]
     api_token_file: Option<PathBuf>,
+    /// Do not run the fleet controller (GameServerSets then create no GameServers).
+    #[arg(long)]
+    no_controller: bool,
 }
 
 fn init_logging(format: LogFormat) {
@@ -89,6 +92,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 kubeconfig_out: args.kubeconfig_out,
                 clusters: args.clusters,
                 api_token_file: args.api_token_file,
+                controller: !args.no_controller,
             };
             let running = serve::start(&options).await.map_err(|e| e.to_string())?;
             running.serve().await.map_err(|e| e.to_string())

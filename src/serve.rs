@@ -9,8 +9,11 @@ use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use std::sync::Arc;
+
 use crate::apiserver::{self, Cluster};
 use crate::kubeconfig;
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 
 /// The cluster name used when no `--cluster` is given.
@@ -33,6 +36,23 @@ pub struct ServeOptions {
     pub clusters: Vec<String>,
     /// A file holding the bearer token every API request must carry.
     pub api_token_file: Option<PathBuf>,
+    /// Run the fleet controller on every embedded cluster.
+    pub controller: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 6443)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4355)),
+            data_dir: PathBuf::from("./.gameops"),
+            in_memory: false,
+            kubeconfig_out: None,
+            clusters: Vec::new(),
+            api_token_file: None,
+            controller: true,
+        }
+    }
 }
 
 /// Why the server could not start or stopped.
@@ -138,6 +158,9 @@ pub struct Running {
     service: TcpListener,
     token: Option<String>,
     tls: Option<crate::tls::TlsMaterial>,
+    controller: bool,
+    /// The metrics served at `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Opens the stores, binds both ports and writes the kubeconfig.
@@ -203,14 +226,17 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
         service,
         token,
         tls,
+        controller: options.controller,
+        metrics: Arc::new(Metrics::new()),
     })
 }
 
-/// The service port's router: health now; later issues mount more here.
-pub fn service_router() -> Router {
+/// The service port's router: health and metrics.
+pub fn service_router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
+        .merge(crate::metrics::router(metrics))
 }
 
 async fn shutdown_signal() {
@@ -251,8 +277,17 @@ impl Running {
 
     /// Serves until SIGINT/SIGTERM, then closes the stores.
     pub async fn serve(self) -> Result<(), ServeError> {
+        let mut tasks = tokio::task::JoinSet::new();
         for cluster in &self.clusters {
-            tokio::spawn(apiserver::gc::run(cluster.clone()));
+            tasks.spawn(apiserver::gc::run(cluster.clone()));
+            if self.controller {
+                let client = self.client(&cluster.name).await?;
+                tasks.spawn(crate::controller::run(
+                    client,
+                    cluster.name.clone(),
+                    self.metrics.clone(),
+                ));
+            }
         }
         let api_router = apiserver::router(&self.clusters, self.token.as_deref());
         tracing::info!(
@@ -287,7 +322,7 @@ impl Running {
                 }
             }
         };
-        let service = axum::serve(self.service, service_router());
+        let service = axum::serve(self.service, service_router(self.metrics.clone()));
         tokio::select! {
             r = api => r?,
             r = service => r?,

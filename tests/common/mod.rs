@@ -30,8 +30,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `gameops serve` with a durable store and `extra` arguments.
+    /// Starts `gameops serve` (API only: `--no-controller`, so tests own
+    /// every GameServer) with a durable store and `extra` arguments.
     pub fn start(extra: &[&str]) -> Self {
+        let mut args = vec!["--no-controller"];
+        args.extend_from_slice(extra);
+        Self::start_fleet(&args)
+    }
+
+    /// Starts `gameops serve` with the fleet controller (and simulator) on.
+    pub fn start_fleet(extra: &[&str]) -> Self {
         let mut server = Self {
             child: None,
             dir: tempfile::tempdir().expect("temp dir"),
