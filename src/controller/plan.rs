@@ -243,6 +243,23 @@ fn rolling(
         .saturating_sub(kept_old)
         .saturating_sub(new.len() as u32);
     plan.create = needed_new.min((replicas + surge).saturating_sub(total_after));
+    // Above replicas + surge (replicas lowered mid-update): trim the rest in
+    // OKG order, never a protected server.
+    let ceiling = replicas + surge;
+    if total_after > ceiling {
+        let mut rest: Vec<Server> = live
+            .iter()
+            .filter(|s| !s.protected() && !plan.delete.iter().any(|(n, _)| n == &s.name))
+            .map(|s| (*s).clone())
+            .collect();
+        deletion_order(&mut rest);
+        let excess = (total_after - ceiling) as usize;
+        plan.delete.extend(
+            rest.into_iter()
+                .take(excess)
+                .map(|s| (s.name, Why::ScaleDown)),
+        );
+    }
     Ok(())
 }
 
@@ -617,5 +634,156 @@ mod tests {
             p.delete.is_empty(),
             "allocated servers are never scaled away"
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::super::fleet::tests::server;
+    use super::{Desired, Server, Why, plan};
+    use crate::api::OpsState;
+    use jiff::Timestamp;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    /// One thing that can happen to a set between reconciles.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// The template changes (a new revision).
+        NewTemplate,
+        /// `replicas` becomes this.
+        Scale(u32),
+        /// The n-th idle Ready server (mod count) is allocated.
+        Allocate(usize),
+        /// The n-th allocated server's match ends (mod count).
+        EndMatch(usize),
+        /// The n-th server (mod count) goes into maintenance.
+        Maintain(usize),
+        /// Every server turns Ready.
+        AllReady,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            Just(Step::NewTemplate),
+            (0u32..12).prop_map(Step::Scale),
+            any::<usize>().prop_map(Step::Allocate),
+            any::<usize>().prop_map(Step::EndMatch),
+            any::<usize>().prop_map(Step::Maintain),
+            Just(Step::AllReady),
+        ]
+    }
+
+    fn strategy() -> impl Strategy<Value = super::Strategy> {
+        prop_oneof![
+            Just(super::Strategy::OnDelete),
+            Just(super::Strategy::RollingUpdate),
+            Just(super::Strategy::Recreate),
+            Just(super::Strategy::NoDisruption),
+        ]
+    }
+
+    fn budget() -> impl Strategy<Value = Option<IntOrString>> {
+        prop_oneof![
+            Just(None),
+            (0i32..4).prop_map(|i| Some(IntOrString::Int(i))),
+            (0u32..101).prop_map(|p| Some(IntOrString::String(format!("{p}%")))),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Whatever happens, the controller never deletes or re-images an
+        /// Allocated or Maintaining server (re-imaging = replacing it).
+        #[test]
+        fn protected_servers_are_never_touched(
+            strategy in strategy(),
+            surge in budget(),
+            unavailable in budget(),
+            steps in proptest::collection::vec(step(), 1..40),
+        ) {
+            let now = Timestamp::now();
+            let mut desired = Desired {
+                replicas: 4,
+                revision: "r0".into(),
+                strategy,
+                max_surge: surge,
+                max_unavailable: unavailable,
+                partition: 0,
+                paused: false,
+                drain_timeout: Duration::from_secs(3600),
+            };
+            let mut servers: Vec<Server> = Vec::new();
+            let mut next_ordinal = 0;
+            let mut revisions = 0;
+            for step in steps {
+                match step {
+                    Step::NewTemplate => {
+                        revisions += 1;
+                        desired.revision = format!("r{revisions}");
+                    }
+                    Step::Scale(r) => desired.replicas = r,
+                    Step::Allocate(n) => {
+                        let idle: Vec<usize> = (0..servers.len())
+                            .filter(|i| servers[*i].ready && servers[*i].is(OpsState::None) && servers[*i].draining_since.is_none())
+                            .collect();
+                        if !idle.is_empty() {
+                            let s = &mut servers[idle[n % idle.len()]];
+                            s.ops_state = "Allocated".into();
+                            s.players = 3;
+                        }
+                    }
+                    Step::EndMatch(n) => {
+                        let busy: Vec<usize> = (0..servers.len()).filter(|i| servers[*i].is(OpsState::Allocated)).collect();
+                        if !busy.is_empty() {
+                            let s = &mut servers[busy[n % busy.len()]];
+                            s.ops_state = "None".into();
+                            s.players = 0;
+                        }
+                    }
+                    Step::Maintain(n) => {
+                        if !servers.is_empty() {
+                            let len = servers.len();
+                            servers[n % len].ops_state = "Maintaining".into();
+                        }
+                    }
+                    Step::AllReady => servers.iter_mut().for_each(|s| s.ready = true),
+                }
+                let plan = plan(&desired, &servers, now).expect("valid budgets");
+                for (name, why) in &plan.delete {
+                    let s = servers.iter().find(|s| &s.name == name).expect("planned servers exist");
+                    prop_assert!(
+                        !s.protected() || matches!(why, Why::Kill | Why::DrainTimeout(_)),
+                        "{strategy:?} deleted protected {s:?} because {why:?}"
+                    );
+                    prop_assert!(!matches!(why, Why::DrainTimeout(_)), "no drain is an hour old here");
+                }
+                // Carry the plan out on the model.
+                servers.retain(|s| !plan.delete.iter().any(|(n, _)| n == &s.name));
+                for name in &plan.drain {
+                    if let Some(s) = servers.iter_mut().find(|s| &s.name == name) {
+                        s.draining_since = Some(now);
+                    }
+                }
+                for _ in 0..plan.create {
+                    let mut s = server(next_ordinal, "None", 0);
+                    s.name = format!("s-{next_ordinal}");
+                    s.revision = desired.revision.clone();
+                    s.ready = false;
+                    servers.push(s);
+                    next_ordinal += 1;
+                }
+                let total = servers.len() as u32;
+                let surge = super::surge(desired.max_surge.as_ref(), desired.replicas).unwrap_or(0);
+                let protected = servers.iter().filter(|s| s.protected()).count() as u32;
+                let draining = servers.iter().filter(|s| s.draining_since.is_some()).count() as u32;
+                prop_assert!(
+                    total <= (desired.replicas + surge).max(desired.replicas + protected) + draining + protected + 1,
+                    "{strategy:?}: {total} servers for {} replicas", desired.replicas
+                );
+            }
+        }
     }
 }
