@@ -130,6 +130,7 @@ impl Server {
             api_token_file: None,
             // The API server alone: no controller reacting to the bench's objects.
             controller: false,
+            simulator: None,
         };
         let running: Running = start(&options).await.expect("server starts");
         let cluster = running.clusters[0].clone();

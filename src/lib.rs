@@ -10,5 +10,6 @@ pub mod controller;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod serve;
+pub mod simulator;
 pub mod store;
 pub mod tls;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gameops::serve::{self, ServeOptions};
@@ -61,6 +62,53 @@ struct ServeArgs {
     /// Do not run the fleet controller (GameServerSets then create no GameServers).
     #[arg(long)]
     no_controller: bool,
+    #[command(flatten)]
+    simulation: SimulationArgs,
+}
+
+/// The simulated fleet of the embedded clusters.
+#[derive(clap::Args)]
+struct SimulationArgs {
+    /// Do not simulate servers (their status is then left to whoever writes it).
+    #[arg(long)]
+    no_simulator: bool,
+    /// Milliseconds a server takes to start.
+    #[arg(long, default_value_t = 2000)]
+    sim_startup_ms: u64,
+    /// Up to this many extra milliseconds of start-up, different per server.
+    #[arg(long, default_value_t = 1000)]
+    sim_jitter_ms: u64,
+    /// Servers whose image matches this regular expression crash (and restart with backoff).
+    #[arg(long, value_name = "REGEX")]
+    sim_crash_image: Option<String>,
+    /// Seconds a match started by the allocator lasts.
+    #[arg(long, default_value_t = 300)]
+    sim_match_secs: u64,
+    /// Players per server when the set gives no parameters.maxPlayers.
+    #[arg(long, default_value_t = 10)]
+    sim_max_players: i32,
+}
+
+impl SimulationArgs {
+    fn config(&self) -> Result<Option<gameops::simulator::SimulatorConfig>, String> {
+        if self.no_simulator {
+            return Ok(None);
+        }
+        let crash_image = self
+            .sim_crash_image
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| format!("--sim-crash-image is not a valid regular expression: {e}"))?;
+        Ok(Some(gameops::simulator::SimulatorConfig {
+            startup_delay: Duration::from_millis(self.sim_startup_ms),
+            startup_jitter: Duration::from_millis(self.sim_jitter_ms),
+            crash_image,
+            match_duration: Duration::from_secs(self.sim_match_secs),
+            default_max_players: self.sim_max_players,
+            ..Default::default()
+        }))
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -93,6 +141,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 clusters: args.clusters,
                 api_token_file: args.api_token_file,
                 controller: !args.no_controller,
+                simulator: args.simulation.config()?,
             };
             let running = serve::start(&options).await.map_err(|e| e.to_string())?;
             running.serve().await.map_err(|e| e.to_string())

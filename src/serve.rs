@@ -38,6 +38,9 @@ pub struct ServeOptions {
     pub api_token_file: Option<PathBuf>,
     /// Run the fleet controller on every embedded cluster.
     pub controller: bool,
+    /// Simulate the fleet (server start-up, crashes, matches) on every
+    /// embedded cluster; `None` leaves GameServer status to others.
+    pub simulator: Option<crate::simulator::SimulatorConfig>,
 }
 
 impl Default for ServeOptions {
@@ -51,6 +54,7 @@ impl Default for ServeOptions {
             clusters: Vec::new(),
             api_token_file: None,
             controller: true,
+            simulator: Some(crate::simulator::SimulatorConfig::default()),
         }
     }
 }
@@ -159,6 +163,7 @@ pub struct Running {
     token: Option<String>,
     tls: Option<crate::tls::TlsMaterial>,
     controller: bool,
+    simulator: Option<crate::simulator::SimulatorConfig>,
     /// The metrics served at `/metrics`.
     pub metrics: Arc<Metrics>,
 }
@@ -227,6 +232,7 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
         token,
         tls,
         controller: options.controller,
+        simulator: options.simulator.clone(),
         metrics: Arc::new(Metrics::new()),
     })
 }
@@ -287,6 +293,10 @@ impl Running {
                     cluster.name.clone(),
                     self.metrics.clone(),
                 ));
+            }
+            if let Some(config) = &self.simulator {
+                let client = self.client(&cluster.name).await?;
+                tasks.spawn(crate::simulator::run(client, config.clone()));
             }
         }
         let api_router = apiserver::router(&self.clusters, self.token.as_deref());
