@@ -31,7 +31,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the embedded Kubernetes-compatible API server (and the service port).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the GameServerSet and GameServer CRDs as YAML.
     Crds,
 }

@@ -30,10 +30,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `gameops serve` (API only: `--no-controller`, so tests own
-    /// every GameServer) with a durable store and `extra` arguments.
+    /// Starts `gameops serve` (the API only: no controller, no simulator,
+    /// so tests own every GameServer) with a durable store and `extra` arguments.
     pub fn start(extra: &[&str]) -> Self {
-        let mut args = vec!["--no-controller"];
+        let mut args = vec!["--no-controller", "--no-simulator"];
         args.extend_from_slice(extra);
         Self::start_fleet(&args)
     }
