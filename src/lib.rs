@@ -4,6 +4,7 @@
 //! resource types ([`api`]), their versioned storage ([`store`]) and the
 //! embedded Kubernetes-compatible API server over it ([`apiserver`]).
 
+pub mod allocator;
 pub mod api;
 pub mod apiserver;
 pub mod controller;

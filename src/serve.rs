@@ -237,7 +237,7 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
     })
 }
 
-/// The service port's router: health and metrics.
+/// The service port's router: health and metrics (`serve` adds the allocator).
 pub fn service_router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -284,7 +284,9 @@ impl Running {
     /// Serves until SIGINT/SIGTERM, then closes the stores.
     pub async fn serve(self) -> Result<(), ServeError> {
         let mut tasks = tokio::task::JoinSet::new();
+        let mut clients = Vec::new();
         for cluster in &self.clusters {
+            clients.push((cluster.name.clone(), self.client(&cluster.name).await?));
             tasks.spawn(apiserver::gc::run(cluster.clone()));
             if self.controller {
                 let client = self.client(&cluster.name).await?;
@@ -332,7 +334,11 @@ impl Running {
                 }
             }
         };
-        let service = axum::serve(self.service, service_router(self.metrics.clone()));
+        let allocator = crate::allocator::Allocator::start(clients, self.metrics.clone());
+        let service = axum::serve(
+            self.service,
+            service_router(self.metrics.clone()).merge(allocator.router()),
+        );
         tokio::select! {
             r = api => r?,
             r = service => r?,

@@ -468,8 +468,11 @@ async fn crash_image_crashes_and_restarts_with_a_growing_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_change_updates_in_place_then_runs_the_new_image() {
+    // Transition times have whole-second precision (Kubernetes `Time`): a
+    // 1 s delay could already be due when the change is seen, skipping the
+    // Updating write this test looks for.
     let mut fleet = Fleet::start(SimulatorConfig {
-        startup_delay: Duration::from_secs(1),
+        startup_delay: Duration::from_secs(2),
         ..config()
     })
     .await;
