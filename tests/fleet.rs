@@ -466,3 +466,97 @@ async fn parameters_reach_servers_and_metrics_count_them() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn allocated_servers_beyond_replicas_stay_and_are_marked_overflow() {
+    let server = Server::start_fleet(FAST);
+    let client = server.client().await;
+    let servers: Api<GameServer> = Api::namespaced(client.clone(), "default");
+    let yaml = gss_yaml("busy", 3, "{type: OnDelete}", "game:v1")
+        + "  allocationOverflow: {labels: {version: ''}, annotations: {gameops.io/overflow: 'true'}}\n";
+    let yaml = yaml.replace(
+        "  gameServerTemplate:\n    spec:",
+        "  gameServerTemplate:\n    metadata: {labels: {version: v1}}\n    spec:",
+    );
+    server.kubectl_ok(&["apply", "-f", "-"], Some(&yaml));
+    all_ready(&servers, "busy", 3, "game:v1").await;
+    for name in ["busy-0", "busy-1", "busy-2"] {
+        set_ops(&servers, name, "Allocated").await;
+    }
+    server.kubectl_ok(&["scale", "gss", "busy", "--replicas=1"], None);
+    let marked = eventually("two servers marked as overflow", || async {
+        let list = servers
+            .list(&ListParams::default().labels("game.kruise.io/owner-gss=busy"))
+            .await
+            .ok()?;
+        let marked: BTreeSet<String> = list
+            .items
+            .iter()
+            .filter(|g| {
+                let overflow = g
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("gameops.io/overflow"))
+                    .is_some();
+                let unlabelled = g
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| !l.contains_key("version"));
+                overflow && unlabelled
+            })
+            .filter_map(|g| g.metadata.name.clone())
+            .collect();
+        (list.items.len() == 3 && marked.len() == 2).then_some(marked)
+    })
+    .await;
+    assert_eq!(
+        marked,
+        ["busy-1", "busy-2"].map(String::from).into_iter().collect(),
+        "highest ordinals overflow first"
+    );
+    let f = fleet(&servers, "busy").await;
+    assert!(
+        f.values().all(|v| v.ops == "Allocated"),
+        "no allocated server was deleted by the scale-down: {f:?}"
+    );
+}
+
+#[tokio::test]
+async fn allocator_allocates_from_the_simulated_fleet_and_matches_end() {
+    let mut args = FAST.to_vec();
+    args.extend(["--sim-match-secs", "2"]);
+    let server = Server::start_fleet(&args);
+    let client = server.client().await;
+    let servers: Api<GameServer> = Api::namespaced(client.clone(), "default");
+    server.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&gss_yaml("pool", 2, "{type: OnDelete}", "game:v1")),
+    );
+    all_ready(&servers, "pool", 2, "game:v1").await;
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}/v1/allocate", server.service_port);
+    let body =
+        json!({"namespace": "default", "selectors": [{"gameServerSet": "pool"}], "players": 4});
+    let answer: serde_json::Value = eventually("the allocator's cache to be ready", || async {
+        let r = http.post(&url).json(&body).send().await.ok()?;
+        r.status().is_success().then_some(r.json().await.ok()?)
+    })
+    .await;
+    assert_eq!(answer["state"], "Allocated", "{answer}");
+    let name = answer["gameServerName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let gs = servers.get(&name).await.expect("allocated server");
+    assert_eq!(gs.spec.ops_state.as_deref(), Some("Allocated"));
+    assert_eq!(gs.status.and_then(|s| s.players), Some(4));
+    // The simulated match ends after 2 s: the server is idle again.
+    eventually("the match to end", || async {
+        let gs = servers.get(&name).await.ok()?;
+        (gs.spec.ops_state.as_deref() == Some("None") && gs.status?.players == Some(0))
+            .then_some(())
+    })
+    .await;
+}
