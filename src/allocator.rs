@@ -335,18 +335,6 @@ pub fn images_match(a: &str, b: &str) -> bool {
 // ---------------------------------------------------------------------------
 // Which servers match
 
-/// The image a server runs: `status.podStatus.containerStatuses[0].image`.
-pub fn running_image(gs: &GameServer) -> Option<&str> {
-    gs.status
-        .as_ref()?
-        .pod_status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()
-        .map(|c| c.image.as_str())
-}
-
 fn label<'a>(gs: &'a GameServer, key: &str) -> Option<&'a str> {
     gs.metadata
         .labels
@@ -388,7 +376,9 @@ impl GameServerSelector {
             return false;
         }
         if let Some(image) = &self.image {
-            return running_image(gs).is_some_and(|running| images_match(image, running));
+            return gs
+                .running_image()
+                .is_some_and(|running| images_match(image, running));
         }
         true
     }
@@ -811,7 +801,7 @@ impl Allocator {
                                 namespace: wanted.namespace,
                                 cluster: cache.name.clone(),
                                 game_server_set: label(&server, OWNER_GSS_LABEL).map(str::to_owned),
-                                image: running_image(&server).map(str::to_owned),
+                                image: server.running_image().map(str::to_owned),
                                 ..Default::default()
                             });
                         }
@@ -911,7 +901,7 @@ impl Allocator {
             namespace,
             cluster: cache.name.clone(),
             game_server_set: label(&released, OWNER_GSS_LABEL).map(str::to_owned),
-            image: running_image(&released).map(str::to_owned),
+            image: released.running_image().map(str::to_owned),
             ops_state: Some(ops_state.unwrap_or_else(|| OpsState::None.as_str().to_owned())),
             message: None,
         })

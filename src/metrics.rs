@@ -72,12 +72,7 @@ impl Collector for Fleet {
         for (cluster, cache) in caches.iter() {
             for gs in cache.state() {
                 let status = gs.status.as_ref();
-                let image = status
-                    .and_then(|s| s.pod_status.as_ref())
-                    .and_then(|p| p.container_statuses.as_ref())
-                    .and_then(|c| c.first())
-                    .map(|c| c.image.clone())
-                    .unwrap_or_default();
+                let image = gs.running_image().unwrap_or_default().to_owned();
                 let labels = ServerLabels {
                     cluster: cluster.clone(),
                     namespace: gs.metadata.namespace.clone().unwrap_or_default(),

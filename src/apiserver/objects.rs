@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use super::Cluster;
 use super::request::{FieldValidation, Format, Params, PatchType, Target};
 use super::resources::ResourceDef;
-use super::selector::{FieldSelector, LabelSelector};
+use super::selector::Selection;
 use super::status::{ApiError, FieldError};
 use super::table;
 use super::validation;
@@ -529,12 +529,7 @@ pub async fn list(
     format: Format,
 ) -> Result<Response, ApiError> {
     let def = target.def;
-    let labels = LabelSelector::parse(params.label_selector.as_deref().unwrap_or(""))?;
-    let fields = FieldSelector::parse(
-        params.field_selector.as_deref().unwrap_or(""),
-        &def.selectable_fields,
-        &def.qualified(),
-    )?;
+    let selection = Selection::parse(def, params)?;
     let after = params
         .continue_token
         .as_deref()
@@ -565,9 +560,7 @@ pub async fn list(
                 .unwrap_or("")
                 .to_owned(),
         );
-        after.as_ref().is_none_or(|c| id > c.after)
-            && labels.matches(&o.value)
-            && fields.matches(&o.value)
+        after.as_ref().is_none_or(|c| id > c.after) && selection.matches(&o.value)
     });
     let limit = params.limit.unwrap_or(usize::MAX);
     let page: Vec<&Arc<StoredObject>> = selected.by_ref().take(limit).collect();
@@ -1110,18 +1103,10 @@ pub async fn delete_collection(
     body: Option<Value>,
 ) -> Result<Response, ApiError> {
     let def = target.def;
-    let labels = LabelSelector::parse(params.label_selector.as_deref().unwrap_or(""))?;
-    let fields = FieldSelector::parse(
-        params.field_selector.as_deref().unwrap_or(""),
-        &def.selectable_fields,
-        &def.qualified(),
-    )?;
+    let selection = Selection::parse(def, params)?;
     let (items, _) = cluster.store.list(def.plural, target.namespace.as_deref());
     let mut deleted = Vec::new();
-    for item in items
-        .iter()
-        .filter(|o| labels.matches(&o.value) && fields.matches(&o.value))
-    {
+    for item in items.iter().filter(|o| selection.matches(&o.value)) {
         let name = item
             .value
             .pointer("/metadata/name")

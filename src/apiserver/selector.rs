@@ -168,6 +168,35 @@ impl FieldSelector {
     }
 }
 
+/// A request's `labelSelector` and `fieldSelector` together.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Selection {
+    /// Parses a request's selectors for resource `def`.
+    pub fn parse(
+        def: &super::resources::ResourceDef,
+        params: &super::request::Params,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            labels: LabelSelector::parse(params.label_selector.as_deref().unwrap_or(""))?,
+            fields: FieldSelector::parse(
+                params.field_selector.as_deref().unwrap_or(""),
+                &def.selectable_fields,
+                &def.qualified(),
+            )?,
+        })
+    }
+
+    /// Whether the object satisfies both selectors.
+    pub fn matches(&self, object: &Value) -> bool {
+        self.labels.matches(object) && self.fields.matches(object)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

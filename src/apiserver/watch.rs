@@ -20,7 +20,7 @@ use super::Cluster;
 use super::objects::json_response;
 use super::request::{Format, Params, Target};
 use super::resources::ResourceDef;
-use super::selector::{FieldSelector, LabelSelector};
+use super::selector::Selection;
 use super::status::ApiError;
 use super::table;
 use crate::store::{EventType, StoredObject, WatchEvent};
@@ -33,14 +33,13 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
 struct Filter {
     def: &'static ResourceDef,
     namespace: Option<String>,
-    labels: LabelSelector,
-    fields: FieldSelector,
+    selection: Selection,
     format: Format,
 }
 
 impl Filter {
     fn matches(&self, object: &Value) -> bool {
-        self.labels.matches(object) && self.fields.matches(object)
+        self.selection.matches(object)
     }
 
     fn in_scope(&self, event: &WatchEvent) -> bool {
@@ -128,12 +127,7 @@ pub fn watch(
     let filter = Filter {
         def,
         namespace: target.namespace.clone(),
-        labels: LabelSelector::parse(params.label_selector.as_deref().unwrap_or(""))?,
-        fields: FieldSelector::parse(
-            params.field_selector.as_deref().unwrap_or(""),
-            &def.selectable_fields,
-            &def.qualified(),
-        )?,
+        selection: Selection::parse(def, params)?,
         format,
     };
     if target.name.is_some() {
