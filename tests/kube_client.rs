@@ -1473,3 +1473,38 @@ async fn metadata_api_and_metadata_watcher() {
     assert_eq!(two.labels().get("x").map(String::as_str), Some("y"));
     task.abort();
 }
+
+#[tokio::test]
+async fn delete_collection_removes_only_the_selected() {
+    let server = Server::start(&[]);
+    let api: Api<GameServer> = Api::namespaced(server.client().await, "default");
+    for (name, tier) in [("a", "gold"), ("b", "gold"), ("c", "silver"), ("d", "gold")] {
+        let mut g = gs(name, None, None);
+        g.metadata.labels = Some([("tier".to_string(), tier.to_string())].into());
+        api.create(&PostParams::default(), &g).await.unwrap();
+    }
+    let deleted = api
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("tier=gold"),
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = deleted
+        .left()
+        .expect("the deleted objects are returned")
+        .items
+        .iter()
+        .map(|g| g.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "d"]);
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|g| g.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+}
