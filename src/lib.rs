@@ -10,6 +10,8 @@ pub mod apiserver;
 pub mod controller;
 pub mod kubeconfig;
 pub mod metrics;
+pub mod ops;
+pub mod plugin;
 pub mod serve;
 pub mod simulator;
 pub mod store;

@@ -104,8 +104,8 @@ pub enum ServeError {
     /// The TLS certificate could not be made or read.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
-    /// Writing the kubeconfig failed.
-    #[error("cannot write the kubeconfig {path}: {source}")]
+    /// Writing the kubeconfig (or the plugin token) failed.
+    #[error("cannot write {path}: {source}")]
     Kubeconfig {
         /// The file.
         path: String,
@@ -164,6 +164,7 @@ pub struct Running {
     tls: Option<crate::tls::TlsMaterial>,
     controller: bool,
     simulator: Option<crate::simulator::SimulatorConfig>,
+    data_dir: PathBuf,
     /// The metrics served at `/metrics`.
     pub metrics: Arc<Metrics>,
 }
@@ -233,11 +234,36 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
         tls,
         controller: options.controller,
         simulator: options.simulator.clone(),
+        data_dir: options.data_dir.clone(),
         metrics: Arc::new(Metrics::new()),
     })
 }
 
-/// The service port's router: health and metrics (`serve` adds the allocator).
+/// The executor plugin's token: a fresh random one, written to
+/// `DATA_DIR/plugin-token` (mode 0600) for local callers (`gameops run`,
+/// tests) to send, as Argo's agent sends the one it writes.
+fn plugin_token(data_dir: &Path) -> Result<String, ServeError> {
+    use rand::Rng;
+    let token: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    let path = data_dir.join(PLUGIN_TOKEN_FILE);
+    let written = std::fs::create_dir_all(data_dir).and_then(|()| kubeconfig::write(&path, &token));
+    written.map_err(|source| ServeError::Kubeconfig {
+        path: path.display().to_string(),
+        source,
+    })?;
+    tracing::info!(path = %path.display(), "executor plugin token written");
+    Ok(token)
+}
+
+/// The file in the data directory holding the executor plugin's token.
+pub const PLUGIN_TOKEN_FILE: &str = "plugin-token";
+
+/// The service port's router: health and metrics (`serve` adds the
+/// allocator and the executor plugin).
 pub fn service_router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -334,10 +360,14 @@ impl Running {
                 }
             }
         };
+        let plugin_token = plugin_token(&self.data_dir)?;
+        let plugin = Arc::new(crate::plugin::Plugin::new(clients.clone()));
         let allocator = crate::allocator::Allocator::start(clients, self.metrics.clone());
         let service = axum::serve(
             self.service,
-            service_router(self.metrics.clone()).merge(allocator.router()),
+            service_router(self.metrics.clone())
+                .merge(allocator.router())
+                .merge(crate::plugin::router(plugin, Some(&plugin_token))),
         );
         tokio::select! {
             r = api => r?,

@@ -1,0 +1,255 @@
+//! What the plugin remembers, kept on the GameServerSet itself (so it
+//! survives a plugin restart and is visible with kubectl):
+//!
+//! - `gameops.io/lease`: which workflow is releasing the set, until when.
+//!   Another workflow's mutating op fails naming the holder; the holder's
+//!   own calls renew it.
+//! - `gameops.io/ops`: the result of every mutating call, by fingerprint
+//!   (workflow uid + template + arguments), so that Argo's retries and
+//!   re-sent calls get the same answer and apply nothing twice. Records
+//!   older than a day, and beyond the newest 50, are pruned.
+//!
+//! A mutation and its record are written in one patch that carries the
+//! set's resourceVersion: either both land or neither does.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Call, Outcome};
+use crate::api::GameServerSet;
+
+/// Annotation holding the lease.
+pub const LEASE_ANNOTATION: &str = "gameops.io/lease";
+/// Annotation holding the records of applied calls.
+pub const OPS_ANNOTATION: &str = "gameops.io/ops";
+/// How long a lease lasts without a call from its holder.
+pub const LEASE_DURATION: Duration = Duration::from_secs(15 * 60);
+const KEEP_RECORDS: usize = 50;
+const RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Compare-and-swap attempts before giving up on a busy set.
+const ATTEMPTS: usize = 16;
+
+/// One workflow's hold on a set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Lease {
+    /// The holding workflow's uid.
+    pub holder: String,
+    /// `namespace/name` of the workflow, for messages.
+    pub workflow: String,
+    /// When it lapses.
+    pub until: Timestamp,
+}
+
+/// The answer given to one call, replayed to its retries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    /// The template that made the call.
+    pub template: String,
+    /// When it was applied.
+    pub at: Timestamp,
+    /// The message given.
+    pub message: String,
+    /// The outputs given.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+}
+
+fn annotation<'a>(gss: &'a GameServerSet, key: &str) -> Option<&'a str> {
+    gss.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+/// The lease on `gss`, if any (an unreadable one counts as none).
+pub fn lease(gss: &GameServerSet) -> Option<Lease> {
+    serde_json::from_str(annotation(gss, LEASE_ANNOTATION)?).ok()
+}
+
+/// The records on `gss`.
+pub fn records(gss: &GameServerSet) -> BTreeMap<String, Record> {
+    annotation(gss, OPS_ANNOTATION)
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or_default()
+}
+
+/// Why `call` may not change `gss` now, if it may not.
+pub fn held_by_other(gss: &GameServerSet, call: &Call<'_>, now: Timestamp) -> Option<String> {
+    let lease = lease(gss)?;
+    (lease.holder != call.workflow.uid && lease.until > now).then(|| {
+        format!(
+            "GameServerSet {}/{} is being released by workflow {} (uid {}) until {}; wait for it to finish, or remove the annotation {LEASE_ANNOTATION} if that workflow is gone",
+            call.namespace,
+            call.game_server_set,
+            lease.workflow,
+            lease.holder,
+            lease.until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+    })
+}
+
+/// What a mutating op wants done: a merge patch of the set and the answer.
+pub struct Change {
+    /// Merge patch of the set (spec, annotations); `Value::Null` for none.
+    pub patch: Value,
+    /// The message for the Argo UI.
+    pub message: String,
+    /// The outputs.
+    pub outputs: BTreeMap<String, String>,
+}
+
+fn pruned(mut records: BTreeMap<String, Record>, now: Timestamp) -> BTreeMap<String, Record> {
+    let ttl = jiff::SignedDuration::try_from(RECORD_TTL).unwrap_or(jiff::SignedDuration::MAX);
+    records.retain(|_, r| now.duration_since(r.at) < ttl);
+    while records.len() > KEEP_RECORDS {
+        let oldest = records
+            .iter()
+            .min_by_key(|(_, r)| r.at)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => {
+                records.remove(&k);
+            }
+            None => break,
+        }
+    }
+    records
+}
+
+/// Runs a mutating op exactly once per fingerprint: replays the recorded
+/// answer to a repeated call, refuses while another workflow holds the set,
+/// and otherwise applies `change` together with its record and the renewed
+/// lease, retrying on concurrent writes.
+pub async fn mutate<F>(call: &Call<'_>, change: F) -> Outcome
+where
+    F: Fn(&GameServerSet) -> Result<Change, String>,
+{
+    let api: Api<GameServerSet> = Api::namespaced(call.client.clone(), &call.namespace);
+    for _ in 0..ATTEMPTS {
+        let gss = match super::get_set(call).await {
+            Ok(gss) => gss,
+            Err(outcome) => return outcome,
+        };
+        let now = Timestamp::now();
+        let mut records = records(&gss);
+        if let Some(done) = records.get(&call.fingerprint) {
+            return Outcome::Done {
+                message: format!(
+                    "{} (already applied at {}; not applied again)",
+                    done.message,
+                    done.at.strftime("%H:%M:%SZ")
+                ),
+                outputs: done.outputs.clone(),
+            };
+        }
+        if let Some(why) = held_by_other(&gss, call, now) {
+            return Outcome::Failed(why);
+        }
+        let change = match change(&gss) {
+            Ok(c) => c,
+            Err(why) => return Outcome::Failed(why),
+        };
+        records.insert(
+            call.fingerprint.clone(),
+            Record {
+                template: call.template.to_owned(),
+                at: now,
+                message: change.message.clone(),
+                outputs: change.outputs.clone(),
+            },
+        );
+        let lease = Lease {
+            holder: call.workflow.uid.clone(),
+            workflow: format!("{}/{}", call.workflow.namespace, call.workflow.name),
+            until: now + jiff::SignedDuration::try_from(LEASE_DURATION).unwrap_or_default(),
+        };
+        let mut patch = if change.patch.is_null() {
+            json!({})
+        } else {
+            change.patch
+        };
+        let bookkeeping = json!({
+            "resourceVersion": gss.metadata.resource_version,
+            "annotations": {
+                LEASE_ANNOTATION: serde_json::to_string(&lease).unwrap_or_default(),
+                OPS_ANNOTATION: serde_json::to_string(&pruned(records, now)).unwrap_or_default(),
+            },
+        });
+        json_patch::merge(&mut patch, &json!({"metadata": bookkeeping}));
+        // Writes are attributed to the plugin in managedFields.
+        let params = PatchParams {
+            field_manager: Some("gameops-plugin".into()),
+            ..Default::default()
+        };
+        match api
+            .patch(&call.game_server_set, &params, &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                return Outcome::Done {
+                    message: change.message,
+                    outputs: change.outputs,
+                };
+            }
+            // Someone else wrote the set meanwhile: read it again.
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
+                return Outcome::Failed(format!(
+                    "the API server refused the change to GameServerSet {}/{}: {}",
+                    call.namespace, call.game_server_set, e.message
+                ));
+            }
+            Err(e) => {
+                return Outcome::Retry(format!(
+                    "could not write GameServerSet {}/{}: {e}",
+                    call.namespace, call.game_server_set
+                ));
+            }
+        }
+    }
+    Outcome::Retry(format!(
+        "GameServerSet {}/{} kept changing under this call; trying again",
+        call.namespace, call.game_server_set
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(at: Timestamp) -> Record {
+        Record {
+            template: "t".into(),
+            at,
+            message: "m".into(),
+            outputs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn records_are_pruned_by_age_and_count() {
+        let now = Timestamp::now();
+        let mut records = BTreeMap::new();
+        records.insert(
+            "old".to_string(),
+            record(now - jiff::SignedDuration::from_hours(25)),
+        );
+        for i in 0..60 {
+            records.insert(
+                format!("r{i:02}"),
+                record(now - jiff::SignedDuration::from_secs(60 - i)),
+            );
+        }
+        let kept = pruned(records, now);
+        assert_eq!(kept.len(), KEEP_RECORDS);
+        assert!(!kept.contains_key("old"));
+        assert!(!kept.contains_key("r00"), "the oldest go first");
+        assert!(kept.contains_key("r59"));
+    }
+}

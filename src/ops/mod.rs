@@ -1,0 +1,233 @@
+//! The release primitives behind the executor plugin: one file per op,
+//! each talking to its cluster only through `kube::Api` (so the same code
+//! serves the embedded fleet and a real cluster). Every op takes
+//! `gameServerSet`, and optionally `namespace` (default: the workflow's) and
+//! `cluster` (default: the first).
+
+pub mod ledger;
+mod scale;
+mod status;
+
+use std::collections::BTreeMap;
+use std::hash::Hasher;
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::Api;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::GameServerSet;
+use crate::plugin::wire::WorkflowMeta;
+
+/// The ops, by the key a template names them with.
+pub const OPS: &[&str] = &["scale", "status"];
+
+/// One call of an op.
+pub struct Call<'a> {
+    /// The calling workflow.
+    pub workflow: &'a WorkflowMeta,
+    /// The calling template's name.
+    pub template: &'a str,
+    /// The target cluster's client.
+    pub client: Client,
+    /// The namespace of the set.
+    pub namespace: String,
+    /// The set.
+    pub game_server_set: String,
+    /// Identifies this call among retries: workflow uid, template, arguments.
+    pub fingerprint: String,
+}
+
+/// How an op ended (for now).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Done, with outputs.
+    Done {
+        /// For the Argo UI.
+        message: String,
+        /// Output parameters.
+        outputs: BTreeMap<String, String>,
+    },
+    /// Not done yet: call again after `after`.
+    Waiting {
+        /// What it saw.
+        message: String,
+        /// When to call again.
+        after: Duration,
+    },
+    /// A transient failure (the API server did not answer): call again soon.
+    Retry(String),
+    /// Failed for good, with what to fix.
+    Failed(String),
+}
+
+/// The arguments every op takes.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Target {
+    game_server_set: Option<String>,
+    namespace: Option<String>,
+    cluster: Option<String>,
+}
+
+/// FNV-1a over the parts that identify a call.
+fn fingerprint(workflow_uid: &str, template: &str, op: &str, args: &Value) -> String {
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    for part in [workflow_uid, template, op, &args.to_string()] {
+        h.write(part.as_bytes());
+        h.write(&[0]);
+    }
+    format!("{:016x}", h.finish())
+}
+
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+/// Parses an op's own arguments (everything but the common ones), naming
+/// the offending field on error.
+fn args<T: serde::de::DeserializeOwned>(op: &str, value: &Value) -> Result<T, String> {
+    let mut own = value.clone();
+    if let Some(map) = own.as_object_mut() {
+        for common in ["gameServerSet", "namespace", "cluster"] {
+            map.remove(common);
+        }
+    }
+    serde_json::from_value(own).map_err(|e| format!("plugin.gameops.{op}: {e}"))
+}
+
+/// The set a call targets; a missing one is a clear failure.
+async fn get_set(call: &Call<'_>) -> Result<GameServerSet, Outcome> {
+    let api: Api<GameServerSet> = Api::namespaced(call.client.clone(), &call.namespace);
+    match api.get_opt(&call.game_server_set).await {
+        Ok(Some(gss)) => Ok(gss),
+        Ok(None) => Err(Outcome::Failed(format!(
+            "GameServerSet {}/{} does not exist: check gameServerSet and namespace in the template (kubectl get gss -n {})",
+            call.namespace, call.game_server_set, call.namespace
+        ))),
+        Err(e) => Err(Outcome::Retry(format!(
+            "could not read GameServerSet {}/{}: {e}",
+            call.namespace, call.game_server_set
+        ))),
+    }
+}
+
+/// Where the plugin can reach clusters.
+pub trait Clusters {
+    /// The client of `name`, or of the default cluster for `None`.
+    fn client(&self, name: Option<&str>) -> Option<Client>;
+    /// The names of every cluster, for messages.
+    fn names(&self) -> Vec<String>;
+}
+
+/// Runs `op` with `value` (`plugin.gameops.<op>`) for a workflow's template.
+pub async fn run(
+    clusters: &impl Clusters,
+    workflow: &WorkflowMeta,
+    template: &str,
+    op: &str,
+    value: &Value,
+) -> Outcome {
+    if !value.is_object() {
+        return Outcome::Failed(format!(
+            "plugin.gameops.{op} must be an object of arguments, e.g. {{\"gameServerSet\": \"minecraft\"}}"
+        ));
+    }
+    let target: Target = match serde_json::from_value(value.clone()) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed(format!("plugin.gameops.{op}: {e}")),
+    };
+    let Some(set) = target.game_server_set.filter(|s| !s.is_empty()) else {
+        return Outcome::Failed(format!(
+            "plugin.gameops.{op}.gameServerSet is missing: name the GameServerSet to act on"
+        ));
+    };
+    let Some(client) = clusters.client(target.cluster.as_deref()) else {
+        return Outcome::Failed(format!(
+            "plugin.gameops.{op}.cluster {:?} is not a cluster this plugin knows; known: {}",
+            target.cluster.unwrap_or_default(),
+            clusters.names().join(", ")
+        ));
+    };
+    let namespace = target
+        .namespace
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| workflow.namespace.clone());
+    let call = Call {
+        workflow,
+        template,
+        client,
+        namespace,
+        game_server_set: set,
+        fingerprint: fingerprint(&workflow.uid, template, op, value),
+    };
+    match op {
+        "scale" => match args(op, value) {
+            Ok(a) => scale::run(&call, a).await,
+            Err(e) => Outcome::Failed(e),
+        },
+        "status" => match args(op, value) {
+            Ok(a) => status::run(&call, a).await,
+            Err(e) => Outcome::Failed(e),
+        },
+        other => Outcome::Failed(format!(
+            "plugin.gameops.{other} is not an op; the ops are {}",
+            OPS.join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fingerprints_separate_calls_and_match_retries() {
+        let a = fingerprint("uid", "scale-up", "scale", &json!({"delta": 3}));
+        assert_eq!(
+            a,
+            fingerprint("uid", "scale-up", "scale", &json!({"delta": 3}))
+        );
+        assert_ne!(
+            a,
+            fingerprint("uid2", "scale-up", "scale", &json!({"delta": 3}))
+        );
+        assert_ne!(
+            a,
+            fingerprint("uid", "scale-down", "scale", &json!({"delta": 3}))
+        );
+        assert_ne!(
+            a,
+            fingerprint("uid", "scale-up", "scale", &json!({"delta": 4}))
+        );
+    }
+
+    #[test]
+    fn op_arguments_name_the_bad_field() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct A {
+            #[allow(dead_code)]
+            replicas: Option<i32>,
+        }
+        let e = args::<A>("scale", &json!({"gameServerSet": "m", "replica": 3})).unwrap_err();
+        assert!(
+            e.contains("plugin.gameops.scale") && e.contains("replica"),
+            "{e}"
+        );
+        let e =
+            args::<A>("scale", &json!({"gameServerSet": "m", "replicas": "three"})).unwrap_err();
+        assert!(e.contains("invalid type"), "{e}");
+    }
+}

@@ -1,0 +1,149 @@
+//! The Argo Workflows executor plugin: `POST /api/v1/template.execute`, as
+//! Argo's agent calls every plugin sidecar for every plugin template.
+//!
+//! Rules (CONTRACTS section 1): a template for another plugin gets 200 `{}`;
+//! a request without the agent's bearer token gets 403; a well-formed
+//! request always gets 200, with `phase: Failed` and a message for a person
+//! when its arguments are wrong (any other status would fail the node with
+//! an unreadable body); only malformed JSON gets 400. `requeue` is a Go
+//! duration and is never sent with a terminal phase.
+
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use kube::Client;
+use serde_json::json;
+
+use crate::ops::{self, Outcome};
+use wire::{ExecuteTemplateArgs, ExecuteTemplateReply};
+
+/// The plugin's name: the key under `template.plugin`.
+pub const PLUGIN_NAME: &str = "gameops";
+/// How soon a transient failure is retried.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The plugin: the clusters it acts on (the first is the default).
+pub struct Plugin {
+    clusters: Vec<(String, Client)>,
+}
+
+impl Plugin {
+    /// A plugin acting on `clusters`.
+    pub fn new(clusters: Vec<(String, Client)>) -> Self {
+        Self { clusters }
+    }
+
+    /// Executes one template, as the endpoint does after authentication.
+    pub async fn execute(&self, args: &ExecuteTemplateArgs) -> ExecuteTemplateReply {
+        let Some(spec) = args
+            .template
+            .plugin
+            .as_ref()
+            .and_then(|p| p.get(PLUGIN_NAME))
+        else {
+            return ExecuteTemplateReply::default();
+        };
+        let ops = ops::OPS.join(", ");
+        let (op, value) = match spec.as_object().map(|o| o.iter().collect::<Vec<_>>()) {
+            Some(entries) if entries.len() == 1 => entries[0],
+            _ => {
+                return ExecuteTemplateReply::failed(format!(
+                    "plugin.gameops must name exactly one op, e.g. {{\"scale\": {{\"gameServerSet\": \"minecraft\", \"delta\": 3}}}}; the ops are {ops}"
+                ));
+            }
+        };
+        let declared = args.template.outputs.as_ref();
+        match ops::run(
+            self,
+            &args.workflow.metadata,
+            &args.template.name,
+            op,
+            value,
+        )
+        .await
+        {
+            Outcome::Done { message, outputs } => {
+                let values: Vec<(&str, String)> = outputs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .collect();
+                ExecuteTemplateReply::succeeded(message, declared, &values)
+            }
+            Outcome::Waiting { message, after } => ExecuteTemplateReply::running(message, after),
+            Outcome::Retry(message) => {
+                ExecuteTemplateReply::running(format!("{message} (retrying)"), RETRY_AFTER)
+            }
+            Outcome::Failed(message) => ExecuteTemplateReply::failed(message),
+        }
+    }
+}
+
+impl ops::Clusters for Plugin {
+    fn client(&self, name: Option<&str>) -> Option<Client> {
+        match name {
+            None | Some("") => self.clusters.first().map(|(_, c)| c.clone()),
+            Some(n) => self
+                .clusters
+                .iter()
+                .find(|(c, _)| c == n)
+                .map(|(_, c)| c.clone()),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.clusters.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+async fn execute(State(plugin): State<Arc<Plugin>>, body: Bytes) -> Response {
+    let args: ExecuteTemplateArgs = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            let error = json!({"error": format!("the request body is not an ExecuteTemplateArgs JSON object: {e}")});
+            return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+        }
+    };
+    axum::Json(plugin.execute(&args).await).into_response()
+}
+
+async fn require_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if crate::apiserver::constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::FORBIDDEN,
+            "forbidden: the Authorization bearer token is not the agent's",
+        )
+            .into_response()
+    }
+}
+
+/// `POST /api/v1/template.execute`; with `token`, every call must carry it
+/// (403 otherwise).
+pub fn router(plugin: Arc<Plugin>, token: Option<&str>) -> Router {
+    let router = Router::new()
+        .route("/api/v1/template.execute", post(execute))
+        .with_state(plugin);
+    match token {
+        Some(token) => router.layer(middleware::from_fn_with_state(
+            Arc::<str>::from(token),
+            require_token,
+        )),
+        None => router,
+    }
+}

@@ -1,0 +1,259 @@
+//! The Argo Workflows executor-plugin wire format (`ExecuteTemplateArgs` in,
+//! `ExecuteTemplateReply` out), as Argo's agent sends and reads it
+//! (argo-workflows `pkg/plugins/executor`, `workflow/executor/agent.go`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What the agent sends: the workflow's identity and the template, with
+/// every `{{...}}` already substituted.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct ExecuteTemplateArgs {
+    /// The workflow.
+    #[serde(default)]
+    pub workflow: Workflow,
+    /// The template to execute.
+    #[serde(default)]
+    pub template: Template,
+}
+
+/// The workflow part of a request.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct Workflow {
+    /// Its metadata.
+    #[serde(default)]
+    pub metadata: WorkflowMeta,
+}
+
+/// Name, namespace and uid of the workflow.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct WorkflowMeta {
+    /// The workflow's name.
+    #[serde(default)]
+    pub name: String,
+    /// Its namespace (the default namespace of every op).
+    #[serde(default)]
+    pub namespace: String,
+    /// Its uid (identifies retries of the same step).
+    #[serde(default)]
+    pub uid: String,
+}
+
+/// The template part of a request.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct Template {
+    /// The template's name.
+    #[serde(default)]
+    pub name: String,
+    /// Declared outputs (`value: ""` placeholders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Outputs>,
+    /// `{"<plugin name>": {...}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<Map<String, Value>>,
+}
+
+/// Output parameters of a node.
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
+pub struct Outputs {
+    /// The parameters.
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+}
+
+/// One parameter; the value is always a string on the wire.
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
+pub struct Parameter {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// A node phase Argo understands.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Phase {
+    /// Still working: the agent calls again after `requeue`.
+    Running,
+    /// Done.
+    Succeeded,
+    /// Failed for good (no requeue).
+    Failed,
+}
+
+/// The node result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeResult {
+    /// The phase.
+    pub phase: Phase,
+    /// A sentence for the Argo UI.
+    pub message: String,
+    /// Output parameters (on success).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub outputs: Option<Outputs>,
+}
+
+/// What the plugin answers: `{}` (not ours), or a node and maybe a requeue.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct ExecuteTemplateReply {
+    /// The node result; absent when the template is another plugin's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub node: Option<NodeResult>,
+    /// When to call again, as a Go duration (`"5s"`, `"1m30s"`, `"500ms"`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub requeue: Option<String>,
+}
+
+/// Formats a duration as Go's `time.Duration.String()` does for the values
+/// the plugin uses (whole milliseconds): `500ms`, `5s`, `1m30s`, `1h0m0s`.
+pub fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let (s, frac) = (rest / 1000, rest % 1000);
+    let secs = if frac == 0 {
+        format!("{s}s")
+    } else {
+        let f = format!("{:03}", frac);
+        format!("{s}.{}s", f.trim_end_matches('0'))
+    };
+    match (h, m) {
+        (0, 0) => secs,
+        (0, m) => format!("{m}m{secs}"),
+        (h, m) => format!("{h}h{m}m{secs}"),
+    }
+}
+
+impl ExecuteTemplateReply {
+    /// A finished node with outputs. Only the outputs the template declared
+    /// are returned (Argo only passes declared ones on), as strings.
+    pub fn succeeded(
+        message: impl Into<String>,
+        declared: Option<&Outputs>,
+        values: &[(&str, String)],
+    ) -> Self {
+        let outputs = declared.map(|d| Outputs {
+            parameters: d
+                .parameters
+                .iter()
+                .map(|p| Parameter {
+                    name: p.name.clone(),
+                    value: values
+                        .iter()
+                        .find(|(n, _)| *n == p.name)
+                        .map(|(_, v)| v.clone())
+                        .or_else(|| p.value.clone()),
+                })
+                .collect(),
+        });
+        Self {
+            node: Some(NodeResult {
+                phase: Phase::Succeeded,
+                message: message.into(),
+                outputs,
+            }),
+            requeue: None,
+        }
+    }
+
+    /// Still running: call again after `after`.
+    pub fn running(message: impl Into<String>, after: Duration) -> Self {
+        Self {
+            node: Some(NodeResult {
+                phase: Phase::Running,
+                message: message.into(),
+                outputs: None,
+            }),
+            requeue: Some(go_duration(after)),
+        }
+    }
+
+    /// Failed for good: no requeue, or Argo would call again.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            node: Some(NodeResult {
+                phase: Phase::Failed,
+                message: message.into(),
+                outputs: None,
+            }),
+            requeue: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations_are_go_strings() {
+        let cases = [
+            (0, "0s"),
+            (500, "500ms"),
+            (1000, "1s"),
+            (5000, "5s"),
+            (1500, "1.5s"),
+            (90_000, "1m30s"),
+            (60_000, "1m0s"),
+            (3_600_000, "1h0m0s"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(go_duration(Duration::from_millis(ms)), want);
+        }
+    }
+
+    #[test]
+    fn replies_serialise_as_argo_reads_them() {
+        assert_eq!(
+            serde_json::to_value(ExecuteTemplateReply::default()).unwrap(),
+            json!({})
+        );
+        let r = ExecuteTemplateReply::running("2/3 new servers Ready", Duration::from_secs(5));
+        assert_eq!(
+            serde_json::to_value(r).unwrap(),
+            json!({"node": {"phase": "Running", "message": "2/3 new servers Ready"}, "requeue": "5s"})
+        );
+        let declared = Outputs {
+            parameters: vec![Parameter {
+                name: "previousImage".into(),
+                value: Some(String::new()),
+            }],
+        };
+        let r = ExecuteTemplateReply::succeeded(
+            "patched",
+            Some(&declared),
+            &[("previousImage", "x:v1".into()), ("other", "y".into())],
+        );
+        assert_eq!(
+            serde_json::to_value(r).unwrap(),
+            json!({"node": {"phase": "Succeeded", "message": "patched",
+                "outputs": {"parameters": [{"name": "previousImage", "value": "x:v1"}]}}})
+        );
+        let f = serde_json::to_value(ExecuteTemplateReply::failed("no")).unwrap();
+        assert!(f.get("requeue").is_none());
+    }
+
+    #[test]
+    fn requests_parse_from_the_contract_example() {
+        let body = json!({"workflow":{"metadata":{"name":"rel-7x2kq","namespace":"argo","uid":"0b6f"}},
+            "template":{"name":"patch-image","inputs":{"parameters":[{"name":"image","value":"x:v2"}]},
+            "outputs":{"parameters":[{"name":"previousImage","value":""}]},"metadata":{},
+            "plugin":{"gameops":{"patchImage":{"gameServerSet":"minecraft","image":"x:v2"}}}}});
+        let args: ExecuteTemplateArgs = serde_json::from_value(body).unwrap();
+        assert_eq!(args.workflow.metadata.uid, "0b6f");
+        assert_eq!(
+            args.template.plugin.unwrap()["gameops"]["patchImage"]["image"],
+            "x:v2"
+        );
+    }
+}
