@@ -8,6 +8,13 @@ use super::resources::{Printer, ResourceDef};
 
 /// Formats a duration as Kubernetes does (`duration.HumanDuration`):
 /// `27s`, `2m18s`, `15m`, `3h5m`, `2d4h`, `3y`.
+///
+/// ```
+/// use gameops::apiserver::table::human_duration;
+///
+/// assert_eq!(human_duration(138), "2m18s");
+/// assert_eq!(human_duration(27), "27s");
+/// ```
 pub fn human_duration(seconds: i64) -> String {
     if seconds < -1 {
         return "<invalid>".into();

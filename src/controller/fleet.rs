@@ -162,6 +162,12 @@ pub fn reserved_ids(ids: &[IntOrString]) -> Result<Vec<u32>, String> {
 }
 
 /// The lowest `n` ordinals not in use and not reserved.
+///
+/// ```
+/// use gameops::controller::fleet::free_ordinals;
+///
+/// assert_eq!(free_ordinals(&[0, 2], &[1], 2), [3, 4]);
+/// ```
 pub fn free_ordinals(used: &[u32], reserved: &[u32], n: usize) -> Vec<u32> {
     let taken: std::collections::HashSet<u32> = used.iter().chain(reserved).copied().collect();
     (0..).filter(|o| !taken.contains(o)).take(n).collect()

@@ -109,6 +109,14 @@ pub struct ExecuteTemplateReply {
 
 /// Formats a duration as Go's `time.Duration.String()` does for the values
 /// the plugin uses (whole milliseconds): `500ms`, `5s`, `1m30s`, `1h0m0s`.
+///
+/// ```
+/// use std::time::Duration;
+/// use gameops::plugin::wire::go_duration;
+///
+/// assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+/// assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
+/// ```
 pub fn go_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
