@@ -55,7 +55,7 @@ use tokio::task::AbortHandle;
 
 use crate::api::{
     DRAINING_LABEL, GameServer, GameServerState, MATCH_STARTED_ANNOTATION, OWNER_GSS_LABEL,
-    OpsState,
+    OpsState, images_match, normalise_image,
 };
 use crate::metrics::{AllocationLabels, Metrics};
 
@@ -235,101 +235,6 @@ pub struct ReleaseRequest {
     pub cluster: Option<String>,
     /// The server whose match ends.
     pub game_server_name: String,
-}
-
-// ---------------------------------------------------------------------------
-// Docker image references
-
-/// A Docker image reference, normalised as Docker does: `nginx` is
-/// `docker.io/library/nginx:latest`; a reference with a digest keeps it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageRef {
-    /// Registry and repository, e.g. `docker.io/library/nginx`.
-    pub name: String,
-    /// The tag (`latest` when neither a tag nor a digest is given).
-    pub tag: Option<String>,
-    /// The digest, e.g. `sha256:…`.
-    pub digest: Option<String>,
-}
-
-impl ImageRef {
-    /// Parses and normalises `image`.
-    pub fn parse(image: &str) -> Self {
-        let image = image.trim();
-        let (rest, digest) = match image.split_once('@') {
-            Some((rest, digest)) => (rest, Some(digest.to_owned())),
-            None => (image, None),
-        };
-        let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_owned())),
-            _ => (rest, None),
-        };
-        let (domain, path) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains('.')
-                    || first.contains(':')
-                    || first == "localhost"
-                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
-            {
-                (first.to_ascii_lowercase(), path)
-            }
-            _ => ("docker.io".to_owned(), name),
-        };
-        let domain = if domain == "index.docker.io" {
-            "docker.io".to_owned()
-        } else {
-            domain
-        };
-        let path = if domain == "docker.io" && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path.to_owned()
-        };
-        let tag = match (tag, &digest) {
-            (None, None) => Some("latest".to_owned()),
-            (tag, _) => tag,
-        };
-        Self {
-            name: format!("{domain}/{path}"),
-            tag,
-            digest,
-        }
-    }
-
-    /// Whether both name the same image: the same repository and, when both
-    /// carry a digest, the same digest, otherwise the same tag.
-    pub fn same_image(&self, other: &Self) -> bool {
-        if self.name != other.name {
-            return false;
-        }
-        match (&self.digest, &other.digest) {
-            (Some(a), Some(b)) => a == b,
-            _ => self.tag == other.tag,
-        }
-    }
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)?;
-        if let Some(tag) = &self.tag {
-            write!(f, ":{tag}")?;
-        }
-        if let Some(digest) = &self.digest {
-            write!(f, "@{digest}")?;
-        }
-        Ok(())
-    }
-}
-
-/// `image` in its fully qualified form (`nginx` → `docker.io/library/nginx:latest`).
-pub fn normalise_image(image: &str) -> String {
-    ImageRef::parse(image).to_string()
-}
-
-/// Whether two image references name the same image once normalised.
-pub fn images_match(a: &str, b: &str) -> bool {
-    ImageRef::parse(a).same_image(&ImageRef::parse(b))
 }
 
 // ---------------------------------------------------------------------------
@@ -1206,51 +1111,6 @@ mod tests {
             ..Default::default()
         });
         gs
-    }
-
-    #[test]
-    fn images_are_normalised_like_docker() {
-        for (raw, full) in [
-            ("nginx", "docker.io/library/nginx:latest"),
-            ("nginx:1.25", "docker.io/library/nginx:1.25"),
-            ("library/nginx", "docker.io/library/nginx:latest"),
-            ("docker.io/nginx", "docker.io/library/nginx:latest"),
-            (
-                "index.docker.io/library/nginx:1",
-                "docker.io/library/nginx:1",
-            ),
-            ("bitnami/redis:7", "docker.io/bitnami/redis:7"),
-            ("localhost/app", "localhost/app:latest"),
-            ("localhost:5000/app:v2", "localhost:5000/app:v2"),
-            (
-                "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2",
-                "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2",
-            ),
-            ("nginx@sha256:abc", "docker.io/library/nginx@sha256:abc"),
-            (
-                "nginx:1.25@sha256:abc",
-                "docker.io/library/nginx:1.25@sha256:abc",
-            ),
-            (" ghcr.io/o/r ", "ghcr.io/o/r:latest"),
-        ] {
-            assert_eq!(normalise_image(raw), full, "{raw}");
-        }
-    }
-
-    #[test]
-    fn images_match_after_normalisation_only_when_the_same() {
-        assert!(images_match("nginx", "docker.io/library/nginx:latest"));
-        assert!(images_match(
-            "nginx:latest",
-            "index.docker.io/library/nginx"
-        ));
-        assert!(images_match("nginx:1.25", "nginx:1.25@sha256:abc"));
-        assert!(images_match("nginx@sha256:abc", "nginx:1.24@sha256:abc"));
-        assert!(!images_match("nginx@sha256:abc", "nginx@sha256:def"));
-        assert!(!images_match("nginx", "nginx:1.25"));
-        assert!(!images_match("nginx@sha256:abc", "nginx:latest"));
-        assert!(!images_match("nginx", "ghcr.io/library/nginx"));
-        assert!(!images_match("foo/nginx", "nginx"));
     }
 
     #[test]

@@ -34,6 +34,51 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the GameServerSet and GameServer CRDs as YAML.
     Crds,
+    /// Run the Argo executor plugin as a sidecar (no embedded API server);
+    /// `gameops plugin build` packages it.
+    Plugin(Box<PluginArgs>),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct PluginArgs {
+    #[command(subcommand)]
+    command: Option<PluginCommand>,
+    #[command(flatten)]
+    sidecar: SidecarArgs,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Write DIR/<name>-executor-plugin-configmap.yaml and DIR/README.md from
+    /// DIR/plugin.yaml, exactly as `argo executor-plugin build DIR` does.
+    Build {
+        /// The plugin directory (holding plugin.yaml).
+        #[arg(default_value = "plugin")]
+        dir: PathBuf,
+    },
+}
+
+/// `gameops plugin`: the sidecar Argo's agent calls.
+#[derive(clap::Args)]
+struct SidecarArgs {
+    /// Address to serve POST /api/v1/template.execute, /healthz and /readyz on.
+    #[arg(long, default_value = "127.0.0.1:4355")]
+    listen: SocketAddr,
+    /// A named target cluster (repeatable; the first is the default):
+    /// NAME=KUBECONFIG[:CONTEXT]. Without any: in-cluster config or
+    /// kubeconfig, named "in-cluster" or "default".
+    #[arg(long = "cluster", value_name = "NAME=KUBECONFIG[:CONTEXT]")]
+    clusters: Vec<String>,
+    /// File holding the bearer token every call must carry (Argo's agent writes it).
+    #[arg(long, default_value = gameops::sidecar::DEFAULT_TOKEN_FILE)]
+    token_file: PathBuf,
+    /// Start even when no token can be read, and then serve WITHOUT authentication.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Seconds to wait for the token file to appear.
+    #[arg(long, default_value_t = 60, hide = true)]
+    token_wait_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -131,6 +176,27 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{yaml}");
             Ok(())
         }
+        Command::Plugin(args) => match args.command {
+            Some(PluginCommand::Build { dir }) => {
+                let built = gameops::packaging::build(&dir).map_err(|e| e.to_string())?;
+                println!("{} created", built.configmap.display());
+                println!("{} created", built.readme.display());
+                Ok(())
+            }
+            None => {
+                let a = args.sidecar;
+                let options = gameops::sidecar::SidecarOptions {
+                    listen: a.listen,
+                    clusters: a.clusters,
+                    token_file: a.token_file,
+                    insecure_no_auth: a.insecure_no_auth,
+                    token_wait: Duration::from_secs(a.token_wait_secs),
+                };
+                gameops::sidecar::run(&options)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        },
         Command::Serve(args) => {
             let options = ServeOptions {
                 api_listen: args.api_listen,

@@ -145,7 +145,7 @@ async fn protocol_rules_as_argo_reads_them() {
     let cases = [
         (
             json!({"gameops": {"rollout": {"gameServerSet": "minecraft"}}}),
-            "the ops are scale, status",
+            "the ops are patchImage, scale, waitReady, setOpsState, drain, rollback, status",
         ),
         (
             json!({"gameops": {"scale": {"gameServerSet": "minecraft"}, "status": {}}}),

@@ -10,6 +10,7 @@
 pub mod crd;
 mod gameserver;
 mod gameserverset;
+pub mod image;
 
 use std::fmt;
 
@@ -23,6 +24,7 @@ pub use gameserverset::{
     InPlaceUpdateStrategy, Lifecycle, LifecycleHook, Network, NetworkConfParam, Parameters,
     RollingUpdateStrategy, ScaleStrategy, ServiceQuality, ServiceQualityAction, UpdateStrategy,
 };
+pub use image::{ImageRef, images_match, normalise_image};
 
 /// Label on every GameServer (and its pod) naming the owning GameServerSet.
 pub const OWNER_GSS_LABEL: &str = "game.kruise.io/owner-gss";

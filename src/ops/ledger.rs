@@ -10,7 +10,10 @@
 //!   older than a day, and beyond the newest 50, are pruned.
 //!
 //! A mutation and its record are written in one patch that carries the
-//! set's resourceVersion: either both land or neither does.
+//! set's resourceVersion: either both land or neither does. Ops whose
+//! changes are on GameServers (`setOpsState`, `drain`) first [`acquire`]
+//! the set (replay, holder check, lease), then change the servers, then
+//! record their answer with [`mutate`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -95,6 +98,7 @@ pub fn held_by_other(gss: &GameServerSet, call: &Call<'_>, now: Timestamp) -> Op
 }
 
 /// What a mutating op wants done: a merge patch of the set and the answer.
+#[derive(Debug)]
 pub struct Change {
     /// Merge patch of the set (spec, annotations); `Value::Null` for none.
     pub patch: Value,
@@ -122,6 +126,89 @@ fn pruned(mut records: BTreeMap<String, Record>, now: Timestamp) -> BTreeMap<Str
     records
 }
 
+/// The answer recorded for a call, given again to a repeat of it.
+pub fn replay(done: &Record) -> Outcome {
+    Outcome::Done {
+        message: format!(
+            "{} (already applied at {}; not applied again)",
+            done.message,
+            done.at.strftime("%H:%M:%SZ")
+        ),
+        outputs: done.outputs.clone(),
+    }
+}
+
+/// The lease `call`'s workflow takes (or renews) at `now`.
+pub fn lease_for(call: &Call<'_>, now: Timestamp) -> Lease {
+    Lease {
+        holder: call.workflow.uid.clone(),
+        workflow: format!("{}/{}", call.workflow.namespace, call.workflow.name),
+        until: now + jiff::SignedDuration::try_from(LEASE_DURATION).unwrap_or_default(),
+    }
+}
+
+/// For mutating ops that change GameServers before [`mutate`] records
+/// their answer (`setOpsState`, `drain`): reads the set and returns it once
+/// `call` may change it, holding the lease for `call`'s workflow. `Err` is
+/// the answer to give instead: the recorded one for a repeated call, or a
+/// failure naming another workflow that holds the set. The lease is renewed
+/// (one compare-and-swap patch of the annotation) only when it is not
+/// already `call`'s with at least half its duration to run, so a waiting
+/// op's repeated calls rarely write.
+pub async fn acquire(call: &Call<'_>) -> Result<GameServerSet, Outcome> {
+    let api: Api<GameServerSet> = Api::namespaced(call.client.clone(), &call.namespace);
+    let half = jiff::SignedDuration::try_from(LEASE_DURATION / 2).unwrap_or_default();
+    for _ in 0..ATTEMPTS {
+        let gss = super::get_set(call).await?;
+        let now = Timestamp::now();
+        if let Some(done) = records(&gss).get(&call.fingerprint) {
+            return Err(replay(done));
+        }
+        if let Some(why) = held_by_other(&gss, call, now) {
+            return Err(Outcome::Failed(why));
+        }
+        if lease(&gss).is_some_and(|l| l.holder == call.workflow.uid && l.until > now + half) {
+            return Ok(gss);
+        }
+        let patch = json!({"metadata": {
+            "resourceVersion": gss.metadata.resource_version,
+            "annotations": {
+                LEASE_ANNOTATION: serde_json::to_string(&lease_for(call, now)).unwrap_or_default(),
+            },
+        }});
+        match api
+            .patch(
+                &call.game_server_set,
+                &plugin_params(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(gss) => return Ok(gss),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => {
+                return Err(Outcome::Retry(format!(
+                    "could not take the release lease on GameServerSet {}/{}: {e}",
+                    call.namespace, call.game_server_set
+                )));
+            }
+        }
+    }
+    Err(Outcome::Retry(format!(
+        "GameServerSet {}/{} kept changing under this call; trying again",
+        call.namespace, call.game_server_set
+    )))
+}
+
+/// Patch parameters of every write the plugin makes: attributed to
+/// `gameops-plugin` in managedFields.
+pub fn plugin_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some("gameops-plugin".into()),
+        ..Default::default()
+    }
+}
+
 /// Runs a mutating op exactly once per fingerprint: replays the recorded
 /// answer to a repeated call, refuses while another workflow holds the set,
 /// and otherwise applies `change` together with its record and the renewed
@@ -139,14 +226,7 @@ where
         let now = Timestamp::now();
         let mut records = records(&gss);
         if let Some(done) = records.get(&call.fingerprint) {
-            return Outcome::Done {
-                message: format!(
-                    "{} (already applied at {}; not applied again)",
-                    done.message,
-                    done.at.strftime("%H:%M:%SZ")
-                ),
-                outputs: done.outputs.clone(),
-            };
+            return replay(done);
         }
         if let Some(why) = held_by_other(&gss, call, now) {
             return Outcome::Failed(why);
@@ -164,11 +244,7 @@ where
                 outputs: change.outputs.clone(),
             },
         );
-        let lease = Lease {
-            holder: call.workflow.uid.clone(),
-            workflow: format!("{}/{}", call.workflow.namespace, call.workflow.name),
-            until: now + jiff::SignedDuration::try_from(LEASE_DURATION).unwrap_or_default(),
-        };
+        let lease = lease_for(call, now);
         let mut patch = if change.patch.is_null() {
             json!({})
         } else {
@@ -182,13 +258,12 @@ where
             },
         });
         json_patch::merge(&mut patch, &json!({"metadata": bookkeeping}));
-        // Writes are attributed to the plugin in managedFields.
-        let params = PatchParams {
-            field_manager: Some("gameops-plugin".into()),
-            ..Default::default()
-        };
         match api
-            .patch(&call.game_server_set, &params, &Patch::Merge(&patch))
+            .patch(
+                &call.game_server_set,
+                &plugin_params(),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Ok(_) => {

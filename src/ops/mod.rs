@@ -4,9 +4,17 @@
 //! `gameServerSet`, and optionally `namespace` (default: the workflow's) and
 //! `cluster` (default: the first).
 
+mod drain;
 pub mod ledger;
+mod patch_image;
+pub mod progress;
+mod rollback;
 mod scale;
+pub mod select;
+mod set_ops_state;
 mod status;
+mod values;
+mod wait_ready;
 
 use std::collections::BTreeMap;
 use std::hash::Hasher;
@@ -21,7 +29,15 @@ use crate::api::GameServerSet;
 use crate::plugin::wire::WorkflowMeta;
 
 /// The ops, by the key a template names them with.
-pub const OPS: &[&str] = &["scale", "status"];
+pub const OPS: &[&str] = &[
+    "patchImage",
+    "scale",
+    "waitReady",
+    "setOpsState",
+    "drain",
+    "rollback",
+    "status",
+];
 
 /// One call of an op.
 pub struct Call<'a> {
@@ -172,8 +188,28 @@ pub async fn run(
         fingerprint: fingerprint(&workflow.uid, template, op, value),
     };
     match op {
+        "patchImage" => match args(op, value) {
+            Ok(a) => patch_image::run(&call, a).await,
+            Err(e) => Outcome::Failed(e),
+        },
         "scale" => match args(op, value) {
             Ok(a) => scale::run(&call, a).await,
+            Err(e) => Outcome::Failed(e),
+        },
+        "waitReady" => match args(op, value) {
+            Ok(a) => wait_ready::run(&call, a).await,
+            Err(e) => Outcome::Failed(e),
+        },
+        "setOpsState" => match args(op, value) {
+            Ok(a) => set_ops_state::run(&call, a).await,
+            Err(e) => Outcome::Failed(e),
+        },
+        "drain" => match args(op, value) {
+            Ok(a) => drain::run(&call, a).await,
+            Err(e) => Outcome::Failed(e),
+        },
+        "rollback" => match args(op, value) {
+            Ok(a) => rollback::run(&call, a).await,
             Err(e) => Outcome::Failed(e),
         },
         "status" => match args(op, value) {

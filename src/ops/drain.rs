@@ -1,0 +1,474 @@
+//! `drain`: retire old-version servers as their matches end. Selects the
+//! servers running none of `notImage` (or any of `image`; `CONTAINER/IMAGE`
+//! entries as `setOpsState` takes them) and moves each to `then`
+//! (`WaitToBeDeleted` or `Kill`) the moment it is idle: `opsState` None and
+//! no players (`status.players` 0 or absent), Ready or not. A server with
+//! players (`Allocated`, or `players` > 0) or held in another opsState
+//! (`Maintaining`) is never touched. Answers Running with a short requeue
+//! until none is left (Succeeded) or `timeoutSeconds` after the first
+//! request (Failed, naming what is left, e.g. "2 servers still in matches:
+//! minecraft-0 (Allocated, 4 players), ...").
+//!
+//! `scaleDown: true` (with `then: WaitToBeDeleted`) lowers `spec.replicas`
+//! by the number of servers moved, as they are moved, so the controller
+//! deletes them (WaitToBeDeleted goes first on scale-down). With `then:
+//! Kill` the controller itself lowers `spec.replicas`, so `scaleDown` is
+//! refused there.
+//!
+//! Bookkeeping, all on the set (see [`super::progress`]): the first request
+//! and the servers moved (each also stamped with the call's fingerprint in
+//! the same patch that moves it), plus how many of them were already taken
+//! off `spec.replicas`, written together with that change: a retried or
+//! re-sent call lowers the replicas once. It is a mutating op: it holds the
+//! set's release lease while it runs, and its final answer is recorded in
+//! the ledger and replayed to repeats. Outputs `drained` and `remaining`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::api::Api;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ledger::{self, Change};
+use super::progress::{self, MAX_TIMEOUT_SECONDS, Progress};
+use super::select::{self, Patched, Selection, deleting, ops_state, players};
+use super::{Call, Outcome, values};
+use crate::api::GameServer;
+
+/// How soon Argo asks again.
+const POLL: Duration = Duration::from_secs(2);
+
+/// `plugin.gameops.drain`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Args {
+    /// Drain servers running none of these (`CONTAINER/IMAGE`).
+    #[serde(default, deserialize_with = "values::list")]
+    not_image: Option<Vec<String>>,
+    /// Or those running any of these.
+    #[serde(default, deserialize_with = "values::list")]
+    image: Option<Vec<String>>,
+    /// How long to keep waiting, from the first request.
+    #[serde(default, deserialize_with = "values::whole")]
+    timeout_seconds: Option<u64>,
+    /// `WaitToBeDeleted` or `Kill`.
+    then: Option<String>,
+    /// Lower `spec.replicas` by the number moved.
+    #[serde(default, deserialize_with = "values::flag")]
+    scale_down: Option<bool>,
+}
+
+/// The arguments, checked.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    not: bool,
+    entries: Vec<String>,
+    then: &'static str,
+    timeout: Duration,
+    scale_down: bool,
+}
+
+fn plan(args: Args) -> Result<Plan, String> {
+    let (not, entries) = match (args.not_image, args.image) {
+        (Some(e), None) => (true, e),
+        (None, Some(e)) => (false, e),
+        _ => {
+            return Err("plugin.gameops.drain takes exactly one of notImage (drain servers NOT running this CONTAINER/IMAGE: the new version) or image (drain servers running this CONTAINER/IMAGE: the old version)".into());
+        }
+    };
+    let then = match args.then.as_deref().map(str::trim) {
+        Some("WaitToBeDeleted") => "WaitToBeDeleted",
+        Some("Kill") => "Kill",
+        Some(other) => {
+            return Err(format!(
+                "plugin.gameops.drain.then is {other:?}: give WaitToBeDeleted (deleted on the next scale-down) or Kill (deleted now)"
+            ));
+        }
+        None => {
+            return Err("plugin.gameops.drain.then is missing: give WaitToBeDeleted (deleted on the next scale-down) or Kill (deleted now)".into());
+        }
+    };
+    let timeout = match args.timeout_seconds {
+        None | Some(0) => {
+            return Err("plugin.gameops.drain.timeoutSeconds is missing: give how long to wait for matches to end, in seconds, e.g. 1800".into());
+        }
+        Some(t) if t > MAX_TIMEOUT_SECONDS => {
+            return Err(format!(
+                "plugin.gameops.drain.timeoutSeconds {t} is over the limit of {MAX_TIMEOUT_SECONDS} (a day)"
+            ));
+        }
+        Some(t) => Duration::from_secs(t),
+    };
+    let scale_down = args.scale_down.unwrap_or(false);
+    if scale_down && then == "Kill" {
+        return Err("plugin.gameops.drain.scaleDown goes with then: WaitToBeDeleted; with then: Kill the controller already lowers spec.replicas for each killed server (drop scaleDown)".into());
+    }
+    Ok(Plan {
+        not,
+        entries,
+        then,
+        timeout,
+        scale_down,
+    })
+}
+
+/// What to do with one selected server.
+#[derive(Debug, Clone, PartialEq)]
+enum Decision {
+    /// Already `then`, `Kill`ed or being deleted: nothing to do.
+    Going,
+    /// Idle: move it now.
+    Move,
+    /// In a match or held: why, for messages.
+    Busy(String),
+}
+
+fn decide(gs: &GameServer, then: &str) -> Decision {
+    let ops = ops_state(gs);
+    if deleting(gs) || ops == then || ops == "Kill" {
+        return Decision::Going;
+    }
+    let players = players(gs);
+    let idle = ops == "None" || (then == "Kill" && ops == "WaitToBeDeleted");
+    if idle && players <= 0 {
+        return Decision::Move;
+    }
+    Decision::Busy(match players {
+        p if p <= 0 => ops.to_owned(),
+        1 => format!("{ops}, 1 player"),
+        p => format!("{ops}, {p} players"),
+    })
+}
+
+/// "2 servers still in matches: minecraft-0 (Allocated, 4 players), …".
+fn left(busy: &[(String, String)]) -> String {
+    let in_matches = busy
+        .iter()
+        .all(|(_, why)| why.starts_with("Allocated") || why.contains("player"));
+    let list: Vec<String> = busy.iter().map(|(n, why)| format!("{n} ({why})")).collect();
+    format!(
+        "{} server{} still {}: {}",
+        busy.len(),
+        if busy.len() == 1 { "" } else { "s" },
+        if in_matches {
+            "in matches"
+        } else {
+            "in matches or held"
+        },
+        list.join(", ")
+    )
+}
+
+fn outputs(drained: usize, remaining: usize) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("drained".to_owned(), drained.to_string()),
+        ("remaining".to_owned(), remaining.to_string()),
+    ])
+}
+
+/// The progress after moving `moved_now`, and the replicas to set (with
+/// `scale_down`, lowered once by the servers not yet taken off).
+fn account(
+    mut p: Progress,
+    moved_now: &[String],
+    scale_down: bool,
+    replicas: i32,
+) -> (Progress, Option<i32>) {
+    p.moved.extend(moved_now.iter().cloned());
+    let moved = u32::try_from(p.moved.len()).unwrap_or(u32::MAX);
+    if !scale_down || moved <= p.scaled {
+        return (p, None);
+    }
+    let lower = i32::try_from(moved - p.scaled).unwrap_or(i32::MAX);
+    p.scaled = moved;
+    (p, Some(replicas.saturating_sub(lower).max(0)))
+}
+
+/// Runs the op.
+pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
+    let plan = match plan(args) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let gss = match ledger::acquire(call).await {
+        Ok(g) => g,
+        Err(outcome) => return outcome,
+    };
+    let field = if plan.not {
+        "plugin.gameops.drain.notImage"
+    } else {
+        "plugin.gameops.drain.image"
+    };
+    let selection =
+        match select::container_images(field, &plan.entries, &select::template_containers(&gss)) {
+            Ok(images) if plan.not => Selection::not_image(images),
+            Ok(images) => Selection::image(images),
+            Err(e) => return Outcome::Failed(e),
+        };
+    let (gss, started) = match progress::start(call, gss).await {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
+    let servers = match select::list_servers(call).await {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
+    let then = plan.then;
+    let mut view: BTreeMap<String, GameServer> = servers
+        .into_iter()
+        .filter(|g| selection.matches(g) || select::changed_by(g, &call.fingerprint))
+        .map(|g| (select::name(&g).to_owned(), g))
+        .collect();
+    let idle: Vec<GameServer> = view
+        .values()
+        .filter(|g| selection.matches(g) && decide(g, then) == Decision::Move)
+        .cloned()
+        .collect();
+    let names: Vec<String> = idle.iter().map(|g| select::name(g).to_owned()).collect();
+    let api: Api<GameServer> = Api::namespaced(call.client.clone(), &call.namespace);
+    let qualifies = |g: &GameServer| selection.matches(g) && decide(g, then) == Decision::Move;
+    let results = select::set_ops_states(&api, idle, then, &call.fingerprint, qualifies).await;
+    for (name, result) in names.into_iter().zip(results) {
+        match result {
+            Ok(Patched::Changed(g) | Patched::Skipped(g)) => {
+                view.insert(name, g);
+            }
+            Ok(Patched::Gone) => {
+                view.remove(&name);
+            }
+            Err(e) if e.transient => return Outcome::Retry(e.message),
+            Err(e) => return Outcome::Failed(e.message),
+        }
+    }
+    let moved_now: Vec<String> = view
+        .values()
+        .filter(|g| select::changed_by(g, &call.fingerprint) && ops_state(g) == then)
+        .map(|g| select::name(g).to_owned())
+        .collect();
+    let mut busy: Vec<(String, String)> = view
+        .values()
+        .filter(|g| selection.matches(g))
+        .filter_map(|g| match decide(g, then) {
+            Decision::Busy(why) => Some((select::name(g).to_owned(), why)),
+            // Could not be moved this time (it changed meanwhile): next time.
+            Decision::Move => Some((select::name(g).to_owned(), "changing".into())),
+            Decision::Going => None,
+        })
+        .collect();
+    busy.sort_by_key(|(n, _)| (select::ordinal(n).is_none(), select::ordinal(n), n.clone()));
+
+    let now = Timestamp::now();
+    let scale_down = plan.scale_down;
+    let gss = match progress::write(call, gss, |g| {
+        let before = progress::of(g, call).unwrap_or_else(|| started.clone());
+        let (after, replicas) = account(before.clone(), &moved_now, scale_down, g.spec.replicas);
+        if after == before {
+            return Ok(None);
+        }
+        let mut patch = progress::patch(g, call, Some(after), now);
+        if let Some(r) = replicas {
+            json_patch::merge(&mut patch, &json!({"spec": {"replicas": r}}));
+        }
+        Ok(Some(patch))
+    })
+    .await
+    {
+        Ok(g) => g,
+        Err(outcome) => return outcome,
+    };
+    let progress = progress::of(&gss, call).unwrap_or(started);
+    let set = format!("{}/{}", call.namespace, call.game_server_set);
+    let drained = progress.moved.len();
+    let moved_list = progress.moved.iter().cloned().collect::<Vec<_>>();
+    let scaled = if scale_down {
+        format!("; spec.replicas lowered by {}", progress.scaled)
+    } else {
+        String::new()
+    };
+    if busy.is_empty() {
+        let message = format!(
+            "drained {set}: {drained} old-version servers moved to {then}{}{scaled}; none left",
+            if moved_list.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", moved_list.join(", "))
+            }
+        );
+        return ledger::mutate(call, |g| {
+            // Lower the replicas for any move not yet accounted (a racing
+            // repeat of this call may have moved more).
+            let before = progress::of(g, call).unwrap_or_else(|| progress.clone());
+            let (after, replicas) = account(before, &[], scale_down, g.spec.replicas);
+            let mut patch = progress::patch(g, call, None, Timestamp::now());
+            if let Some(r) = replicas {
+                json_patch::merge(&mut patch, &json!({"spec": {"replicas": r}}));
+            }
+            Ok(Change {
+                patch,
+                message: message.clone(),
+                outputs: outputs(after.moved.len(), 0),
+            })
+        })
+        .await;
+    }
+    let elapsed = progress.elapsed(now);
+    if elapsed >= plan.timeout {
+        return Outcome::Failed(format!(
+            "drain of {set} timed out after {}s: {}; {drained} moved to {then}{scaled}",
+            plan.timeout.as_secs(),
+            left(&busy)
+        ));
+    }
+    Outcome::Waiting {
+        message: format!(
+            "draining {set}: {drained} old-version servers moved to {then}{scaled}; waiting for {} ({}s of {}s)",
+            left(&busy),
+            elapsed.as_secs(),
+            plan.timeout.as_secs()
+        ),
+        after: POLL
+            .min(plan.timeout - elapsed)
+            .max(Duration::from_millis(200)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::select::tests::{NEW, OLD, server};
+    use serde_json::json;
+
+    fn plan_of(v: serde_json::Value) -> Result<Plan, String> {
+        plan(serde_json::from_value(v).map_err(|e| e.to_string())?)
+    }
+
+    fn with_players(mut gs: GameServer, n: i32) -> GameServer {
+        if let Some(s) = gs.status.as_mut() {
+            s.players = Some(n);
+        }
+        gs
+    }
+
+    #[test]
+    fn only_idle_servers_move() {
+        let w = "WaitToBeDeleted";
+        assert_eq!(decide(&server(1, "Ready", "None", OLD), w), Decision::Move);
+        assert_eq!(
+            decide(&server(1, "Creating", "", OLD), w),
+            Decision::Move,
+            "Ready or not; absent opsState is None"
+        );
+        assert_eq!(
+            decide(&with_players(server(1, "Ready", "None", OLD), 0), w),
+            Decision::Move
+        );
+        assert_eq!(
+            decide(&with_players(server(0, "Ready", "Allocated", OLD), 4), w),
+            Decision::Busy("Allocated, 4 players".into())
+        );
+        assert_eq!(
+            decide(&server(0, "Ready", "Allocated", OLD), w),
+            Decision::Busy("Allocated".into()),
+            "Allocated without a player count is still in a match"
+        );
+        assert_eq!(
+            decide(&with_players(server(2, "Ready", "None", OLD), 1), w),
+            Decision::Busy("None, 1 player".into()),
+            "players count even without Allocated"
+        );
+        assert_eq!(
+            decide(&server(3, "Ready", "Maintaining", OLD), w),
+            Decision::Busy("Maintaining".into())
+        );
+        assert_eq!(decide(&server(4, "Ready", w, OLD), w), Decision::Going);
+        assert_eq!(decide(&server(4, "Ready", "Kill", OLD), w), Decision::Going);
+        // With Kill, a WaitToBeDeleted server without players goes now.
+        assert_eq!(decide(&server(4, "Ready", w, OLD), "Kill"), Decision::Move);
+        let mut deleting = server(5, "Ready", "None", OLD);
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::UNIX_EPOCH),
+        );
+        assert_eq!(decide(&deleting, w), Decision::Going);
+    }
+
+    #[test]
+    fn what_is_left_is_named() {
+        let busy = vec![
+            ("minecraft-0".to_owned(), "Allocated, 4 players".to_owned()),
+            ("minecraft-2".to_owned(), "Allocated".to_owned()),
+        ];
+        assert_eq!(
+            left(&busy),
+            "2 servers still in matches: minecraft-0 (Allocated, 4 players), minecraft-2 (Allocated)"
+        );
+        let held = vec![("minecraft-3".to_owned(), "Maintaining".to_owned())];
+        assert_eq!(
+            left(&held),
+            "1 server still in matches or held: minecraft-3 (Maintaining)"
+        );
+    }
+
+    #[test]
+    fn replicas_are_lowered_once_per_moved_server() {
+        let p = Progress {
+            template: "t".into(),
+            started: Timestamp::UNIX_EPOCH,
+            moved: Default::default(),
+            scaled: 0,
+        };
+        let (p, r) = account(p, &["m-1".into(), "m-2".into()], true, 6);
+        assert_eq!((p.scaled, r), (2, Some(4)));
+        // The same servers seen again (a repeat): nothing more.
+        let (p, r) = account(p, &["m-1".into(), "m-2".into()], true, 4);
+        assert_eq!((p.scaled, r), (2, None));
+        let (p, r) = account(p, &["m-3".into()], true, 4);
+        assert_eq!((p.moved.len(), p.scaled, r), (3, 3, Some(3)));
+        // Without scaleDown nothing is lowered; never below zero.
+        let (_, r) = account(p.clone(), &["m-4".into()], false, 3);
+        assert_eq!(r, None);
+        let (_, r) = account(p, &["m-4".into(), "m-5".into()], true, 0);
+        assert_eq!(r, Some(0));
+    }
+
+    #[test]
+    fn arguments_are_checked() {
+        let ok = plan_of(json!({"notImage": format!("minecraft/{NEW}"), "then": "WaitToBeDeleted", "timeoutSeconds": "60", "scaleDown": "true"})).unwrap();
+        assert!(ok.not && ok.scale_down && ok.then == "WaitToBeDeleted");
+        assert_eq!(ok.timeout, Duration::from_secs(60));
+        for (args, needle) in [
+            (
+                json!({"then": "Kill", "timeoutSeconds": 60}),
+                "exactly one of notImage",
+            ),
+            (
+                json!({"image": "a/b", "notImage": "a/c", "then": "Kill", "timeoutSeconds": 60}),
+                "exactly one of notImage",
+            ),
+            (
+                json!({"image": "a/b", "timeoutSeconds": 60}),
+                "then is missing",
+            ),
+            (
+                json!({"image": "a/b", "then": "Delete", "timeoutSeconds": 60}),
+                "then is \"Delete\"",
+            ),
+            (
+                json!({"image": "a/b", "then": "Kill"}),
+                "timeoutSeconds is missing",
+            ),
+            (
+                json!({"image": "a/b", "then": "Kill", "timeoutSeconds": 60, "scaleDown": true}),
+                "scaleDown goes with then: WaitToBeDeleted",
+            ),
+            (
+                json!({"image": "a/b", "then": "Kill", "timeoutSeconds": 60, "x": 1}),
+                "unknown field",
+            ),
+        ] {
+            let e = plan_of(args.clone()).unwrap_err();
+            assert!(e.contains(needle), "{args}: {e}");
+        }
+    }
+}

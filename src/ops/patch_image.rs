@@ -1,0 +1,295 @@
+//! `patchImage`: set the image of one container of a GameServerSet's
+//! template (`container`, default the first), once per call however often
+//! Argo sends it. The image it replaces is appended to the set's image
+//! history (annotation `gameops.io/image-history`: a JSON list of
+//! `{container, image, at}`, newest last, the last 20 kept), which
+//! `rollback` restores from; image, history, idempotency record and lease
+//! land in one patch. Patching to the image already there (compared
+//! normalised) changes nothing and records no history. Outputs
+//! `previousImage` and `revision` (the controller's revision hash of the
+//! patched template, as its servers' `gameops.io/revision` label will show).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::ledger::{self, Change};
+use super::{Call, Outcome};
+use crate::api::{GameServerSet, normalise_image};
+
+/// Annotation holding the image history.
+pub const HISTORY_ANNOTATION: &str = "gameops.io/image-history";
+/// Entries kept in the history.
+pub const KEEP_HISTORY: usize = 20;
+
+/// `plugin.gameops.patchImage`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Args {
+    /// The container (default: the template's first).
+    container: Option<String>,
+    /// The new image.
+    image: Option<String>,
+}
+
+/// One image a container ran before a change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HistoryEntry {
+    /// The container.
+    pub container: String,
+    /// The image it had.
+    pub image: String,
+    /// When it was replaced.
+    pub at: Timestamp,
+}
+
+/// The history on `gss`, oldest first (an unreadable one counts as empty).
+pub fn history(gss: &GameServerSet) -> Vec<HistoryEntry> {
+    gss.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(HISTORY_ANNOTATION))
+        .and_then(|h| serde_json::from_str(h).ok())
+        .unwrap_or_default()
+}
+
+/// `history` with `entry` appended, keeping the newest [`KEEP_HISTORY`].
+pub fn appended(mut history: Vec<HistoryEntry>, entry: HistoryEntry) -> Vec<HistoryEntry> {
+    history.push(entry);
+    let excess = history.len().saturating_sub(KEEP_HISTORY);
+    history.drain(..excess);
+    history
+}
+
+/// The template container `wanted` (default: the first) of `gss`: its
+/// index, name and image.
+pub fn container(
+    gss: &GameServerSet,
+    wanted: Option<&str>,
+    op: &str,
+) -> Result<(usize, String, Option<String>), String> {
+    let containers = gss
+        .spec
+        .game_server_template
+        .as_ref()
+        .and_then(|t| t.pod_template.spec.as_ref())
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    if containers.is_empty() {
+        return Err(format!(
+            "GameServerSet {} has no containers in spec.gameServerTemplate.spec.containers: nothing to {op}",
+            gss.metadata.name.as_deref().unwrap_or("")
+        ));
+    }
+    let index = match wanted.filter(|w| !w.is_empty()) {
+        None => 0,
+        Some(w) => containers.iter().position(|c| c.name == w).ok_or_else(|| {
+            let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+            format!(
+                "plugin.gameops.{op}.container {w:?} is not in GameServerSet {}'s template; its containers are: {}",
+                gss.metadata.name.as_deref().unwrap_or(""),
+                names.join(", ")
+            )
+        })?,
+    };
+    let c = &containers[index];
+    Ok((index, c.name.clone(), c.image.clone()))
+}
+
+/// The change setting container `wanted` of `gss` to `image` at `now`,
+/// for op `op` (`patchImage`, `rollback`): the template and history patch,
+/// message and outputs `previousImage` and `revision`.
+pub fn set_image(
+    gss: &GameServerSet,
+    wanted: Option<&str>,
+    image: &str,
+    op: &str,
+    now: Timestamp,
+) -> Result<Change, String> {
+    let (index, name, previous) = container(gss, wanted, op)?;
+    let set = gss.metadata.name.as_deref().unwrap_or("");
+    let previous_text = previous.clone().unwrap_or_default();
+    if previous
+        .as_deref()
+        .is_some_and(|p| normalise_image(p) == normalise_image(image))
+    {
+        let revision = crate::controller::revision(gss);
+        return Ok(Change {
+            patch: Value::Null,
+            message: format!(
+                "{set}: container {name} already has image {previous_text}; nothing changed"
+            ),
+            outputs: BTreeMap::from([
+                ("previousImage".to_owned(), previous_text),
+                ("revision".to_owned(), revision),
+            ]),
+        });
+    }
+    let mut patched = gss.clone();
+    let containers = patched
+        .spec
+        .game_server_template
+        .as_mut()
+        .and_then(|t| t.pod_template.spec.as_mut())
+        .map(|s| &mut s.containers)
+        .ok_or_else(|| format!("GameServerSet {set} has no template"))?;
+    let Some(target) = containers.get_mut(index) else {
+        return Err(format!("GameServerSet {set} has no container {name}"));
+    };
+    target.image = Some(image.to_owned());
+    let containers = serde_json::to_value(&*containers).map_err(|e| e.to_string())?;
+    let revision = crate::controller::revision(&patched);
+    let mut patch = json!({"spec": {"gameServerTemplate": {"spec": {"containers": containers}}}});
+    if let Some(previous) = &previous {
+        let history = appended(
+            history(gss),
+            HistoryEntry {
+                container: name.clone(),
+                image: previous.clone(),
+                at: now,
+            },
+        );
+        let history = serde_json::to_string(&history).map_err(|e| e.to_string())?;
+        json_patch::merge(
+            &mut patch,
+            &json!({"metadata": {"annotations": {HISTORY_ANNOTATION: history}}}),
+        );
+    }
+    Ok(Change {
+        patch,
+        message: format!(
+            "{set}: container {name} image {} -> {image} (revision {revision})",
+            if previous_text.is_empty() {
+                "(none)"
+            } else {
+                &previous_text
+            }
+        ),
+        outputs: BTreeMap::from([
+            ("previousImage".to_owned(), previous_text),
+            ("revision".to_owned(), revision),
+        ]),
+    })
+}
+
+/// Runs the op.
+pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
+    let Some(image) = args
+        .image
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    else {
+        return Outcome::Failed(
+            "plugin.gameops.patchImage.image is missing: give the image to release, e.g. registry.example.com/game:v2".into(),
+        );
+    };
+    ledger::mutate(call, |gss| {
+        set_image(
+            gss,
+            args.container.as_deref(),
+            image,
+            "patchImage",
+            Timestamp::now(),
+        )
+    })
+    .await
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn gss(images: &[(&str, &str)]) -> GameServerSet {
+        let containers: Vec<Value> = images
+            .iter()
+            .map(|(n, i)| json!({"name": n, "image": i}))
+            .collect();
+        serde_json::from_value(json!({
+            "apiVersion": "game.kruise.io/v1alpha1", "kind": "GameServerSet",
+            "metadata": {"name": "minecraft", "namespace": "default"},
+            "spec": {"replicas": 3, "gameServerTemplate": {"spec": {"containers": containers}}},
+        }))
+        .unwrap()
+    }
+
+    fn entry(i: usize) -> HistoryEntry {
+        HistoryEntry {
+            container: "c".into(),
+            image: format!("img:{i}"),
+            at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn history_keeps_the_newest_twenty() {
+        let mut h = Vec::new();
+        for i in 0..25 {
+            h = appended(h, entry(i));
+        }
+        assert_eq!(h.len(), KEEP_HISTORY);
+        assert_eq!(h[0].image, "img:5");
+        assert_eq!(h[19].image, "img:24", "newest last");
+    }
+
+    #[test]
+    fn patches_the_named_or_first_container_and_records_history() {
+        let set = gss(&[("minecraft", "mc:1"), ("sidecar", "envoy:1")]);
+        let now = Timestamp::UNIX_EPOCH;
+        let c = set_image(&set, None, "mc:2", "patchImage", now).unwrap();
+        assert_eq!(c.outputs["previousImage"], "mc:1");
+        assert_eq!(
+            c.patch["spec"]["gameServerTemplate"]["spec"]["containers"],
+            json!([{"name": "minecraft", "image": "mc:2"}, {"name": "sidecar", "image": "envoy:1"}])
+        );
+        let h: Vec<HistoryEntry> = serde_json::from_str(
+            c.patch["metadata"]["annotations"][HISTORY_ANNOTATION]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            h,
+            [HistoryEntry {
+                container: "minecraft".into(),
+                image: "mc:1".into(),
+                at: now
+            }]
+        );
+        // The revision is the controller's, of the patched template.
+        let mut patched = set.clone();
+        if let Some(s) = patched
+            .spec
+            .game_server_template
+            .as_mut()
+            .and_then(|t| t.pod_template.spec.as_mut())
+        {
+            s.containers[0].image = Some("mc:2".into());
+        }
+        assert_eq!(c.outputs["revision"], crate::controller::revision(&patched));
+        assert_ne!(c.outputs["revision"], crate::controller::revision(&set));
+
+        let c = set_image(&set, Some("sidecar"), "envoy:2", "patchImage", now).unwrap();
+        assert_eq!(c.outputs["previousImage"], "envoy:1");
+        let e = set_image(&set, Some("nope"), "x", "patchImage", now).unwrap_err();
+        assert!(e.contains("its containers are: minecraft, sidecar"), "{e}");
+    }
+
+    #[test]
+    fn the_same_image_changes_nothing() {
+        let set = gss(&[("minecraft", "nginx")]);
+        let c = set_image(
+            &set,
+            None,
+            "docker.io/library/nginx:latest",
+            "patchImage",
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert!(c.patch.is_null(), "no template change, no history");
+        assert!(c.message.contains("nothing changed"), "{}", c.message);
+        assert_eq!(c.outputs["revision"], crate::controller::revision(&set));
+    }
+}

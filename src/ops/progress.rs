@@ -1,0 +1,262 @@
+//! What waiting ops (`waitReady`, `drain`) remember between calls, kept on
+//! the GameServerSet in the annotation `gameops.io/waits` (a JSON object by
+//! call fingerprint), so that a timeout counts from the FIRST call however
+//! often Argo sends the template again, and survives a plugin restart.
+//!
+//! Argo's requests carry no node id; a call is identified by its
+//! fingerprint (workflow uid + template + op + arguments, see
+//! [`super::Call::fingerprint`]). The first call writes `{started}`; later
+//! calls read it. `drain` also keeps the servers it moved and how many of
+//! them it has already taken off `spec.replicas`, so that number is lowered
+//! once. Entries older than a day and beyond the newest 50 are pruned on
+//! every write; a finished `drain` removes its own (its answer then lives in
+//! the ledger). Every write is a merge patch of the set carrying the
+//! resourceVersion it was computed from, retried on conflict.
+//!
+//! A consequence worth knowing: Argo's `retryStrategy` re-sends a failed
+//! node with the same template and arguments, so a retried `waitReady` that
+//! timed out finds its old start and times out again at once. Give a retry
+//! a new window by changing the template (name or arguments).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::api::{Api, Patch};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::ledger::plugin_params;
+use super::{Call, Outcome};
+use crate::api::GameServerSet;
+
+/// Annotation holding the progress of waiting calls.
+pub const WAITS_ANNOTATION: &str = "gameops.io/waits";
+const KEEP: usize = 50;
+const TTL: Duration = Duration::from_secs(24 * 3600);
+/// The longest `timeoutSeconds` a waiting op accepts (its entry must
+/// outlive it).
+pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 3600 - 60;
+const ATTEMPTS: usize = 16;
+
+/// One waiting call's progress.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// The template that made the call.
+    pub template: String,
+    /// When the first call came.
+    pub started: Timestamp,
+    /// `drain`: the servers it moved.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub moved: BTreeSet<String>,
+    /// `drain`: how many of them are already taken off `spec.replicas`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scaled: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Progress {
+    /// A call first seen at `now`.
+    pub fn new(call: &Call<'_>, now: Timestamp) -> Self {
+        Self {
+            template: call.template.to_owned(),
+            started: now,
+            moved: BTreeSet::new(),
+            scaled: 0,
+        }
+    }
+
+    /// Time since the first call.
+    pub fn elapsed(&self, now: Timestamp) -> Duration {
+        Duration::try_from(now.duration_since(self.started)).unwrap_or_default()
+    }
+}
+
+/// Every entry on `gss` (an unreadable annotation counts as none).
+pub fn all(gss: &GameServerSet) -> BTreeMap<String, Progress> {
+    gss.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(WAITS_ANNOTATION))
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or_default()
+}
+
+/// `call`'s entry on `gss`.
+pub fn of(gss: &GameServerSet, call: &Call<'_>) -> Option<Progress> {
+    all(gss).remove(&call.fingerprint)
+}
+
+/// `entries` without those older than a day and beyond the newest [`KEEP`].
+pub fn pruned(
+    mut entries: BTreeMap<String, Progress>,
+    now: Timestamp,
+) -> BTreeMap<String, Progress> {
+    let ttl = jiff::SignedDuration::try_from(TTL).unwrap_or(jiff::SignedDuration::MAX);
+    entries.retain(|_, p| now.duration_since(p.started) < ttl);
+    while entries.len() > KEEP {
+        let oldest = entries
+            .iter()
+            .min_by_key(|(_, p)| p.started)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => {
+                entries.remove(&k);
+            }
+            None => break,
+        }
+    }
+    entries
+}
+
+/// The merge patch setting `call`'s entry to `progress` (`None`: removing
+/// it), pruning the others.
+pub fn patch(
+    gss: &GameServerSet,
+    call: &Call<'_>,
+    progress: Option<Progress>,
+    now: Timestamp,
+) -> Value {
+    let mut entries = all(gss);
+    match progress {
+        Some(p) => entries.insert(call.fingerprint.clone(), p),
+        None => entries.remove(&call.fingerprint),
+    };
+    let entries = pruned(entries, now);
+    let value = if entries.is_empty() {
+        Value::Null
+    } else {
+        Value::String(serde_json::to_string(&entries).unwrap_or_default())
+    };
+    json!({"metadata": {"annotations": {WAITS_ANNOTATION: value}}})
+}
+
+/// Writes what `change` asks of the set (a merge patch; `None`: nothing to
+/// write), starting from `gss` and re-reading it on a conflict; returns the
+/// set as written (or as read, when nothing was written).
+pub async fn write<F>(
+    call: &Call<'_>,
+    gss: GameServerSet,
+    change: F,
+) -> Result<GameServerSet, Outcome>
+where
+    F: Fn(&GameServerSet) -> Result<Option<Value>, String>,
+{
+    let api: Api<GameServerSet> = Api::namespaced(call.client.clone(), &call.namespace);
+    let mut gss = gss;
+    for _ in 0..ATTEMPTS {
+        let Some(mut patch) = change(&gss).map_err(Outcome::Failed)? else {
+            return Ok(gss);
+        };
+        json_patch::merge(
+            &mut patch,
+            &json!({"metadata": {"resourceVersion": gss.metadata.resource_version}}),
+        );
+        match api
+            .patch(
+                &call.game_server_set,
+                &plugin_params(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(written) => return Ok(written),
+            Err(kube::Error::Api(e)) if e.code == 409 => gss = super::get_set(call).await?,
+            Err(kube::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => {
+                return Err(Outcome::Failed(format!(
+                    "the API server refused the change to GameServerSet {}/{}: {}",
+                    call.namespace, call.game_server_set, e.message
+                )));
+            }
+            Err(e) => {
+                return Err(Outcome::Retry(format!(
+                    "could not write GameServerSet {}/{}: {e}",
+                    call.namespace, call.game_server_set
+                )));
+            }
+        }
+    }
+    Err(Outcome::Retry(format!(
+        "GameServerSet {}/{} kept changing under this call; trying again",
+        call.namespace, call.game_server_set
+    )))
+}
+
+/// `call`'s entry, written now if this is its first call.
+pub async fn start(
+    call: &Call<'_>,
+    gss: GameServerSet,
+) -> Result<(GameServerSet, Progress), Outcome> {
+    let gss = write(call, gss, |g| {
+        Ok(of(g, call).is_none().then(|| {
+            patch(
+                g,
+                call,
+                Some(Progress::new(call, Timestamp::now())),
+                Timestamp::now(),
+            )
+        }))
+    })
+    .await?;
+    match of(&gss, call) {
+        Some(p) => Ok((gss, p)),
+        // Someone removed it (or it is unreadable): start again from now.
+        None => Ok((gss, Progress::new(call, Timestamp::now()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(started: Timestamp) -> Progress {
+        Progress {
+            template: "t".into(),
+            started,
+            moved: BTreeSet::new(),
+            scaled: 0,
+        }
+    }
+
+    #[test]
+    fn entries_are_pruned_by_age_and_count() {
+        let now = Timestamp::now();
+        let mut entries = BTreeMap::new();
+        entries.insert(
+            "old".to_string(),
+            entry(now - jiff::SignedDuration::from_hours(25)),
+        );
+        for i in 0..60 {
+            entries.insert(
+                format!("w{i:02}"),
+                entry(now - jiff::SignedDuration::from_secs(60 - i)),
+            );
+        }
+        let kept = pruned(entries, now);
+        assert_eq!(kept.len(), KEEP);
+        assert!(!kept.contains_key("old"));
+        assert!(!kept.contains_key("w09"), "the oldest go first");
+        assert!(kept.contains_key("w10") && kept.contains_key("w59"));
+    }
+
+    #[test]
+    fn progress_serialises_compactly() {
+        let at: Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+        let mut p = entry(at);
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            json!({"template": "t", "started": "2024-05-01T10:00:00Z"})
+        );
+        p.moved.insert("m-1".into());
+        p.scaled = 1;
+        let back: Progress = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(
+            p.elapsed(at + jiff::SignedDuration::from_secs(90)),
+            Duration::from_secs(90)
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! `rollback`: restore an image from the set's image history (see
+//! `patchImage`): `steps` back (default 1: the image before the last
+//! change), or the newest entry matching `toImage`, of `container` (default:
+//! the template's first). It goes the same way as `patchImage` (one
+//! idempotent, leased patch) and so records the image it replaces: a
+//! second `rollback` returns to where the first started. Outputs `image`,
+//! `previousImage` and `revision`.
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use super::ledger::{self, Change};
+use super::patch_image::{self, HistoryEntry};
+use super::{Call, Outcome, values};
+use crate::api::{GameServerSet, images_match};
+
+/// `plugin.gameops.rollback`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Args {
+    /// Restore the newest history entry with this image.
+    to_image: Option<String>,
+    /// Or go this many changes back (default 1).
+    #[serde(default, deserialize_with = "values::whole")]
+    steps: Option<u64>,
+    /// The container (default: the template's first).
+    container: Option<String>,
+}
+
+fn listing(entries: &[&HistoryEntry]) -> String {
+    entries
+        .iter()
+        .rev()
+        .map(|e| e.image.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Arguments wrong whatever the history holds.
+fn check(args: &Args) -> Result<(), String> {
+    match (args.to_image.as_deref().map(str::trim), args.steps) {
+        (Some(_), Some(_)) => Err(
+            "plugin.gameops.rollback takes toImage (an image from the history) or steps (how many changes back), not both".into(),
+        ),
+        (Some(""), None) => Err(
+            "plugin.gameops.rollback.toImage is empty: give an image from the history, or leave it out to go one change back".into(),
+        ),
+        (None, Some(0)) => Err(
+            "plugin.gameops.rollback.steps must be at least 1 (1: the image before the last change)".into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The image `args` restores from `gss`'s history, for container `name`.
+fn target(gss: &GameServerSet, name: &str, args: &Args) -> Result<String, String> {
+    let history = patch_image::history(gss);
+    let entries: Vec<&HistoryEntry> = history.iter().filter(|e| e.container == name).collect();
+    let set = gss.metadata.name.as_deref().unwrap_or("");
+    check(args)?;
+    if entries.is_empty() {
+        return Err(format!(
+            "GameServerSet {set} has no image history for container {name} (annotation {}; patchImage records it): there is nothing to roll back to",
+            patch_image::HISTORY_ANNOTATION
+        ));
+    }
+    match (args.to_image.as_deref().map(str::trim), args.steps) {
+        (Some(to), _) => entries
+            .iter()
+            .rev()
+            .find(|e| images_match(to, &e.image))
+            .map(|e| e.image.clone())
+            .ok_or_else(|| {
+                format!(
+                    "plugin.gameops.rollback.toImage {to} is not in the image history of {set}/{name}; the history, newest first: {}",
+                    listing(&entries)
+                )
+            }),
+        (None, steps) => {
+            let steps = steps.unwrap_or(1);
+            let index = usize::try_from(steps)
+                .ok()
+                .filter(|s| *s >= 1)
+                .and_then(|s| entries.len().checked_sub(s));
+            match index {
+                Some(i) => Ok(entries[i].image.clone()),
+                None => Err(format!(
+                    "plugin.gameops.rollback.steps {steps} goes back further than the image history of {set}/{name} holds ({} entries, newest first: {})",
+                    entries.len(),
+                    listing(&entries)
+                )),
+            }
+        }
+    }
+}
+
+/// The change rolling `gss` back as `args` asks, at `now`.
+fn change(gss: &GameServerSet, args: &Args, now: Timestamp) -> Result<Change, String> {
+    let (_, name, _) = patch_image::container(gss, args.container.as_deref(), "rollback")?;
+    let image = target(gss, &name, args)?;
+    let mut change = patch_image::set_image(gss, Some(&name), &image, "rollback", now)?;
+    change.message = format!("rollback: {}", change.message);
+    change.outputs.insert("image".to_owned(), image);
+    Ok(change)
+}
+
+/// Runs the op.
+pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
+    if let Err(e) = check(&args) {
+        return Outcome::Failed(e);
+    }
+    ledger::mutate(call, |gss| change(gss, &args, Timestamp::now())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::patch_image::tests::gss;
+
+    fn with_history(images: &[&str]) -> GameServerSet {
+        let mut set = gss(&[("minecraft", "mc:4"), ("sidecar", "envoy:1")]);
+        let mut history: Vec<HistoryEntry> = images
+            .iter()
+            .map(|i| HistoryEntry {
+                container: "minecraft".into(),
+                image: (*i).into(),
+                at: Timestamp::UNIX_EPOCH,
+            })
+            .collect();
+        history.insert(
+            1,
+            HistoryEntry {
+                container: "sidecar".into(),
+                image: "envoy:0".into(),
+                at: Timestamp::UNIX_EPOCH,
+            },
+        );
+        set.metadata.annotations = Some(
+            [(
+                patch_image::HISTORY_ANNOTATION.to_owned(),
+                serde_json::to_string(&history).unwrap(),
+            )]
+            .into(),
+        );
+        set
+    }
+
+    fn args(to_image: Option<&str>, steps: Option<u64>) -> Args {
+        Args {
+            to_image: to_image.map(str::to_owned),
+            steps,
+            container: None,
+        }
+    }
+
+    #[test]
+    fn restores_by_steps_or_by_image() {
+        let set = with_history(&["mc:1", "mc:2", "mc:3"]);
+        let now = Timestamp::UNIX_EPOCH;
+        let c = change(&set, &args(None, None), now).unwrap();
+        assert_eq!(c.outputs["image"], "mc:3");
+        assert_eq!(c.outputs["previousImage"], "mc:4");
+        assert_eq!(
+            change(&set, &args(None, Some(3)), now).unwrap().outputs["image"],
+            "mc:1"
+        );
+        assert_eq!(
+            change(&set, &args(Some("mc:2"), None), now)
+                .unwrap()
+                .outputs["image"],
+            "mc:2"
+        );
+        let sidecar = Args {
+            container: Some("sidecar".into()),
+            ..Args::default()
+        };
+        assert_eq!(
+            change(&set, &sidecar, now).unwrap().outputs["image"],
+            "envoy:0"
+        );
+        // The replaced image joins the history: rolling back again returns.
+        let h: Vec<HistoryEntry> = serde_json::from_str(
+            c.patch["metadata"]["annotations"][patch_image::HISTORY_ANNOTATION]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(h.last().map(|e| e.image.as_str()), Some("mc:4"));
+    }
+
+    #[test]
+    fn says_clearly_when_it_cannot() {
+        let now = Timestamp::UNIX_EPOCH;
+        let e = change(&gss(&[("minecraft", "mc:1")]), &args(None, None), now).unwrap_err();
+        assert!(
+            e.contains("no image history for container minecraft"),
+            "{e}"
+        );
+        let set = with_history(&["mc:1", "mc:2"]);
+        let e = change(&set, &args(None, Some(3)), now).unwrap_err();
+        assert!(e.contains("2 entries, newest first: mc:2, mc:1"), "{e}");
+        let e = change(&set, &args(Some("mc:9"), None), now).unwrap_err();
+        assert!(e.contains("mc:9 is not in the image history"), "{e}");
+        assert!(change(&set, &args(Some("mc:1"), Some(1)), now).is_err());
+        assert!(
+            change(&set, &args(None, Some(0)), now)
+                .unwrap_err()
+                .contains("at least 1")
+        );
+    }
+}

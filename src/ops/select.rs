@@ -1,0 +1,667 @@
+//! Which GameServers of a set an op acts on, and how it changes one.
+//!
+//! Images are compared normalised ([`ImageRef`]) against what a server's
+//! container RUNS: `status.podStatus.containerStatuses[name].image` (with
+//! the registry digest of its `imageID`, so a digest matches its tag when
+//! both are known), falling back to the server's `spec.containers[name]`
+//! while no status reports it.
+//!
+//! `image` and `notImage` take `CONTAINER/IMAGE` entries (the text before
+//! the first `/` is the container name, the rest the full image, as
+//! GameServers-Updater's `--select-not-container-image`), one or many:
+//! `image` matches a server running ANY of the entries, `notImage` one
+//! running NONE of them (every entry counts; the updater only honours the
+//! last one). All given fields of a selection must match (AND).
+//!
+//! Servers are changed by a merge patch carrying the resourceVersion they
+//! were read at; on a conflict the server is read again and changed only if
+//! it still qualifies. The patch also stamps the server with the call's
+//! fingerprint ([`CHANGED_BY_ANNOTATION`]), so a repeat of the call (a retry
+//! racing the original, or a re-send after a crash before the answer was
+//! recorded) recognises the servers it already changed instead of
+//! selecting others.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams, Patch};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ledger::plugin_params;
+use super::{Call, Outcome, values};
+use crate::api::{GameServer, GameServerSet, ImageRef, OWNER_GSS_LABEL};
+
+/// Annotation on a GameServer: the fingerprint of the call that last
+/// changed its `opsState`.
+pub const CHANGED_BY_ANNOTATION: &str = "gameops.io/changed-by";
+/// GameServer patches in flight at once.
+const CONCURRENCY: usize = 32;
+/// Compare-and-swap attempts on one busy GameServer.
+const ATTEMPTS: usize = 8;
+
+/// One `CONTAINER/IMAGE` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerImage {
+    /// The container's name.
+    pub container: String,
+    /// The image, normalised.
+    pub image: ImageRef,
+}
+
+impl std::fmt::Display for ContainerImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.container, self.image)
+    }
+}
+
+/// The container names of a set's template, in order.
+pub fn template_containers(gss: &GameServerSet) -> Vec<String> {
+    gss.spec
+        .game_server_template
+        .as_ref()
+        .and_then(|t| t.pod_template.spec.as_ref())
+        .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Parses `CONTAINER/IMAGE` entries of `field`, checking each container
+/// against the set's `containers` (when it has any).
+pub fn container_images(
+    field: &str,
+    entries: &[String],
+    containers: &[String],
+) -> Result<Vec<ContainerImage>, String> {
+    if entries.is_empty() {
+        return Err(format!(
+            "{field} is empty: give CONTAINER/IMAGE, e.g. {}/registry.example.com/game:v2",
+            containers.first().map_or("main", String::as_str)
+        ));
+    }
+    entries
+        .iter()
+        .map(|entry| {
+            let example = format!(
+                "{}/{entry}",
+                containers.first().map_or("CONTAINER", String::as_str)
+            );
+            let Some((container, image)) = entry
+                .split_once('/')
+                .filter(|(c, i)| !c.is_empty() && !i.is_empty())
+            else {
+                return Err(format!(
+                    "{field} entry {entry:?} is not CONTAINER/IMAGE (the text before the first / names the container), e.g. {example}"
+                ));
+            };
+            if !containers.is_empty() && !containers.iter().any(|c| c == container) {
+                return Err(format!(
+                    "{field} entry {entry:?} names container {container:?}, which the set's template does not have (its containers: {}); write CONTAINER/IMAGE, e.g. {example}",
+                    containers.join(", ")
+                ));
+            }
+            Ok(ContainerImage {
+                container: container.to_owned(),
+                image: ImageRef::parse(image),
+            })
+        })
+        .collect()
+}
+
+/// The images a server's containers run, by container name: the status's
+/// where it reports one, else the server's spec.
+pub fn running_images(gs: &GameServer) -> Vec<(String, ImageRef)> {
+    let mut out: Vec<(String, ImageRef)> = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_status.as_ref())
+        .and_then(|p| p.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| !c.image.is_empty())
+        .map(|c| (c.name.clone(), ImageRef::running(&c.image, &c.image_id)))
+        .collect();
+    for c in gs.spec.containers.iter().flatten() {
+        if let Some(image) = c.image.as_deref().filter(|i| !i.is_empty())
+            && !out.iter().any(|(n, _)| *n == c.name)
+        {
+            out.push((c.name.clone(), ImageRef::parse(image)));
+        }
+    }
+    out
+}
+
+/// Whether `gs` runs any of `images` (each in its own container).
+pub fn runs_any(gs: &GameServer, images: &[ContainerImage]) -> bool {
+    let running = running_images(gs);
+    images.iter().any(|want| {
+        running
+            .iter()
+            .any(|(name, image)| *name == want.container && want.image.same_image(image))
+    })
+}
+
+/// Whether any container of `gs` runs `image`.
+pub fn runs_image(gs: &GameServer, image: &ImageRef) -> bool {
+    running_images(gs)
+        .iter()
+        .any(|(_, running)| image.same_image(running))
+}
+
+/// The ordinal of a server named `<set>-<ordinal>`.
+pub fn ordinal(name: &str) -> Option<u64> {
+    name.rsplit_once('-')?.1.parse().ok()
+}
+
+/// Sorts names by ordinal (names without one last, by name).
+pub fn by_ordinal(names: &mut [String]) {
+    names.sort_by(|a, b| {
+        (ordinal(a).is_none(), ordinal(a), a).cmp(&(ordinal(b).is_none(), ordinal(b), b))
+    });
+}
+
+/// A server's `spec.opsState`; absent or empty is `None`.
+pub fn ops_state(gs: &GameServer) -> &str {
+    gs.spec
+        .ops_state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("None")
+}
+
+/// A server's `status.currentState`; absent is `Unknown`.
+pub fn current_state(gs: &GameServer) -> &str {
+    gs.status
+        .as_ref()
+        .and_then(|s| s.current_state.as_deref())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("Unknown")
+}
+
+/// A server's `status.players` (absent: 0).
+pub fn players(gs: &GameServer) -> i32 {
+    gs.status.as_ref().and_then(|s| s.players).unwrap_or(0)
+}
+
+/// Whether the server is being deleted.
+pub fn deleting(gs: &GameServer) -> bool {
+    gs.metadata.deletion_timestamp.is_some()
+}
+
+/// The server's name.
+pub fn name(gs: &GameServer) -> &str {
+    gs.metadata.name.as_deref().unwrap_or("")
+}
+
+/// Whether `call` changed the server (see [`CHANGED_BY_ANNOTATION`]).
+pub fn changed_by(gs: &GameServer, fingerprint: &str) -> bool {
+    gs.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CHANGED_BY_ANNOTATION))
+        .is_some_and(|f| f == fingerprint)
+}
+
+/// `setOpsState`'s `select`, as written in the template.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Select {
+    /// Exact `spec.opsState` (absent counts as `None`).
+    ops_state: Option<String>,
+    /// `CONTAINER/IMAGE` entries the server must run none of.
+    #[serde(default, deserialize_with = "values::list")]
+    not_image: Option<Vec<String>>,
+    /// `CONTAINER/IMAGE` entries the server must run one of.
+    #[serde(default, deserialize_with = "values::list")]
+    image: Option<Vec<String>>,
+    /// Ordinals.
+    #[serde(default, deserialize_with = "values::ordinals")]
+    ids: Option<Vec<u64>>,
+    /// Exact `status.currentState` (absent counts as `Unknown`).
+    current_state: Option<String>,
+    /// Labels the server must carry, with these values.
+    labels: Option<BTreeMap<String, String>>,
+    /// `spec.networkDisabled` (absent counts as false).
+    #[serde(default, deserialize_with = "values::flag")]
+    network_disabled: Option<bool>,
+}
+
+/// A checked selection; every given field must match.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Selection {
+    ops_state: Option<String>,
+    not_image: Vec<ContainerImage>,
+    image: Vec<ContainerImage>,
+    ids: Option<BTreeSet<u64>>,
+    current_state: Option<String>,
+    labels: BTreeMap<String, String>,
+    network_disabled: Option<bool>,
+}
+
+impl Select {
+    /// Checks the selection against a set with template `containers`;
+    /// `field` prefixes messages (`plugin.gameops.setOpsState.select`).
+    pub fn compile(self, field: &str, containers: &[String]) -> Result<Selection, String> {
+        let images = |name: &str, v: Option<Vec<String>>| match v {
+            Some(entries) => container_images(&format!("{field}.{name}"), &entries, containers),
+            None => Ok(Vec::new()),
+        };
+        let text = |name: &str, v: Option<String>| match v {
+            Some(s) if s.trim().is_empty() => Err(format!(
+                "{field}.{name} is empty: give a value or leave the field out"
+            )),
+            other => Ok(other.map(|s| s.trim().to_owned())),
+        };
+        Ok(Selection {
+            ops_state: text("opsState", self.ops_state)?,
+            not_image: images("notImage", self.not_image)?,
+            image: images("image", self.image)?,
+            ids: self.ids.map(|ids| ids.into_iter().collect()),
+            current_state: text("currentState", self.current_state)?,
+            labels: self.labels.unwrap_or_default(),
+            network_disabled: self.network_disabled,
+        })
+    }
+}
+
+impl Selection {
+    /// Servers running none of `images`.
+    pub fn not_image(images: Vec<ContainerImage>) -> Self {
+        Self {
+            not_image: images,
+            ..Self::default()
+        }
+    }
+
+    /// Servers running any of `images`.
+    pub fn image(images: Vec<ContainerImage>) -> Self {
+        Self {
+            image: images,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `gs` matches every given field.
+    pub fn matches(&self, gs: &GameServer) -> bool {
+        let labels = gs.metadata.labels.as_ref();
+        self.ops_state.as_deref().is_none_or(|o| ops_state(gs) == o)
+            && self
+                .current_state
+                .as_deref()
+                .is_none_or(|c| current_state(gs) == c)
+            && self
+                .network_disabled
+                .is_none_or(|want| gs.spec.network_disabled.unwrap_or(false) == want)
+            && self
+                .ids
+                .as_ref()
+                .is_none_or(|ids| ordinal(name(gs)).is_some_and(|o| ids.contains(&o)))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            && (self.image.is_empty() || runs_any(gs, &self.image))
+            && (self.not_image.is_empty() || !runs_any(gs, &self.not_image))
+    }
+
+    /// The selection for messages: `opsState=None notImage=minecraft/…`.
+    pub fn describe(&self) -> String {
+        let join = |v: &[ContainerImage]| {
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut parts = Vec::new();
+        if let Some(o) = &self.ops_state {
+            parts.push(format!("opsState={o}"));
+        }
+        if !self.image.is_empty() {
+            parts.push(format!("image={}", join(&self.image)));
+        }
+        if !self.not_image.is_empty() {
+            parts.push(format!("notImage={}", join(&self.not_image)));
+        }
+        if let Some(ids) = &self.ids {
+            let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+            parts.push(format!("ids={}", ids.join(",")));
+        }
+        if let Some(c) = &self.current_state {
+            parts.push(format!("currentState={c}"));
+        }
+        for (k, v) in &self.labels {
+            parts.push(format!("label {k}={v}"));
+        }
+        if let Some(n) = self.network_disabled {
+            parts.push(format!("networkDisabled={n}"));
+        }
+        if parts.is_empty() {
+            "every server".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+/// The servers of the call's set.
+pub async fn list_servers(call: &Call<'_>) -> Result<Vec<GameServer>, Outcome> {
+    let api: Api<GameServer> = Api::namespaced(call.client.clone(), &call.namespace);
+    let selector = format!("{OWNER_GSS_LABEL}={}", call.game_server_set);
+    api.list(&ListParams::default().labels(&selector))
+        .await
+        .map(|l| l.items)
+        .map_err(|e| {
+            Outcome::Retry(format!(
+                "could not list the servers of {}/{}: {e}",
+                call.namespace, call.game_server_set
+            ))
+        })
+}
+
+/// What became of one server.
+#[derive(Debug)]
+pub enum Patched {
+    /// Changed; the server as written.
+    Changed(GameServer),
+    /// It no longer qualified when read again; left alone.
+    Skipped(GameServer),
+    /// It is gone.
+    Gone,
+}
+
+/// Why a server could not be changed.
+#[derive(Debug)]
+pub struct PatchError {
+    /// For the Argo UI.
+    pub message: String,
+    /// Whether trying again later may help.
+    pub transient: bool,
+}
+
+/// Sets `gs`'s `spec.opsState` to `target`, stamped with `fingerprint`,
+/// if it `qualifies`: a merge patch conditioned on the resourceVersion it
+/// was read at; on a conflict it is read again and checked again.
+pub async fn set_ops_state(
+    api: &Api<GameServer>,
+    mut gs: GameServer,
+    target: &str,
+    fingerprint: &str,
+    qualifies: impl Fn(&GameServer) -> bool,
+) -> Result<Patched, PatchError> {
+    let server = name(&gs).to_owned();
+    for _ in 0..ATTEMPTS {
+        if !qualifies(&gs) {
+            return Ok(Patched::Skipped(gs));
+        }
+        let patch = json!({
+            "metadata": {
+                "resourceVersion": gs.metadata.resource_version,
+                "annotations": {CHANGED_BY_ANNOTATION: fingerprint},
+            },
+            "spec": {"opsState": target},
+        });
+        match api
+            .patch(&server, &plugin_params(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(written) => return Ok(Patched::Changed(written)),
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Patched::Gone),
+            Err(kube::Error::Api(e)) if e.code == 409 => match api.get_opt(&server).await {
+                Ok(Some(fresh)) => gs = fresh,
+                Ok(None) => return Ok(Patched::Gone),
+                Err(e) => {
+                    return Err(PatchError {
+                        message: format!("could not read GameServer {server} again: {e}"),
+                        transient: true,
+                    });
+                }
+            },
+            Err(kube::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => {
+                return Err(PatchError {
+                    message: format!(
+                        "the API server refused opsState {target} on GameServer {server}: {}",
+                        e.message
+                    ),
+                    transient: false,
+                });
+            }
+            Err(e) => {
+                return Err(PatchError {
+                    message: format!("could not write GameServer {server}: {e}"),
+                    transient: true,
+                });
+            }
+        }
+    }
+    Err(PatchError {
+        message: format!("GameServer {server} kept changing under this call"),
+        transient: true,
+    })
+}
+
+/// [`set_ops_state`] on many servers at once; results in input order.
+pub async fn set_ops_states<F>(
+    api: &Api<GameServer>,
+    servers: Vec<GameServer>,
+    target: &str,
+    fingerprint: &str,
+    qualifies: F,
+) -> Vec<Result<Patched, PatchError>>
+where
+    F: Fn(&GameServer) -> bool + Clone,
+{
+    futures::stream::iter(servers)
+        .map(|gs| set_ops_state(api, gs, target, fingerprint, qualifies.clone()))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::api::{GameServerContainer, GameServerSpec, GameServerStatus};
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodStatus};
+    use serde_json::json;
+
+    pub const OLD: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2";
+    pub const NEW: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2-new";
+
+    /// A server of set `minecraft` running `image` in container `minecraft`.
+    pub fn server(ordinal: u32, state: &str, ops: &str, image: &str) -> GameServer {
+        let mut gs = GameServer::new(
+            &format!("minecraft-{ordinal}"),
+            GameServerSpec {
+                ops_state: Some(ops.into()),
+                containers: Some(vec![GameServerContainer {
+                    name: "minecraft".into(),
+                    image: Some(image.into()),
+                    resources: None,
+                }]),
+                ..Default::default()
+            },
+        );
+        gs.metadata.labels = Some(BTreeMap::from([(
+            OWNER_GSS_LABEL.to_owned(),
+            "minecraft".to_owned(),
+        )]));
+        gs.status = Some(GameServerStatus {
+            current_state: Some(state.into()),
+            pod_status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "minecraft".into(),
+                    image: image.into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        gs
+    }
+
+    fn select(v: serde_json::Value) -> Result<Selection, String> {
+        let s: Select = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        s.compile("select", &["minecraft".to_owned(), "sidecar".to_owned()])
+    }
+
+    #[test]
+    fn container_image_entries_split_at_the_first_slash() {
+        let containers = ["minecraft".to_owned()];
+        let parsed =
+            container_images("notImage", &[format!("minecraft/{NEW}")], &containers).unwrap();
+        assert_eq!(parsed[0].container, "minecraft");
+        assert_eq!(parsed[0].image.to_string(), NEW);
+        let bare = container_images("notImage", &[NEW.to_owned()], &containers).unwrap_err();
+        assert!(
+            bare.contains("container \"registry.cn-hangzhou.aliyuncs.com\"")
+                && bare.contains("its containers: minecraft")
+                && bare.contains(&format!("minecraft/{NEW}")),
+            "{bare}"
+        );
+        assert!(
+            container_images("image", &["nginx".into()], &containers)
+                .unwrap_err()
+                .contains("is not CONTAINER/IMAGE")
+        );
+        assert!(
+            container_images("image", &[], &containers)
+                .unwrap_err()
+                .contains("empty")
+        );
+        // Short forms are normalised: minecraft/nginx is docker.io/library/nginx:latest.
+        let short = container_images("image", &["minecraft/nginx".into()], &containers).unwrap();
+        assert_eq!(short[0].image.to_string(), "docker.io/library/nginx:latest");
+    }
+
+    #[test]
+    fn every_not_image_entry_counts() {
+        let old = server(1, "Ready", "None", OLD);
+        let new = server(2, "Ready", "None", NEW);
+        let other = server(3, "Ready", "None", "docker.io/library/nginx:1.25");
+        // The updater's bug: only the last entry counted. Here both do.
+        let s =
+            select(json!({"notImage": format!("minecraft/{NEW},minecraft/nginx:1.25")})).unwrap();
+        assert!(s.matches(&old));
+        assert!(!s.matches(&new));
+        assert!(!s.matches(&other), "the first entry counts too");
+        let s = select(json!({"notImage": [format!("minecraft/{NEW}"), "minecraft/nginx:1.25"]}))
+            .unwrap();
+        assert_eq!(
+            [&old, &new, &other].map(|g| s.matches(g)),
+            [true, false, false]
+        );
+        // image: any entry.
+        let s = select(json!({"image": format!("minecraft/{OLD}, minecraft/nginx:1.25")})).unwrap();
+        assert_eq!(
+            [&old, &new, &other].map(|g| s.matches(g)),
+            [true, false, true]
+        );
+        // The container counts: the sidecar does not run it.
+        let s = select(json!({"image": format!("sidecar/{OLD}")})).unwrap();
+        assert!(!s.matches(&old));
+    }
+
+    #[test]
+    fn selection_fields_and_together() {
+        let mut gs = server(4, "Ready", "None", OLD);
+        gs.metadata
+            .labels
+            .get_or_insert_default()
+            .insert("zone".into(), "a".into());
+        let full = json!({
+            "opsState": "None",
+            "notImage": format!("minecraft/{NEW}"),
+            "ids": "1,3-5",
+            "currentState": "Ready",
+            "labels": {"zone": "a"},
+            "networkDisabled": false,
+        });
+        assert!(select(full.clone()).unwrap().matches(&gs));
+        for (field, value) in [
+            ("opsState", json!("Allocated")),
+            ("notImage", json!(format!("minecraft/{OLD}"))),
+            ("ids", json!([1, 2])),
+            ("currentState", json!("Crash")),
+            ("labels", json!({"zone": "b"})),
+            ("networkDisabled", json!(true)),
+        ] {
+            let mut one_off = full.clone();
+            one_off[field] = value;
+            assert!(
+                !select(one_off).unwrap().matches(&gs),
+                "{field} alone must exclude the server"
+            );
+        }
+        assert!(
+            select(json!({})).unwrap().matches(&gs),
+            "no field: every server"
+        );
+        // Absent opsState counts as None; absent labels do not match.
+        gs.spec.ops_state = None;
+        assert!(select(json!({"opsState": "None"})).unwrap().matches(&gs));
+        assert!(
+            !select(json!({"labels": {"team": "x"}}))
+                .unwrap()
+                .matches(&gs)
+        );
+        assert!(
+            select(json!({"opsState": " "}))
+                .unwrap_err()
+                .contains("empty")
+        );
+        assert!(
+            select(json!({"opstate": "None"}))
+                .unwrap_err()
+                .contains("unknown field")
+        );
+    }
+
+    #[test]
+    fn images_compare_normalised_and_by_digest() {
+        let mut gs = server(0, "Ready", "None", "nginx");
+        let s = select(json!({"image": "minecraft/docker.io/library/nginx:latest"})).unwrap();
+        assert!(s.matches(&gs), "nginx is docker.io/library/nginx:latest");
+        // The running digest (from imageID) matches a digest reference.
+        if let Some(c) = gs
+            .status
+            .as_mut()
+            .and_then(|s| s.pod_status.as_mut())
+            .and_then(|p| p.container_statuses.as_mut())
+        {
+            c[0].image_id = "docker.io/library/nginx@sha256:abc".into();
+        }
+        assert!(
+            select(json!({"image": "minecraft/nginx@sha256:abc"}))
+                .unwrap()
+                .matches(&gs)
+        );
+        assert!(
+            !select(json!({"image": "minecraft/nginx@sha256:def"}))
+                .unwrap()
+                .matches(&gs)
+        );
+        // The running image wins over the spec (OnDelete: the spec may be newer).
+        if let Some(c) = gs.spec.containers.as_mut() {
+            c[0].image = Some("nginx:2".into());
+        }
+        assert!(
+            select(json!({"image": "minecraft/nginx"}))
+                .unwrap()
+                .matches(&gs)
+        );
+        // Without a status, the spec tells.
+        gs.status = None;
+        assert!(
+            select(json!({"image": "minecraft/nginx:2"}))
+                .unwrap()
+                .matches(&gs)
+        );
+    }
+
+    #[test]
+    fn ordinals_sort_numerically() {
+        let mut names: Vec<String> = ["m-10", "m-2", "x", "m-1"].map(String::from).to_vec();
+        by_ordinal(&mut names);
+        assert_eq!(names, ["m-1", "m-2", "m-10", "x"]);
+    }
+}

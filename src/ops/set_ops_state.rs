@@ -1,0 +1,269 @@
+//! `setOpsState`: GameServers-Updater's job as one call. Sets
+//! `spec.opsState` to `opsState` on every server of the set that `select`
+//! matches (fields ANDed, images compared normalised against what runs; see
+//! [`super::select`]), lowest ordinals first up to `limit`. Servers already
+//! in `opsState` are left alone and not counted. Each server is changed by
+//! a resourceVersion-conditioned merge patch; on a conflict it is read
+//! again and changed only if it still matches.
+//!
+//! Idempotent: the answer (`count`, `names`) is recorded in the set's
+//! ledger, and a repeat of the call replays it without selecting again.
+//! Each changed server is stamped with the call's fingerprint, so a repeat
+//! racing the original (or re-sent after a crash before the answer was
+//! recorded) counts the servers already changed rather than picking others.
+//! `dryRun` changes and records nothing and reports what would change.
+//! Outputs `count` and `names` (comma-separated).
+
+use std::collections::BTreeMap;
+
+use kube::api::Api;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::ledger::{self, Change};
+use super::select::{self, Patched, Select, Selection, deleting, ops_state};
+use super::{Call, Outcome, values};
+use crate::api::GameServer;
+
+/// `plugin.gameops.setOpsState`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Args {
+    /// Which servers.
+    select: Option<Select>,
+    /// The opsState to set.
+    ops_state: Option<String>,
+    /// At most this many (lowest ordinals first).
+    #[serde(default, deserialize_with = "values::whole")]
+    limit: Option<u64>,
+    /// Report only.
+    #[serde(default, deserialize_with = "values::flag")]
+    dry_run: Option<bool>,
+}
+
+/// Servers the call already changed, and those it may change, by ordinal.
+fn plan<'a>(
+    servers: &'a [GameServer],
+    selection: &Selection,
+    target: &str,
+    fingerprint: &str,
+) -> (Vec<&'a GameServer>, Vec<&'a GameServer>) {
+    let mut done: Vec<&GameServer> = servers
+        .iter()
+        .filter(|g| select::changed_by(g, fingerprint) && ops_state(g) == target)
+        .collect();
+    let mut todo: Vec<&GameServer> = servers
+        .iter()
+        .filter(|g| !deleting(g) && ops_state(g) != target && selection.matches(g))
+        .collect();
+    let key = |g: &&GameServer| {
+        let n = select::name(g);
+        (
+            select::ordinal(n).is_none(),
+            select::ordinal(n),
+            n.to_owned(),
+        )
+    };
+    done.sort_by_key(key);
+    todo.sort_by_key(key);
+    (done, todo)
+}
+
+fn answer(
+    set: &str,
+    target: &str,
+    selection: &Selection,
+    names: &[String],
+    dry_run: bool,
+) -> (String, BTreeMap<String, String>) {
+    let message = match (names.is_empty(), dry_run) {
+        (true, _) => format!(
+            "{set}: no server matches {} and is not already {target}; nothing {}",
+            selection.describe(),
+            if dry_run { "would change" } else { "changed" }
+        ),
+        (false, true) => format!(
+            "dry run: would set opsState {target} on {} servers of {set} ({}): {}",
+            names.len(),
+            selection.describe(),
+            names.join(", ")
+        ),
+        (false, false) => format!(
+            "set opsState {target} on {} servers of {set} ({}): {}",
+            names.len(),
+            selection.describe(),
+            names.join(", ")
+        ),
+    };
+    let outputs = BTreeMap::from([
+        ("count".to_owned(), names.len().to_string()),
+        ("names".to_owned(), names.join(",")),
+    ]);
+    (message, outputs)
+}
+
+/// Runs the op.
+pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
+    let Some(target) = args
+        .ops_state
+        .as_deref()
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    else {
+        return Outcome::Failed("plugin.gameops.setOpsState.opsState is missing: give the opsState to set, e.g. WaitToBeDeleted (known: None, Allocated, WaitToBeDeleted, Maintaining, Kill)".into());
+    };
+    let Some(select) = args.select else {
+        return Outcome::Failed("plugin.gameops.setOpsState.select is missing: say which servers, e.g. {\"opsState\": \"None\", \"notImage\": \"CONTAINER/NEW-IMAGE\"} ({} selects every server)".into());
+    };
+    let dry_run = args.dry_run.unwrap_or(false);
+    let limit = args.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+    // A dry run changes nothing: no lease, no record.
+    let gss = if dry_run {
+        super::get_set(call).await
+    } else {
+        ledger::acquire(call).await
+    };
+    let gss = match gss {
+        Ok(g) => g,
+        Err(outcome) => return outcome,
+    };
+    let selection = match select.compile(
+        "plugin.gameops.setOpsState.select",
+        &select::template_containers(&gss),
+    ) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let servers = match select::list_servers(call).await {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
+    let set = format!("{}/{}", call.namespace, call.game_server_set);
+    let (done, todo) = plan(&servers, &selection, target, &call.fingerprint);
+    let mut names: Vec<String> = done.iter().map(|g| select::name(g).to_owned()).collect();
+    if dry_run {
+        let room = limit.map_or(usize::MAX, |l| l.saturating_sub(names.len()));
+        names.extend(todo.iter().take(room).map(|g| select::name(g).to_owned()));
+        let (message, outputs) = answer(&set, target, &selection, &names, true);
+        return Outcome::Done { message, outputs };
+    }
+    let api: Api<GameServer> = Api::namespaced(call.client.clone(), &call.namespace);
+    let qualifies = |g: &GameServer| !deleting(g) && ops_state(g) != target && selection.matches(g);
+    let mut todo: Vec<GameServer> = todo.into_iter().cloned().collect();
+    // In rounds, so that servers which stopped matching leave room for the
+    // next ones under the limit.
+    loop {
+        let room = limit.map_or(usize::MAX, |l| l.saturating_sub(names.len()));
+        if room == 0 || todo.is_empty() {
+            break;
+        }
+        let rest = todo.split_off(room.min(todo.len()));
+        let batch = std::mem::replace(&mut todo, rest);
+        for result in
+            select::set_ops_states(&api, batch, target, &call.fingerprint, qualifies).await
+        {
+            match result {
+                Ok(Patched::Changed(g)) => names.push(select::name(&g).to_owned()),
+                Ok(Patched::Skipped(_) | Patched::Gone) => {}
+                Err(e) if e.transient => {
+                    return Outcome::Retry(format!(
+                        "{} ({} servers of {set} changed so far; a repeat of this call continues)",
+                        e.message,
+                        names.len()
+                    ));
+                }
+                Err(e) => return Outcome::Failed(e.message),
+            }
+        }
+    }
+    select::by_ordinal(&mut names);
+    let (message, outputs) = answer(&set, target, &selection, &names, false);
+    ledger::mutate(call, |_| {
+        Ok(Change {
+            patch: Value::Null,
+            message: message.clone(),
+            outputs: outputs.clone(),
+        })
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::select::CHANGED_BY_ANNOTATION;
+    use crate::ops::select::tests::{NEW, OLD, server};
+    use serde_json::json;
+
+    fn names(servers: &[&GameServer]) -> Vec<String> {
+        servers.iter().map(|g| select::name(g).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_seed_selection() {
+        let servers = vec![
+            server(0, "Ready", "Allocated", OLD),
+            server(2, "Ready", "None", OLD),
+            server(1, "Ready", "None", OLD),
+            server(10, "Ready", "None", OLD),
+            server(3, "Ready", "None", NEW),
+            server(4, "Ready", "WaitToBeDeleted", OLD),
+        ];
+        let select: Select = serde_json::from_value(
+            json!({"opsState": "None", "notImage": format!("minecraft/{NEW}")}),
+        )
+        .unwrap();
+        let selection = select.compile("select", &["minecraft".to_owned()]).unwrap();
+        let (done, todo) = plan(&servers, &selection, "WaitToBeDeleted", "fp");
+        assert!(done.is_empty());
+        assert_eq!(
+            names(&todo),
+            ["minecraft-1", "minecraft-2", "minecraft-10"],
+            "by ordinal, not by name"
+        );
+    }
+
+    #[test]
+    fn servers_this_call_changed_count_as_done() {
+        let mut changed = server(1, "Ready", "WaitToBeDeleted", OLD);
+        changed
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(CHANGED_BY_ANNOTATION.into(), "fp".into());
+        let servers = vec![changed, server(2, "Ready", "None", OLD)];
+        let selection = Selection::not_image(
+            select::container_images(
+                "notImage",
+                &[format!("minecraft/{NEW}")],
+                &["minecraft".to_owned()],
+            )
+            .unwrap(),
+        );
+        let (done, todo) = plan(&servers, &selection, "WaitToBeDeleted", "fp");
+        assert_eq!(names(&done), ["minecraft-1"]);
+        assert_eq!(names(&todo), ["minecraft-2"]);
+        let (done, _) = plan(&servers, &selection, "WaitToBeDeleted", "other");
+        assert!(
+            done.is_empty(),
+            "another call's changes are not this call's"
+        );
+    }
+
+    #[test]
+    fn answers_name_what_changed() {
+        let s = Selection::default();
+        let names = vec!["m-1".to_owned(), "m-2".to_owned()];
+        let (m, o) = answer("default/m", "Kill", &s, &names, false);
+        assert_eq!(
+            m,
+            "set opsState Kill on 2 servers of default/m (every server): m-1, m-2"
+        );
+        assert_eq!((o["count"].as_str(), o["names"].as_str()), ("2", "m-1,m-2"));
+        let (m, _) = answer("default/m", "Kill", &s, &names, true);
+        assert!(m.starts_with("dry run: would set"), "{m}");
+        let (m, o) = answer("default/m", "Kill", &s, &[], false);
+        assert!(m.contains("nothing changed"), "{m}");
+        assert_eq!((o["count"].as_str(), o["names"].as_str()), ("0", ""));
+    }
+}

@@ -1,0 +1,405 @@
+//! `gameops plugin`: the executor plugin as the sidecar Argo's agent pod
+//! runs (CONTRACTS section 1). No embedded API server: the plugin acts on
+//! real clusters, reached through the pod's ServiceAccount (in-cluster
+//! config) or a kubeconfig, and on any number of named clusters given as
+//! `--cluster NAME=KUBECONFIG[:CONTEXT]`.
+//!
+//! Every call must carry the bearer token the agent writes to
+//! `--token-file` (default `/var/run/argo/token`). The agent may write it
+//! just after the sidecar starts, so the sidecar waits for it (60 s by
+//! default) before refusing to start; `--insecure-no-auth` starts without
+//! one, and then serves without authentication.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::net::TcpListener;
+
+use crate::plugin::{self, Plugin};
+
+/// Where Argo's agent writes the token.
+pub const DEFAULT_TOKEN_FILE: &str = "/var/run/argo/token";
+/// How long to wait for the token file by default.
+pub const DEFAULT_TOKEN_WAIT: Duration = Duration::from_secs(60);
+/// The default cluster's name when it comes from a kubeconfig.
+pub const KUBECONFIG_CLUSTER: &str = "default";
+/// The default cluster's name when it comes from the pod's ServiceAccount.
+pub const IN_CLUSTER: &str = "in-cluster";
+
+/// What `gameops plugin` was asked to do.
+#[derive(Debug, Clone)]
+pub struct SidecarOptions {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// `NAME=KUBECONFIG[:CONTEXT]` targets; empty: the in-cluster or
+    /// kubeconfig default.
+    pub clusters: Vec<String>,
+    /// The file holding the token callers must send.
+    pub token_file: PathBuf,
+    /// Start (and serve unauthenticated) when no token can be read.
+    pub insecure_no_auth: bool,
+    /// How long to wait for the token file to appear.
+    pub token_wait: Duration,
+}
+
+impl Default for SidecarOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4355)),
+            clusters: Vec::new(),
+            token_file: PathBuf::from(DEFAULT_TOKEN_FILE),
+            insecure_no_auth: false,
+            token_wait: DEFAULT_TOKEN_WAIT,
+        }
+    }
+}
+
+/// Why the sidecar could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    /// A `--cluster` value not of the form `NAME=KUBECONFIG[:CONTEXT]`.
+    #[error(
+        "--cluster {0:?} is not NAME=KUBECONFIG[:CONTEXT] (e.g. --cluster eu=/etc/gameops/eu.kubeconfig or --cluster eu=/etc/gameops/kubeconfig:eu-west)"
+    )]
+    ClusterSpec(String),
+    /// A cluster name that is not a DNS label.
+    #[error(
+        "--cluster {0:?}: the name must be lower-case letters, digits and '-' (e.g. eu-west); templates name it in their `cluster` argument"
+    )]
+    ClusterName(String),
+    /// The same name twice.
+    #[error("--cluster {0} is given twice: each cluster needs its own name")]
+    DuplicateCluster(String),
+    /// A named cluster's kubeconfig or context is unusable.
+    #[error("--cluster {name}: {reason}")]
+    Cluster {
+        /// The cluster.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// No `--cluster` and neither a kubeconfig nor an in-cluster config.
+    #[error(
+        "no cluster to act on: no kubeconfig ({kubeconfig}) and no in-cluster ServiceAccount ({in_cluster}); run in a pod (the plugin manifest sets automountServiceAccountToken: true), set KUBECONFIG, or pass --cluster NAME=KUBECONFIG[:CONTEXT]"
+    )]
+    NoCluster {
+        /// Why the kubeconfig did not load.
+        kubeconfig: String,
+        /// Why the in-cluster config did not load.
+        in_cluster: String,
+    },
+    /// No usable token and no `--insecure-no-auth`.
+    #[error(
+        "{problem}. Every call must carry the bearer token Argo's agent writes to --token-file (default {DEFAULT_TOKEN_FILE}); outside Argo, put a random token in a file and pass --token-file FILE, or pass --insecure-no-auth to serve without authentication (trusted networks only)"
+    )]
+    Token {
+        /// What went wrong with the file.
+        problem: String,
+    },
+    /// Binding the port failed.
+    #[error(
+        "cannot listen on {addr}: {source} (is another plugin using this port? pick another with --listen)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One `--cluster NAME=KUBECONFIG[:CONTEXT]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTarget {
+    /// The name templates use in their `cluster` argument.
+    pub name: String,
+    /// The kubeconfig file.
+    pub kubeconfig: PathBuf,
+    /// The context (default: the file's current context).
+    pub context: Option<String>,
+}
+
+/// Parses `NAME=KUBECONFIG[:CONTEXT]`. Context names may contain `:` (EKS
+/// ARNs do), so the kubeconfig is the shortest prefix before a `:` that is
+/// an existing file; without such a file the whole value is the path.
+pub fn parse_cluster(spec: &str) -> Result<ClusterTarget, SidecarError> {
+    let (name, rest) = spec
+        .split_once('=')
+        .filter(|(n, r)| !n.is_empty() && !r.is_empty())
+        .ok_or_else(|| SidecarError::ClusterSpec(spec.to_owned()))?;
+    if crate::apiserver::validation::dns_label_error(name).is_some() {
+        return Err(SidecarError::ClusterName(name.to_owned()));
+    }
+    let split = rest
+        .match_indices(':')
+        .map(|(i, _)| (&rest[..i], &rest[i + 1..]))
+        .find(|(path, _)| !Path::new(rest).is_file() && Path::new(path).is_file());
+    let (path, context) = match split {
+        Some((_, "")) => return Err(SidecarError::ClusterSpec(spec.to_owned())),
+        Some((path, context)) => (path, Some(context.to_owned())),
+        None => (rest, None),
+    };
+    Ok(ClusterTarget {
+        name: name.to_owned(),
+        kubeconfig: PathBuf::from(path),
+        context,
+    })
+}
+
+async fn client_for(target: &ClusterTarget) -> Result<Client, SidecarError> {
+    let fail = |reason: String| SidecarError::Cluster {
+        name: target.name.clone(),
+        reason,
+    };
+    let path = target.kubeconfig.display();
+    let kubeconfig = Kubeconfig::read_from(&target.kubeconfig)
+        .map_err(|e| fail(format!("cannot read the kubeconfig {path}: {e}")))?;
+    let options = KubeConfigOptions {
+        context: target.context.clone(),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| {
+            let context = target.context.as_deref().unwrap_or("(current)");
+            fail(format!(
+                "cannot use context {context} of the kubeconfig {path}: {e}"
+            ))
+        })?;
+    Client::try_from(config).map_err(|e| fail(format!("cannot build a client: {e}")))
+}
+
+/// The default cluster, as `kube::Config::infer` finds it: the kubeconfig
+/// (`KUBECONFIG` or `~/.kube/config`, named `default`), else the pod's
+/// ServiceAccount (named `in-cluster`).
+async fn default_cluster() -> Result<(String, Client), SidecarError> {
+    let (name, config) = match kube::Config::from_kubeconfig(&KubeConfigOptions::default()).await {
+        Ok(config) => (KUBECONFIG_CLUSTER, config),
+        Err(kubeconfig) => match kube::Config::incluster() {
+            Ok(config) => (IN_CLUSTER, config),
+            Err(in_cluster) => {
+                return Err(SidecarError::NoCluster {
+                    kubeconfig: kubeconfig.to_string(),
+                    in_cluster: in_cluster.to_string(),
+                });
+            }
+        },
+    };
+    let client = Client::try_from(config).map_err(|e| SidecarError::Cluster {
+        name: name.to_owned(),
+        reason: format!("cannot build a client: {e}"),
+    })?;
+    Ok((name.to_owned(), client))
+}
+
+/// The clusters the plugin acts on: each `--cluster` in order (the first is
+/// the default), or the inferred default.
+pub async fn connect(specs: &[String]) -> Result<Vec<(String, Client)>, SidecarError> {
+    if specs.is_empty() {
+        return Ok(vec![default_cluster().await?]);
+    }
+    let mut clusters: Vec<(String, Client)> = Vec::new();
+    for spec in specs {
+        let target = parse_cluster(spec)?;
+        if clusters.iter().any(|(n, _)| *n == target.name) {
+            return Err(SidecarError::DuplicateCluster(target.name));
+        }
+        let client = client_for(&target).await?;
+        clusters.push((target.name, client));
+    }
+    Ok(clusters)
+}
+
+/// Reads the token, waiting up to `wait` for the file to appear (or to be
+/// written). A file that exists but cannot be read fails at once.
+pub async fn read_token(path: &Path, wait: Duration) -> Result<String, SidecarError> {
+    let shown = path.display();
+    let deadline = Instant::now() + wait;
+    let mut waiting = false;
+    loop {
+        let problem = match tokio::fs::read_to_string(path).await {
+            Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+            Ok(_) => format!("--token-file {shown} is empty"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("--token-file {shown} does not exist")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(SidecarError::Token {
+                    problem: format!(
+                        "cannot read --token-file {shown}: {e}. Argo's agent writes it as uid 8737 with mode 0440: run the sidecar with securityContext.runAsUser: 8737 (plugin/plugin.yaml does)"
+                    ),
+                });
+            }
+            Err(e) => {
+                return Err(SidecarError::Token {
+                    problem: format!("cannot read --token-file {shown}: {e}"),
+                });
+            }
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            let waited = if wait.is_zero() {
+                String::new()
+            } else {
+                format!(" after waiting {} s", wait.as_secs())
+            };
+            return Err(SidecarError::Token {
+                problem: format!("{problem}{waited}"),
+            });
+        }
+        if !waiting {
+            tracing::info!(path = %shown, wait_secs = wait.as_secs(), "waiting for the agent to write the token");
+            waiting = true;
+        }
+        tokio::time::sleep((deadline - now).min(Duration::from_millis(100))).await;
+    }
+}
+
+/// The token to require, or `None` (with a warning) under
+/// `--insecure-no-auth` when none can be read.
+pub async fn token(options: &SidecarOptions) -> Result<Option<String>, SidecarError> {
+    if !options.insecure_no_auth {
+        return read_token(&options.token_file, options.token_wait)
+            .await
+            .map(Some);
+    }
+    match read_token(&options.token_file, Duration::ZERO).await {
+        Ok(token) => {
+            tracing::info!(path = %options.token_file.display(), "token read: calls must carry it despite --insecure-no-auth");
+            Ok(Some(token))
+        }
+        Err(e) => {
+            tracing::warn!(reason = %e, "--insecure-no-auth: serving WITHOUT authentication; anyone who reaches this port can change your game servers");
+            Ok(None)
+        }
+    }
+}
+
+/// The sidecar's routes: the plugin (behind the token, if any), `/healthz`
+/// and `/readyz` (open, for probes).
+pub fn router(plugin: Arc<Plugin>, token: Option<&str>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .merge(plugin::router(plugin, token))
+}
+
+/// Connects to the clusters, reads the token, then serves until SIGINT or
+/// SIGTERM.
+pub async fn run(options: &SidecarOptions) -> Result<(), SidecarError> {
+    let clusters = connect(&options.clusters).await?;
+    let token = token(options).await?;
+    let listener =
+        TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| SidecarError::Bind {
+                addr: options.listen,
+                source,
+            })?;
+    let names: Vec<&str> = clusters.iter().map(|(n, _)| n.as_str()).collect();
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        clusters = %names.join(","),
+        default_cluster = names.first().copied().unwrap_or(""),
+        authenticated = token.is_some(),
+        "gameops executor plugin is serving"
+    );
+    let plugin = Arc::new(Plugin::new(clusters));
+    axum::serve(listener, router(plugin, token.as_deref()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_specs() {
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("kc");
+        std::fs::write(&kc, "").unwrap();
+        let kc_s = kc.display().to_string();
+        let t = parse_cluster(&format!("eu={kc_s}")).unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.kubeconfig.as_path(), t.context),
+            ("eu", kc.as_path(), None)
+        );
+        let t = parse_cluster(&format!("eu={kc_s}:arn:aws:eks:eu-west-1:1:cluster/x")).unwrap();
+        assert_eq!(t.kubeconfig, kc);
+        assert_eq!(
+            t.context.as_deref(),
+            Some("arn:aws:eks:eu-west-1:1:cluster/x")
+        );
+        // A missing file is the whole value (reported when it is read).
+        let t = parse_cluster("eu=/nope:ctx").unwrap();
+        assert_eq!(t.kubeconfig, PathBuf::from("/nope:ctx"));
+        for bad in ["eu", "=x", "eu=", &format!("eu={kc_s}:")] {
+            assert!(
+                matches!(parse_cluster(bad), Err(SidecarError::ClusterSpec(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            parse_cluster("EU=x"),
+            Err(SidecarError::ClusterName(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn waits_for_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                std::fs::write(path, "s3cret\n").unwrap();
+            })
+        };
+        let token = read_token(&path, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(token, "s3cret");
+        writer.await.unwrap();
+        let missing = dir.path().join("missing");
+        let e = read_token(&missing, Duration::ZERO)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--token-file") && e.contains("--insecure-no-auth"),
+            "{e}"
+        );
+    }
+}
