@@ -265,8 +265,6 @@ struct Phase {
     done: Option<Duration>,
     /// Until `updatedReadyReplicas` first reached 50 % of N.
     half: Option<Duration>,
-    /// The lowest `readyReplicas` seen after the first poll that saw N Ready.
-    min_ready: Option<i64>,
     /// The last sampled status.
     last: SetStatus,
     polls: usize,
@@ -286,23 +284,15 @@ async fn wait_rollout(
     let mut phase = Phase {
         done: None,
         half: None,
-        min_ready: None,
         last: SetStatus::default(),
         polls: 0,
     };
     let mut next_report = PROGRESS_EVERY;
-    let mut seen_full = false;
     loop {
         if let Some(s) = set_status(client, server).await {
             phase.polls += 1;
             phase.last = s;
             let current = s.observed_generation >= generation;
-            if current && s.ready >= n {
-                seen_full = true;
-            }
-            if seen_full || generation > 1 {
-                phase.min_ready = Some(phase.min_ready.map_or(s.ready, |m| m.min(s.ready)));
-            }
             if phase.half.is_none() && current && s.updated_ready * 2 >= n {
                 phase.half = Some(started.elapsed());
             }
@@ -427,7 +417,6 @@ async fn rollout(client: &reqwest::Client, n: usize, timeout: Duration) -> Vec<R
             "phase b: {} (list: {total} servers, {ready} Ready, {on_v2} Ready on {IMAGE_V2}); {rec_b} reconciles, {rec_b_s:.1} s in reconcile, {err_b} errors",
             secs(b.done)
         );
-        let floor = n64 - n64 * 25 / 100;
         rows.push(row(
             format!("b. RollingUpdate of {n} (image v1 -> v2): all Ready on v2"),
             match b.done {
@@ -452,11 +441,6 @@ async fn rollout(client: &reqwest::Client, n: usize, timeout: Duration) -> Vec<R
             "   confirmed by one full LIST",
             format!("{total} servers, {ready} Ready, {on_v2} Ready on v2"),
             format!("want {n} / {n} / {n}"),
-        ));
-        rows.push(row(
-            "   lowest readyReplicas in the polls",
-            b.min_ready.map_or("-".into(), |m| m.to_string()),
-            format!(">= {floor} (replicas - 25 %), as sampled"),
         ));
         rows.push(row(
             "   controller reconciles (phase b)",
@@ -583,7 +567,9 @@ async fn allocation(client: &reqwest::Client, timeout: Duration) -> Vec<Row> {
     assert_eq!(warm["state"], "Allocated", "warm-up allocation: {warm}");
 
     eprintln!("phase c: {ALLOC_TARGET} allocations at concurrency {ALLOC_CONCURRENCY}");
+    let (rec_before, rec_before_s, _) = server.reconciles();
     let result = allocate_concurrently(client, &server).await;
+    let (rec_after, rec_after_s, _) = server.reconciles();
     let distinct: HashSet<&String> = result.allocated.iter().collect();
     let rate = result.allocated.len() as f64 / result.wall.as_secs_f64();
     let lat = Lat::new(result.latencies);
@@ -618,6 +604,15 @@ async fn allocation(client: &reqwest::Client, timeout: Duration) -> Vec<Row> {
             result.errors
         ),
         format!("want {ALLOC_TARGET} distinct, 0, 0"),
+    ));
+    let (rec, rec_s) = (rec_after - rec_before, rec_after_s - rec_before_s);
+    rows.push(row(
+        "   controller reconciles meanwhile",
+        format!(
+            "{rec} reconciles of the set, {rec_s:.2} s total, mean {:.0} ms",
+            rec_s * 1e3 / rec.max(1) as f64
+        ),
+        "-",
     ));
     server.stop().await;
     rows

@@ -212,7 +212,13 @@ async fn seed_scenario_by_hand_reaches_the_expected_table() {
 
 #[tokio::test]
 async fn rolling_update_keeps_ready_floor_and_spares_allocated() {
-    let server = Server::start_fleet(FAST);
+    let server = Server::start_fleet(&[
+        "--in-memory",
+        "--sim-startup-ms",
+        "1500",
+        "--sim-jitter-ms",
+        "200",
+    ]);
     let client = server.client().await;
     let servers: Api<GameServer> = Api::namespaced(client.clone(), "default");
     let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");

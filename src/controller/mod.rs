@@ -496,18 +496,18 @@ pub async fn run(client: Client, cluster: String, metrics: Arc<Metrics>) {
     .default_backoff()
     .touched_objects()
     .for_each(|_| futures::future::ready(()));
-    tokio::spawn(cache_feed);
     let ctx = Arc::new(Context {
         client,
         cluster,
         metrics,
     });
-    Controller::new(sets, watcher::Config::default())
+    let controller = Controller::new(sets, watcher::Config::default())
         .owns(servers, watcher::Config::default())
         .with_config(ControllerConfig::default().debounce(Duration::from_millis(20)))
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    // One task: when it is stopped, the metrics cache's watch stops with it.
+    futures::future::join(cache_feed, controller).await;
 }
 
 #[cfg(test)]
