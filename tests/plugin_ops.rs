@@ -274,7 +274,15 @@ fn set(extra: Value) -> Value {
 
 #[tokio::test]
 async fn seed_scenario_op_by_op_reaches_the_contract_table() {
-    let server = Server::start_fleet(FAST);
+    // Start-up long enough (transition times have whole seconds) that the
+    // new servers are still starting when waitReady is first called.
+    let server = Server::start_fleet(&[
+        "--in-memory",
+        "--sim-startup-ms",
+        "1500",
+        "--sim-jitter-ms",
+        "200",
+    ]);
     let api = seed_start(&server).await;
     let agent = Agent::new(&server);
     let uid = "seed-wf";
