@@ -108,22 +108,8 @@ pub struct Change {
     pub outputs: BTreeMap<String, String>,
 }
 
-fn pruned(mut records: BTreeMap<String, Record>, now: Timestamp) -> BTreeMap<String, Record> {
-    let ttl = jiff::SignedDuration::try_from(RECORD_TTL).unwrap_or(jiff::SignedDuration::MAX);
-    records.retain(|_, r| now.duration_since(r.at) < ttl);
-    while records.len() > KEEP_RECORDS {
-        let oldest = records
-            .iter()
-            .min_by_key(|(_, r)| r.at)
-            .map(|(k, _)| k.clone());
-        match oldest {
-            Some(k) => {
-                records.remove(&k);
-            }
-            None => break,
-        }
-    }
-    records
+fn pruned(records: BTreeMap<String, Record>, now: Timestamp) -> BTreeMap<String, Record> {
+    super::prune_by_age(records, now, RECORD_TTL, KEEP_RECORDS, |r| r.at)
 }
 
 /// The answer recorded for a call, given again to a repeat of it.

@@ -138,6 +138,29 @@ async fn get_set(call: &Call<'_>) -> Result<GameServerSet, Outcome> {
     }
 }
 
+/// Keeps the entries of an annotation-held map younger than `ttl`, then at
+/// most `keep` of them, the newest (`at` gives an entry's time).
+fn prune_by_age<T>(
+    mut entries: BTreeMap<String, T>,
+    now: jiff::Timestamp,
+    ttl: Duration,
+    keep: usize,
+    at: impl Fn(&T) -> jiff::Timestamp,
+) -> BTreeMap<String, T> {
+    let ttl = jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX);
+    entries.retain(|_, e| now.duration_since(at(e)) < ttl);
+    if entries.len() > keep {
+        let mut by_age: Vec<(jiff::Timestamp, String)> =
+            entries.iter().map(|(k, e)| (at(e), k.clone())).collect();
+        by_age.sort();
+        let surplus = entries.len() - keep;
+        for (_, k) in by_age.into_iter().take(surplus) {
+            entries.remove(&k);
+        }
+    }
+    entries
+}
+
 /// Where the plugin can reach clusters.
 pub trait Clusters {
     /// The client of `name`, or of the default cluster for `None`.

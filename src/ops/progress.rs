@@ -91,25 +91,8 @@ pub fn of(gss: &GameServerSet, call: &Call<'_>) -> Option<Progress> {
 }
 
 /// `entries` without those older than a day and beyond the newest [`KEEP`].
-pub fn pruned(
-    mut entries: BTreeMap<String, Progress>,
-    now: Timestamp,
-) -> BTreeMap<String, Progress> {
-    let ttl = jiff::SignedDuration::try_from(TTL).unwrap_or(jiff::SignedDuration::MAX);
-    entries.retain(|_, p| now.duration_since(p.started) < ttl);
-    while entries.len() > KEEP {
-        let oldest = entries
-            .iter()
-            .min_by_key(|(_, p)| p.started)
-            .map(|(k, _)| k.clone());
-        match oldest {
-            Some(k) => {
-                entries.remove(&k);
-            }
-            None => break,
-        }
-    }
-    entries
+pub fn pruned(entries: BTreeMap<String, Progress>, now: Timestamp) -> BTreeMap<String, Progress> {
+    super::prune_by_age(entries, now, TTL, KEEP, |p| p.started)
 }
 
 /// The merge patch setting `call`'s entry to `progress` (`None`: removing
