@@ -14,6 +14,9 @@
 //! Run with `cargo bench --bench apiserver`; `GAMEOPS_BENCH_N` changes the
 //! object count (default 10000).
 
+mod common;
+
+use common::{Lat, ms};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -52,39 +55,6 @@ fn epoch() -> Instant {
 
 fn now_ns() -> u64 {
     epoch().elapsed().as_nanos() as u64
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Sorted-sample percentile (nearest rank).
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-struct Lat {
-    sorted: Vec<Duration>,
-}
-
-impl Lat {
-    fn new(mut samples: Vec<Duration>) -> Self {
-        samples.sort_unstable();
-        Self { sorted: samples }
-    }
-    fn p50(&self) -> f64 {
-        ms(pct(&self.sorted, 50.0))
-    }
-    fn p99(&self) -> f64 {
-        ms(pct(&self.sorted, 99.0))
-    }
-    fn max(&self) -> f64 {
-        ms(self.sorted.last().copied().unwrap_or_default())
-    }
 }
 
 /// One row of the results table.

@@ -20,6 +20,9 @@
 //! size (default 10000), `GAMEOPS_BENCH_PHASE_TIMEOUT_S` the longest a
 //! rollout phase may take (default 900).
 
+mod common;
+
+use common::Lat;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,39 +51,6 @@ const ALLOC_TARGET: usize = 1900;
 const ALLOC_CONCURRENCY: usize = 32;
 /// Agones's published allocation throughput range (allocations/s).
 const AGONES_ALLOC_PER_S: (f64, f64) = (80.0, 400.0);
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Sorted-sample percentile (nearest rank).
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-struct Lat {
-    sorted: Vec<Duration>,
-}
-
-impl Lat {
-    fn new(mut samples: Vec<Duration>) -> Self {
-        samples.sort_unstable();
-        Self { sorted: samples }
-    }
-    fn p50(&self) -> f64 {
-        ms(pct(&self.sorted, 50.0))
-    }
-    fn p99(&self) -> f64 {
-        ms(pct(&self.sorted, 99.0))
-    }
-    fn max(&self) -> f64 {
-        ms(self.sorted.last().copied().unwrap_or_default())
-    }
-}
 
 /// One row of the results table.
 struct Row {

@@ -16,6 +16,9 @@
 //!
 //! Run with `cargo bench --bench plugin`.
 
+mod common;
+
+use common::{Lat, ms};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,39 +45,6 @@ const MERGE_PATCH: &str = "application/merge-patch+json";
 /// Targets (issue #4).
 const TARGET_P99_MS: f64 = 5.0;
 const TARGET_RATIO: f64 = 100.0;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Sorted-sample percentile (nearest rank).
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-struct Lat {
-    sorted: Vec<Duration>,
-}
-
-impl Lat {
-    fn new(mut samples: Vec<Duration>) -> Self {
-        samples.sort_unstable();
-        Self { sorted: samples }
-    }
-    fn p50(&self) -> f64 {
-        ms(pct(&self.sorted, 50.0))
-    }
-    fn p99(&self) -> f64 {
-        ms(pct(&self.sorted, 99.0))
-    }
-    fn max(&self) -> f64 {
-        ms(self.sorted.last().copied().unwrap_or_default())
-    }
-}
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
