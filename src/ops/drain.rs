@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::Api;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -219,7 +218,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
     let mut view: BTreeMap<String, GameServer> = servers
         .into_iter()
         .filter(|g| selection.matches(g) || select::changed_by(g, &call.fingerprint))
-        .map(|g| (select::name(&g).to_owned(), g))
+        .map(|g| (select::name(&g).to_owned(), GameServer::clone(&g)))
         .collect();
     let idle: Vec<GameServer> = view
         .values()
@@ -227,9 +226,8 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
         .cloned()
         .collect();
     let names: Vec<String> = idle.iter().map(|g| select::name(g).to_owned()).collect();
-    let api: Api<GameServer> = Api::namespaced(call.client.clone(), &call.namespace);
     let qualifies = |g: &GameServer| selection.matches(g) && decide(g, then) == Decision::Move;
-    let results = select::set_ops_states(&api, idle, then, &call.fingerprint, qualifies).await;
+    let results = select::set_ops_states(call, idle, then, qualifies).await;
     for (name, result) in names.into_iter().zip(results) {
         match result {
             Ok(Patched::Changed(g) | Patched::Skipped(g)) => {

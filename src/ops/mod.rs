@@ -4,6 +4,7 @@
 //! `gameServerSet`, and optionally `namespace` (default: the workflow's) and
 //! `cluster` (default: the first).
 
+pub mod cache;
 mod drain;
 pub mod ledger;
 mod patch_image;
@@ -47,6 +48,8 @@ pub struct Call<'a> {
     pub template: &'a str,
     /// The target cluster's client.
     pub client: Client,
+    /// The target cluster's GameServer cache, when the plugin keeps one.
+    pub cache: Option<std::sync::Arc<cache::ServerCache>>,
     /// The namespace of the set.
     pub namespace: String,
     /// The set.
@@ -167,6 +170,11 @@ pub trait Clusters {
     fn client(&self, name: Option<&str>) -> Option<Client>;
     /// The names of every cluster, for messages.
     fn names(&self) -> Vec<String>;
+    /// The GameServer cache of `name` (the default cluster for `None`), if
+    /// there is one; without it the ops LIST the servers.
+    fn cache(&self, _name: Option<&str>) -> Option<std::sync::Arc<cache::ServerCache>> {
+        None
+    }
 }
 
 /// Runs `op` with `value` (`plugin.gameops.<op>`) for a workflow's template.
@@ -206,6 +214,7 @@ pub async fn run(
         workflow,
         template,
         client,
+        cache: clusters.cache(target.cluster.as_deref()),
         namespace,
         game_server_set: set,
         fingerprint: fingerprint(&workflow.uid, template, op, value),

@@ -22,6 +22,7 @@
 //! selecting others.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams, Patch};
@@ -342,13 +343,19 @@ impl Selection {
     }
 }
 
-/// The servers of the call's set.
-pub async fn list_servers(call: &Call<'_>) -> Result<Vec<GameServer>, Outcome> {
+/// The servers of the call's set: from the cluster's cache when it can
+/// answer, else by a LIST.
+pub async fn list_servers(call: &Call<'_>) -> Result<Vec<Arc<GameServer>>, Outcome> {
+    if let Some(cache) = &call.cache
+        && let Some(servers) = cache.servers(&call.namespace, &call.game_server_set).await
+    {
+        return Ok(servers);
+    }
     let api: Api<GameServer> = Api::namespaced(call.client.clone(), &call.namespace);
     let selector = format!("{OWNER_GSS_LABEL}={}", call.game_server_set);
     api.list(&ListParams::default().labels(&selector))
         .await
-        .map(|l| l.items)
+        .map(|l| l.items.into_iter().map(Arc::new).collect())
         .map_err(|e| {
             Outcome::Retry(format!(
                 "could not list the servers of {}/{}: {e}",
@@ -438,22 +445,32 @@ pub async fn set_ops_state(
     })
 }
 
-/// [`set_ops_state`] on many servers at once; results in input order.
+/// [`set_ops_state`] on many servers of the call's set at once, stamped
+/// with the call's fingerprint; results in input order. The cache is told
+/// of every write, so the call's next read includes it.
 pub async fn set_ops_states<F>(
-    api: &Api<GameServer>,
+    call: &Call<'_>,
     servers: Vec<GameServer>,
     target: &str,
-    fingerprint: &str,
     qualifies: F,
 ) -> Vec<Result<Patched, PatchError>>
 where
     F: Fn(&GameServer) -> bool + Clone,
 {
-    futures::stream::iter(servers)
-        .map(|gs| set_ops_state(api, gs, target, fingerprint, qualifies.clone()))
+    let api: Api<GameServer> = Api::namespaced(call.client.clone(), &call.namespace);
+    let results: Vec<Result<Patched, PatchError>> = futures::stream::iter(servers)
+        .map(|gs| set_ops_state(&api, gs, target, &call.fingerprint, qualifies.clone()))
         .buffered(CONCURRENCY)
         .collect()
-        .await
+        .await;
+    if let Some(cache) = &call.cache {
+        for result in &results {
+            if let Ok(Patched::Changed(gs)) = result {
+                cache.wrote(&call.namespace, gs);
+            }
+        }
+    }
+    results
 }
 
 #[cfg(test)]

@@ -14,9 +14,9 @@
 //! `dryRun` changes and records nothing and reports what would change.
 //! Outputs `count` and `names` (comma-separated).
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
-use kube::api::Api;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -42,30 +42,28 @@ pub struct Args {
 }
 
 /// Servers the call already changed, and those it may change, by ordinal.
-fn plan<'a>(
-    servers: &'a [GameServer],
+fn plan<'a, S: Borrow<GameServer>>(
+    servers: &'a [S],
     selection: &Selection,
     target: &str,
     fingerprint: &str,
 ) -> (Vec<&'a GameServer>, Vec<&'a GameServer>) {
     let mut done: Vec<&GameServer> = servers
         .iter()
+        .map(Borrow::borrow)
         .filter(|g| select::changed_by(g, fingerprint) && ops_state(g) == target)
         .collect();
     let mut todo: Vec<&GameServer> = servers
         .iter()
+        .map(Borrow::borrow)
         .filter(|g| !deleting(g) && ops_state(g) != target && selection.matches(g))
         .collect();
-    let key = |g: &&GameServer| {
+    let key = |g: &&'a GameServer| {
         let n = select::name(g);
-        (
-            select::ordinal(n).is_none(),
-            select::ordinal(n),
-            n.to_owned(),
-        )
+        (select::ordinal(n).is_none(), select::ordinal(n), n)
     };
-    done.sort_by_key(key);
-    todo.sort_by_key(key);
+    done.sort_by_cached_key(key);
+    todo.sort_by_cached_key(key);
     (done, todo)
 }
 
@@ -147,21 +145,17 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
         let (message, outputs) = answer(&set, target, &selection, &names, true);
         return Outcome::Done { message, outputs };
     }
-    let api: Api<GameServer> = Api::namespaced(call.client.clone(), &call.namespace);
     let qualifies = |g: &GameServer| !deleting(g) && ops_state(g) != target && selection.matches(g);
-    let mut todo: Vec<GameServer> = todo.into_iter().cloned().collect();
+    let mut todo = todo.into_iter();
     // In rounds, so that servers which stopped matching leave room for the
     // next ones under the limit.
     loop {
         let room = limit.map_or(usize::MAX, |l| l.saturating_sub(names.len()));
-        if room == 0 || todo.is_empty() {
+        let batch: Vec<GameServer> = todo.by_ref().take(room).cloned().collect();
+        if batch.is_empty() {
             break;
         }
-        let rest = todo.split_off(room.min(todo.len()));
-        let batch = std::mem::replace(&mut todo, rest);
-        for result in
-            select::set_ops_states(&api, batch, target, &call.fingerprint, qualifies).await
-        {
+        for result in select::set_ops_states(call, batch, target, qualifies).await {
             match result {
                 Ok(Patched::Changed(g)) => names.push(select::name(&g).to_owned()),
                 Ok(Patched::Skipped(_) | Patched::Gone) => {}

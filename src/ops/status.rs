@@ -2,13 +2,13 @@
 //! state, for workflow messages and gates. Outputs `summary` (JSON:
 //! image => {state or opsState => count}), `total` and `ready`.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
-use kube::api::{Api, ListParams};
 use serde::Deserialize;
 
 use super::{Call, Outcome};
-use crate::api::{GameServer, OWNER_GSS_LABEL};
+use crate::api::GameServer;
 
 /// `plugin.gameops.status` takes only the common arguments.
 #[derive(Debug, Deserialize)]
@@ -16,9 +16,9 @@ use crate::api::{GameServer, OWNER_GSS_LABEL};
 pub struct Args {}
 
 /// Counts per image: `currentState`s, and `opsState`s other than None.
-fn summarise(servers: &[GameServer]) -> BTreeMap<String, BTreeMap<String, u32>> {
+fn summarise<S: Borrow<GameServer>>(servers: &[S]) -> BTreeMap<String, BTreeMap<String, u32>> {
     let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
-    for gs in servers {
+    for gs in servers.iter().map(Borrow::borrow) {
         let image = gs
             .running_image()
             .or_else(|| gs.spec.containers.as_ref()?.first()?.image.as_deref())
@@ -60,16 +60,9 @@ pub async fn run(call: &Call<'_>, _args: Args) -> Outcome {
     if let Err(outcome) = super::get_set(call).await {
         return outcome;
     }
-    let api: Api<GameServer> = Api::namespaced(call.client.clone(), &call.namespace);
-    let selector = format!("{OWNER_GSS_LABEL}={}", call.game_server_set);
-    let servers = match api.list(&ListParams::default().labels(&selector)).await {
-        Ok(list) => list.items,
-        Err(e) => {
-            return Outcome::Retry(format!(
-                "could not list the servers of {}: {e}",
-                call.game_server_set
-            ));
-        }
+    let servers = match super::select::list_servers(call).await {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
     };
     let summary = summarise(&servers);
     let ready = servers

@@ -9,6 +9,7 @@
 //! and plugin restarts do not extend it. Changes nothing else and needs no
 //! lease. Outputs `ready`.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -107,10 +108,11 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(servers: &[GameServer], image: &ImageRef) -> Self {
+    fn of<S: Borrow<GameServer>>(servers: &[S], image: &ImageRef) -> Self {
         let mut t = Self::default();
         for gs in servers
             .iter()
+            .map(Borrow::borrow)
             .filter(|g| !deleting(g) && runs_image(g, image))
         {
             let state = current_state(gs);

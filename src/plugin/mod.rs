@@ -23,6 +23,7 @@ use bytes::Bytes;
 use kube::Client;
 use serde_json::json;
 
+use crate::ops::cache::ServerCache;
 use crate::ops::{self, Outcome};
 use wire::{ExecuteTemplateArgs, ExecuteTemplateReply};
 
@@ -31,15 +32,38 @@ pub const PLUGIN_NAME: &str = "gameops";
 /// How soon a transient failure is retried.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// One cluster the plugin acts on.
+struct Cluster {
+    name: String,
+    client: Client,
+    servers: Arc<ServerCache>,
+}
+
 /// The plugin: the clusters it acts on (the first is the default).
 pub struct Plugin {
-    clusters: Vec<(String, Client)>,
+    clusters: Vec<Cluster>,
 }
 
 impl Plugin {
-    /// A plugin acting on `clusters`.
+    /// A plugin acting on `clusters`. Each gets a GameServer cache, which
+    /// watches a namespace from the first call that reads its servers.
     pub fn new(clusters: Vec<(String, Client)>) -> Self {
+        let clusters = clusters
+            .into_iter()
+            .map(|(name, client)| Cluster {
+                name,
+                servers: Arc::new(ServerCache::new(client.clone())),
+                client,
+            })
+            .collect();
         Self { clusters }
+    }
+
+    fn cluster(&self, name: Option<&str>) -> Option<&Cluster> {
+        match name {
+            None | Some("") => self.clusters.first(),
+            Some(n) => self.clusters.iter().find(|c| c.name == n),
+        }
     }
 
     /// Executes one template, as the endpoint does after authentication.
@@ -89,18 +113,15 @@ impl Plugin {
 
 impl ops::Clusters for Plugin {
     fn client(&self, name: Option<&str>) -> Option<Client> {
-        match name {
-            None | Some("") => self.clusters.first().map(|(_, c)| c.clone()),
-            Some(n) => self
-                .clusters
-                .iter()
-                .find(|(c, _)| c == n)
-                .map(|(_, c)| c.clone()),
-        }
+        self.cluster(name).map(|c| c.client.clone())
     }
 
     fn names(&self) -> Vec<String> {
-        self.clusters.iter().map(|(n, _)| n.clone()).collect()
+        self.clusters.iter().map(|c| c.name.clone()).collect()
+    }
+
+    fn cache(&self, name: Option<&str>) -> Option<Arc<ServerCache>> {
+        self.cluster(name).map(|c| c.servers.clone())
     }
 }
 
