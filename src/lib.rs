@@ -7,12 +7,15 @@
 pub mod allocator;
 pub mod api;
 pub mod apiserver;
+pub mod config;
 pub mod controller;
+pub mod flux;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod ops;
 pub mod packaging;
 pub mod plugin;
+pub mod registry;
 pub mod serve;
 pub mod sidecar;
 pub mod simulator;

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use gameops::config::Config;
+use gameops::registry::Resolver;
+use gameops::registry::filter::Filter;
 use gameops::serve::{self, ServeOptions};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -18,6 +22,10 @@ struct Cli {
     /// Log format: human-readable, or JSON lines for clusters.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     log_format: LogFormat,
+    /// gameops.yaml: registries (with auth), environments (repository and
+    /// tag filter), protected tags, the Flux endpoint's auth.
+    #[arg(long, global = true, env = "GAMEOPS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +45,56 @@ enum Command {
     /// Run the Argo executor plugin as a sidecar (no embedded API server);
     /// `gameops plugin build` packages it.
     Plugin(Box<PluginArgs>),
+    /// Print the tag an environment should run (or a repository's newest
+    /// tag under an ad hoc filter), with its digest and image reference.
+    Resolve(Box<ResolveArgs>),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+/// `gameops resolve`.
+#[derive(clap::Args)]
+struct ResolveArgs {
+    /// A configured environment (gameops.yaml).
+    #[arg(long = "env", conflicts_with = "repository", required_unless_present = "repository")]
+    env: Option<String>,
+    /// Or a repository, e.g. registry.example.com/game/server.
+    #[arg(long)]
+    repository: Option<String>,
+    /// Use plain HTTP for the repository's registry.
+    #[arg(long, requires = "repository")]
+    insecure: bool,
+    /// Unanchored regex the tag must match (Flux includeTag).
+    #[arg(long, requires = "repository")]
+    include_tag: Option<String>,
+    /// Unanchored regex the tag must not match (Flux excludeTag).
+    #[arg(long, requires = "repository")]
+    exclude_tag: Option<String>,
+    /// Semver constraint, e.g. ">=1.0.0 <2.0.0" (Flux semver).
+    #[arg(long, requires = "repository")]
+    semver: Option<String>,
+    /// Regex selecting tags, with groups for --extract (ImagePolicy pattern).
+    #[arg(long, requires = "repository")]
+    pattern: Option<String>,
+    /// What to sort by, from the pattern's groups, e.g. '$version'.
+    #[arg(long, requires = "pattern")]
+    extract: Option<String>,
+    /// Order: semver, alphabetical or numerical.
+    #[arg(long, requires = "repository")]
+    order_by: Option<String>,
+    /// Direction of --order-by: asc or desc (default desc: newest first).
+    #[arg(long, requires = "order_by")]
+    direction: Option<String>,
+    /// How many tags to print (default 1).
+    #[arg(long, default_value_t = 1)]
+    limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
 }
 
 #[derive(clap::Args)]
@@ -168,7 +226,104 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Reads `--config` (an empty configuration without one).
+fn load_config(path: Option<&PathBuf>) -> Result<Arc<Config>, String> {
+    match path {
+        Some(p) => Config::load(p).map(Arc::new).map_err(|e| e.to_string()),
+        None => Ok(Arc::default()),
+    }
+}
+
+async fn resolve(config: Arc<Config>, a: ResolveArgs) -> Result<(), String> {
+    let mut config = Config::clone(&config);
+    let (what, repository, filter) = match (&a.env, &a.repository) {
+        (Some(env), _) => {
+            let e = config
+                .environments
+                .get(env)
+                .ok_or_else(|| {
+                    format!(
+                        "environment {env:?} is not in the config; known: {} (pass --config gameops.yaml)",
+                        if config.environments.is_empty() { "none".to_owned() } else { config.environment_names().join(", ") }
+                    )
+                })?;
+            (env.clone(), e.repository.clone(), e.filter.clone())
+        }
+        (None, Some(repository)) => {
+            let mut order = serde_json::Map::new();
+            if let Some(by) = &a.order_by {
+                order.insert("by".into(), by.as_str().into());
+            }
+            if let Some(d) = &a.direction {
+                order.insert("direction".into(), d.as_str().into());
+            }
+            let mut f = serde_json::Map::new();
+            for (k, v) in [
+                ("includeTag", &a.include_tag),
+                ("excludeTag", &a.exclude_tag),
+                ("semver", &a.semver),
+                ("pattern", &a.pattern),
+                ("extract", &a.extract),
+            ] {
+                if let Some(v) = v {
+                    f.insert(k.into(), v.as_str().into());
+                }
+            }
+            if !order.is_empty() {
+                f.insert("order".into(), order.into());
+            }
+            let filter: Filter = serde_json::from_value(f.into())
+                .map_err(|e| format!("--order-by/--direction: {e}"))?;
+            if a.insecure {
+                let host = gameops::config::registry_host(repository).to_owned();
+                let mut registry = config.registry(&host);
+                registry.insecure = true;
+                config.registries.insert(host, registry);
+            }
+            (repository.clone(), repository.clone(), filter)
+        }
+        (None, None) => return Err("give --env NAME or --repository REPOSITORY".into()),
+    };
+    let mut filter = filter;
+    filter.limit = Some(filter.limit.unwrap_or(100).max(a.limit));
+    let compiled = filter
+        .compile()
+        .map_err(|e| format!("the filter of {what}: {e}"))?;
+    let resolver = Resolver::new(Arc::new(config)).map_err(|e| e.to_string())?;
+    let found = resolver
+        .resolve(&repository, &compiled)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    let shown: Vec<_> = found.into_iter().take(a.limit).collect();
+    match a.output {
+        Output::Json => {
+            let list: Vec<serde_json::Value> = shown
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "tag": r.tag, "digest": r.digest, "image": r.image,
+                        "repository": repository, "environment": a.env,
+                    })
+                })
+                .collect();
+            let value = if a.limit == 1 {
+                list.into_iter().next().unwrap_or_default()
+            } else {
+                list.into()
+            };
+            println!("{value:#}");
+        }
+        Output::Text => {
+            for r in &shown {
+                println!("{}\t{}\t{}", r.tag, r.digest, r.image);
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
+    let config = load_config(cli.config.as_ref())?;
     match cli.command {
         Command::Crds => {
             let yaml =
@@ -176,6 +331,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{yaml}");
             Ok(())
         }
+        Command::Resolve(args) => resolve(config, *args).await,
         Command::Plugin(args) => match args.command {
             Some(PluginCommand::Build { dir }) => {
                 let built = gameops::packaging::build(&dir).map_err(|e| e.to_string())?;
@@ -191,6 +347,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     token_file: a.token_file,
                     insecure_no_auth: a.insecure_no_auth,
                     token_wait: Duration::from_secs(a.token_wait_secs),
+                    config,
                 };
                 gameops::sidecar::run(&options)
                     .await
@@ -208,6 +365,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 api_token_file: args.api_token_file,
                 controller: !args.no_controller,
                 simulator: args.simulation.config()?,
+                config,
             };
             let running = serve::start(&options).await.map_err(|e| e.to_string())?;
             running.serve().await.map_err(|e| e.to_string())

@@ -41,6 +41,9 @@ pub struct ServeOptions {
     /// Simulate the fleet (server start-up, crashes, matches) on every
     /// embedded cluster; `None` leaves GameServer status to others.
     pub simulator: Option<crate::simulator::SimulatorConfig>,
+    /// gameops.yaml: registries and environments (`resolveTag`,
+    /// `promoteTag`, the Flux endpoint).
+    pub config: Arc<crate::config::Config>,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +58,7 @@ impl Default for ServeOptions {
             api_token_file: None,
             controller: true,
             simulator: Some(crate::simulator::SimulatorConfig::default()),
+            config: Arc::default(),
         }
     }
 }
@@ -101,6 +105,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The registry client could not be set up.
+    #[error("{0}")]
+    Registry(#[from] crate::registry::RegistryError),
     /// The TLS certificate could not be made or read.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
@@ -165,6 +172,7 @@ pub struct Running {
     controller: bool,
     simulator: Option<crate::simulator::SimulatorConfig>,
     data_dir: PathBuf,
+    resolver: Arc<crate::registry::Resolver>,
     /// The metrics served at `/metrics`.
     pub metrics: Arc<Metrics>,
 }
@@ -235,6 +243,7 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
         controller: options.controller,
         simulator: options.simulator.clone(),
         data_dir: options.data_dir.clone(),
+        resolver: Arc::new(crate::registry::Resolver::new(options.config.clone())?),
         metrics: Arc::new(Metrics::new()),
     })
 }
@@ -361,12 +370,16 @@ impl Running {
             }
         };
         let plugin_token = plugin_token(&self.data_dir)?;
-        let plugin = Arc::new(crate::plugin::Plugin::new(clients.clone()));
+        let plugin = Arc::new(
+            crate::plugin::Plugin::new(clients.clone()).with_resolver(self.resolver.clone()),
+        );
+        let flux = Arc::new(crate::flux::FluxInputs::new(self.resolver.clone()));
         let allocator = crate::allocator::Allocator::start(clients, self.metrics.clone());
         let service = axum::serve(
             self.service,
             service_router(self.metrics.clone())
                 .merge(allocator.router())
+                .merge(flux.router())
                 .merge(crate::plugin::router(plugin, Some(&plugin_token))),
         );
         tokio::select! {

@@ -21,7 +21,9 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
 
+use crate::flux::FluxInputs;
 use crate::plugin::{self, Plugin};
+use crate::registry::Resolver;
 
 /// Where Argo's agent writes the token.
 pub const DEFAULT_TOKEN_FILE: &str = "/var/run/argo/token";
@@ -46,6 +48,9 @@ pub struct SidecarOptions {
     pub insecure_no_auth: bool,
     /// How long to wait for the token file to appear.
     pub token_wait: Duration,
+    /// gameops.yaml: registries and environments (`resolveTag`,
+    /// `promoteTag`, the Flux endpoint).
+    pub config: Arc<crate::config::Config>,
 }
 
 impl Default for SidecarOptions {
@@ -56,6 +61,7 @@ impl Default for SidecarOptions {
             token_file: PathBuf::from(DEFAULT_TOKEN_FILE),
             insecure_no_auth: false,
             token_wait: DEFAULT_TOKEN_WAIT,
+            config: Arc::default(),
         }
     }
 }
@@ -63,6 +69,9 @@ impl Default for SidecarOptions {
 /// Why the sidecar could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
+    /// The registries of gameops.yaml are unusable.
+    #[error("{0}")]
+    Config(String),
     /// A `--cluster` value not of the form `NAME=KUBECONFIG[:CONTEXT]`.
     #[error(
         "--cluster {0:?} is not NAME=KUBECONFIG[:CONTEXT] (e.g. --cluster eu=/etc/gameops/eu.kubeconfig or --cluster eu=/etc/gameops/kubeconfig:eu-west)"
@@ -284,12 +293,14 @@ pub async fn token(options: &SidecarOptions) -> Result<Option<String>, SidecarEr
     }
 }
 
-/// The sidecar's routes: the plugin (behind the token, if any), `/healthz`
-/// and `/readyz` (open, for probes).
-pub fn router(plugin: Arc<Plugin>, token: Option<&str>) -> Router {
+/// The sidecar's routes: the plugin (behind the token, if any), the Flux
+/// endpoint (behind its own auth), `/healthz` and `/readyz` (open, for
+/// probes).
+pub fn router(plugin: Arc<Plugin>, token: Option<&str>, flux: Arc<FluxInputs>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
+        .merge(flux.router())
         .merge(plugin::router(plugin, token))
 }
 
@@ -313,8 +324,12 @@ pub async fn run(options: &SidecarOptions) -> Result<(), SidecarError> {
         authenticated = token.is_some(),
         "gameops executor plugin is serving"
     );
-    let plugin = Arc::new(Plugin::new(clusters));
-    axum::serve(listener, router(plugin, token.as_deref()))
+    let resolver = Arc::new(
+        Resolver::new(options.config.clone()).map_err(|e| SidecarError::Config(e.to_string()))?,
+    );
+    let plugin = Arc::new(Plugin::new(clusters).with_resolver(resolver.clone()));
+    let flux = Arc::new(FluxInputs::new(resolver));
+    axum::serve(listener, router(plugin, token.as_deref(), flux))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("stopped");

@@ -9,6 +9,8 @@ mod drain;
 pub mod ledger;
 mod patch_image;
 pub mod progress;
+mod promote_tag;
+mod resolve_tag;
 mod rollback;
 mod scale;
 pub mod select;
@@ -38,7 +40,12 @@ pub const OPS: &[&str] = &[
     "drain",
     "rollback",
     "status",
+    "resolveTag",
+    "promoteTag",
 ];
+
+/// The ops that act on a registry, not on a GameServerSet.
+const REGISTRY_OPS: &[&str] = &["resolveTag", "promoteTag"];
 
 /// One call of an op.
 pub struct Call<'a> {
@@ -175,6 +182,29 @@ pub trait Clusters {
     fn cache(&self, _name: Option<&str>) -> Option<std::sync::Arc<cache::ServerCache>> {
         None
     }
+    /// The registries and environments of gameops.yaml, if configured.
+    fn resolver(&self) -> Option<std::sync::Arc<crate::registry::Resolver>> {
+        None
+    }
+}
+
+/// Runs a registry op.
+async fn run_registry_op(clusters: &impl Clusters, op: &str, value: &Value) -> Outcome {
+    let Some(resolver) = clusters.resolver() else {
+        return Outcome::Failed(format!(
+            "plugin.gameops.{op} needs registries and environments: start the plugin with --config gameops.yaml"
+        ));
+    };
+    match op {
+        "resolveTag" => match serde_json::from_value(value.clone()) {
+            Ok(a) => resolve_tag::run(&resolver, a).await,
+            Err(e) => Outcome::Failed(format!("plugin.gameops.{op}: {e}")),
+        },
+        _ => match serde_json::from_value(value.clone()) {
+            Ok(a) => promote_tag::run(&resolver, a).await,
+            Err(e) => Outcome::Failed(format!("plugin.gameops.{op}: {e}")),
+        },
+    }
 }
 
 /// Runs `op` with `value` (`plugin.gameops.<op>`) for a workflow's template.
@@ -189,6 +219,9 @@ pub async fn run(
         return Outcome::Failed(format!(
             "plugin.gameops.{op} must be an object of arguments, e.g. {{\"gameServerSet\": \"minecraft\"}}"
         ));
+    }
+    if REGISTRY_OPS.contains(&op) {
+        return run_registry_op(clusters, op, value).await;
     }
     let target: Target = match serde_json::from_value(value.clone()) {
         Ok(t) => t,

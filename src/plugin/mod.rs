@@ -24,6 +24,7 @@ use kube::Client;
 use serde_json::json;
 
 use crate::ops::cache::ServerCache;
+use crate::registry::Resolver;
 use crate::ops::{self, Outcome};
 use wire::{ExecuteTemplateArgs, ExecuteTemplateReply};
 
@@ -39,9 +40,11 @@ struct Cluster {
     servers: Arc<ServerCache>,
 }
 
-/// The plugin: the clusters it acts on (the first is the default).
+/// The plugin: the clusters it acts on (the first is the default), and
+/// the registries it resolves and promotes tags in.
 pub struct Plugin {
     clusters: Vec<Cluster>,
+    resolver: Option<Arc<Resolver>>,
 }
 
 impl Plugin {
@@ -56,7 +59,16 @@ impl Plugin {
                 client,
             })
             .collect();
-        Self { clusters }
+        Self {
+            clusters,
+            resolver: None,
+        }
+    }
+
+    /// The plugin, resolving and promoting tags with `resolver`.
+    pub fn with_resolver(mut self, resolver: Arc<Resolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
     }
 
     fn cluster(&self, name: Option<&str>) -> Option<&Cluster> {
@@ -122,6 +134,10 @@ impl ops::Clusters for Plugin {
 
     fn cache(&self, name: Option<&str>) -> Option<Arc<ServerCache>> {
         self.cluster(name).map(|c| c.servers.clone())
+    }
+
+    fn resolver(&self) -> Option<Arc<Resolver>> {
+        self.resolver.clone()
     }
 }
 

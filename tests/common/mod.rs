@@ -3,6 +3,8 @@
 //! (and kube-rs) against it.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod registry;
+
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -96,6 +98,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if self.kubeconfig().exists()
+                && self.data_dir().join("plugin-token").exists()
                 && TcpStream::connect(("127.0.0.1", self.api_port)).is_ok()
             {
                 return;

@@ -1,0 +1,612 @@
+//! `gameops.yaml` (`--config FILE`): the registries gameops may talk to and
+//! how it authenticates to each, the environments (name => repository and
+//! tag filter) that `resolveTag`, `gameops resolve` and the Flux endpoint
+//! answer for, the tags promotion must never move, and how the Flux
+//! endpoint authenticates its callers.
+//!
+//! ```yaml
+//! registries:
+//!   - host: registry.example.com
+//!     auth: {basic: {username: ci, passwordFile: /etc/gameops/registry-password}}
+//!   - host: localhost:5000
+//!     insecure: true                       # plain http
+//! environments:
+//!   develop:    {repository: registry.example.com/game/server, filter: {includeTag: '^v\d+\.\d+\.\d+-rc\.[a-f0-9]+$', limit: 1}}
+//!   staging:    {repository: registry.example.com/game/server, filter: {semver: '>=0.0.0', limit: 1}}
+//!   production: {repository: registry.example.com/game/server, filter: {includeTag: '^production-latest$'}}
+//! protectedTags: ['v\d+\.\d+\.\d+']        # promotion never moves these
+//! flux:
+//!   auth: {tokenFile: /etc/gameops/flux-token}
+//!   cacheSeconds: 30
+//! ```
+//!
+//! Every mistake is a startup error naming the place: the environment and
+//! field, the registry, or the unknown key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::registry::filter::{CompiledFilter, Filter};
+
+/// The file as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Registries with their auth; a registry not listed is anonymous over HTTPS.
+    #[serde(default)]
+    pub registries: Vec<RegistryEntry>,
+    /// Environment name => what it runs.
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvironmentEntry>,
+    /// Regexes (whole-tag matches) of tags promotion refuses to move.
+    #[serde(default)]
+    pub protected_tags: Vec<String>,
+    /// The Flux input provider endpoint.
+    #[serde(default)]
+    pub flux: FluxEntry,
+}
+
+/// One registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistryEntry {
+    /// `host[:port]` as in image references.
+    pub host: String,
+    /// Plain HTTP (only for registries you mark so).
+    #[serde(default)]
+    pub insecure: bool,
+    /// How to authenticate; absent: anonymous (with the token flow when the
+    /// registry asks for it).
+    #[serde(default)]
+    pub auth: Option<AuthEntry>,
+}
+
+/// Registry credentials: at most one kind (none: anonymous).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthEntry {
+    /// Username and password: HTTP Basic, or the credentials of the
+    /// registry's token flow.
+    pub basic: Option<Login>,
+    /// A bearer token sent as is.
+    pub bearer: Option<TokenEntry>,
+    /// A docker `config.json` (`auths.<host>.auth` or username/password).
+    pub docker_config: Option<PathBuf>,
+}
+
+/// A username and a password, inline or from a file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Login {
+    /// The username.
+    pub username: String,
+    /// The password, inline.
+    pub password: Option<String>,
+    /// The password, from this file (trailing newline dropped).
+    pub password_file: Option<PathBuf>,
+}
+
+/// A token, inline or from a file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenEntry {
+    /// The token, inline.
+    pub token: Option<String>,
+    /// The token, from this file (trailing newline dropped).
+    pub token_file: Option<PathBuf>,
+}
+
+/// One environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentEntry {
+    /// `host/path` of the image repository (no tag).
+    pub repository: String,
+    /// Which tags qualify, and in what order.
+    #[serde(default)]
+    pub filter: Filter,
+}
+
+/// The Flux endpoint's settings.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FluxEntry {
+    /// What callers must send; absent: no authentication (loopback use).
+    pub auth: Option<FluxAuthEntry>,
+    /// How long an answer is reused (default 30).
+    pub cache_seconds: Option<u64>,
+}
+
+/// The Flux endpoint's credentials: a bearer token, or Basic.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FluxAuthEntry {
+    /// `Authorization: Bearer <token>` (Flux: secretRef key `token`).
+    pub bearer: Option<TokenEntry>,
+    /// HTTP Basic (Flux: secretRef keys `username` and `password`).
+    pub basic: Option<Login>,
+}
+
+/// Registry credentials, read.
+#[derive(Clone, PartialEq)]
+pub enum Credentials {
+    /// None (the token flow may still run, anonymously).
+    Anonymous,
+    /// Username and password.
+    Basic(String, String),
+    /// A bearer token.
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Anonymous => f.write_str("Anonymous"),
+            Self::Basic(user, _) => write!(f, "Basic({user}, ***)"),
+            Self::Bearer(_) => f.write_str("Bearer(***)"),
+        }
+    }
+}
+
+/// One registry, read.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    /// `host[:port]`.
+    pub host: String,
+    /// Plain HTTP.
+    pub insecure: bool,
+    /// Credentials.
+    pub credentials: Credentials,
+}
+
+/// One environment, checked.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Its name.
+    pub name: String,
+    /// `host/path`.
+    pub repository: String,
+    /// The filter as written (for messages and `--output json`).
+    pub filter: Filter,
+    /// The filter, compiled.
+    pub compiled: CompiledFilter,
+}
+
+/// What the Flux endpoint requires of callers.
+#[derive(Clone, PartialEq)]
+pub enum FluxAuth {
+    /// Nothing.
+    None,
+    /// This bearer token.
+    Bearer(String),
+    /// These Basic credentials.
+    Basic(String, String),
+}
+
+impl std::fmt::Debug for FluxAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Basic(user, _) => write!(f, "Basic({user}, ***)"),
+            Self::Bearer(_) => f.write_str("Bearer(***)"),
+        }
+    }
+}
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Registries by host.
+    pub registries: BTreeMap<String, Registry>,
+    /// Environments by name.
+    pub environments: BTreeMap<String, Environment>,
+    /// Tags promotion refuses to move (anchored).
+    pub protected_tags: Vec<Regex>,
+    /// The Flux endpoint's auth.
+    pub flux_auth: FluxAuth,
+    /// How long the Flux endpoint reuses an answer.
+    pub flux_cache: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            registries: BTreeMap::new(),
+            environments: BTreeMap::new(),
+            protected_tags: Vec::new(),
+            flux_auth: FluxAuth::None,
+            flux_cache: DEFAULT_FLUX_CACHE,
+        }
+    }
+}
+
+/// How long the Flux endpoint reuses an answer by default.
+pub const DEFAULT_FLUX_CACHE: Duration = Duration::from_secs(30);
+
+/// Why the configuration is unusable; each says where.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read the config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not YAML of the expected shape (names the key and line).
+    #[error("config {path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// serde's message, with the location.
+        message: String,
+    },
+    /// A value that fails its check.
+    #[error("config {path}: {place}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// e.g. `environments.staging.filter.semver`.
+        place: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+fn read_secret(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn password(secret: &Login) -> Result<(String, String), String> {
+    match (&secret.password, &secret.password_file) {
+        (Some(p), None) => Ok((secret.username.clone(), p.clone())),
+        (None, Some(f)) => Ok((secret.username.clone(), read_secret(f)?)),
+        _ => Err("give exactly one of password or passwordFile".into()),
+    }
+}
+
+fn token(entry: &TokenEntry) -> Result<String, String> {
+    let token = match (&entry.token, &entry.token_file) {
+        (Some(t), None) => t.clone(),
+        (None, Some(f)) => read_secret(f)?,
+        _ => return Err("give exactly one of token or tokenFile".into()),
+    };
+    if token.trim().is_empty() {
+        return Err("the token is empty".into());
+    }
+    Ok(token)
+}
+
+/// Credentials for `host` from a docker `config.json`.
+fn docker_config(path: &Path, host: &str) -> Result<Credentials, String> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        auths: BTreeMap<String, Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        auth: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+        registrytoken: Option<String>,
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: File = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a docker config.json: {e}", path.display()))?;
+    let entry = file
+        .auths
+        .iter()
+        .find(|(k, _)| {
+            let k = k
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
+            k == host || k.split('/').next() == Some(host)
+        })
+        .map(|(_, e)| e)
+        .ok_or_else(|| format!("{} has no auths entry for {host}", path.display()))?;
+    if let Some(token) = &entry.registrytoken {
+        return Ok(Credentials::Bearer(token.clone()));
+    }
+    if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
+        return Ok(Credentials::Basic(u.clone(), p.clone()));
+    }
+    if let Some(auth) = &entry.auth {
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .map_err(|e| format!("auths.{host}.auth is not base64: {e}"))?;
+        let decoded = String::from_utf8(decoded)
+            .map_err(|_| format!("auths.{host}.auth is not UTF-8 once decoded"))?;
+        let (u, p) = decoded
+            .split_once(':')
+            .ok_or_else(|| format!("auths.{host}.auth is not base64 of USER:PASSWORD"))?;
+        return Ok(Credentials::Basic(u.to_owned(), p.to_owned()));
+    }
+    Err(format!(
+        "auths.{host} in {} has neither auth, username/password nor registrytoken (credential helpers are not supported)",
+        path.display()
+    ))
+}
+
+/// The registry host of a repository (`host/path`); the first component
+/// counts as a host when it has a dot or a colon or is `localhost`, as
+/// docker decides.
+pub fn registry_host(repository: &str) -> &str {
+    match repository.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks `text` (`path` for messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file: ConfigFile = if text.trim().is_empty() {
+            ConfigFile::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?
+        };
+        Self::check(file, path)
+    }
+
+    fn check(file: ConfigFile, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |place: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            place,
+            message,
+        };
+        let mut registries = BTreeMap::new();
+        for (i, entry) in file.registries.iter().enumerate() {
+            let place = format!("registries[{i}] ({})", entry.host);
+            if entry.host.is_empty() || entry.host.contains('/') {
+                return Err(invalid(
+                    place,
+                    "host must be host[:port], e.g. registry.example.com or localhost:5000".into(),
+                ));
+            }
+            let auth = entry.auth.clone().unwrap_or_default();
+            let credentials = match (&auth.basic, &auth.bearer, &auth.docker_config) {
+                (None, None, None) => Ok(Credentials::Anonymous),
+                (Some(s), None, None) => password(s).map(|(u, p)| Credentials::Basic(u, p)),
+                (None, Some(t), None) => token(t).map(Credentials::Bearer),
+                (None, None, Some(p)) => docker_config(p, &entry.host),
+                _ => Err("give one of basic, bearer or dockerConfig".into()),
+            }
+            .map_err(|m| invalid(format!("{place}.auth"), m))?;
+            let registry = Registry {
+                host: entry.host.clone(),
+                insecure: entry.insecure,
+                credentials,
+            };
+            if registries.insert(entry.host.clone(), registry).is_some() {
+                return Err(invalid(place, "this host is listed twice".into()));
+            }
+        }
+        let mut environments = BTreeMap::new();
+        for (name, entry) in file.environments {
+            let place = format!("environments.{name}");
+            let last = entry.repository.rsplit('/').next().unwrap_or_default();
+            if last.is_empty() || last.contains(':') || entry.repository.contains(['@', ' ']) {
+                return Err(invalid(
+                    format!("{place}.repository"),
+                    format!(
+                        "{:?} is not a repository: write host/path without a tag or digest, e.g. registry.example.com/game/server",
+                        entry.repository
+                    ),
+                ));
+            }
+            let compiled = entry.filter.compile().map_err(|e| {
+                invalid(
+                    format!("{place}.filter.{}", e.field()),
+                    e.to_string()
+                        .trim_start_matches(e.field())
+                        .trim_start_matches(':')
+                        .trim()
+                        .to_owned(),
+                )
+            })?;
+            environments.insert(
+                name.clone(),
+                Environment {
+                    name,
+                    repository: entry.repository,
+                    filter: entry.filter,
+                    compiled,
+                },
+            );
+        }
+        let protected_tags = file
+            .protected_tags
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Regex::new(&format!("^(?:{p})$"))
+                    .map_err(|e| invalid(format!("protectedTags[{i}]"), format!("{p:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let flux = file.flux.auth.clone().unwrap_or_default();
+        let flux_auth = match (&flux.bearer, &flux.basic) {
+            (None, None) => FluxAuth::None,
+            (Some(t), None) => FluxAuth::Bearer(
+                token(t).map_err(|m| invalid("flux.auth.bearer".into(), m))?,
+            ),
+            (None, Some(s)) => {
+                let (u, p) = password(s).map_err(|m| invalid("flux.auth.basic".into(), m))?;
+                FluxAuth::Basic(u, p)
+            }
+            _ => {
+                return Err(invalid(
+                    "flux.auth".into(),
+                    "give one of bearer or basic".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            registries,
+            environments,
+            protected_tags,
+            flux_auth,
+            flux_cache: file
+                .flux
+                .cache_seconds
+                .map_or(DEFAULT_FLUX_CACHE, Duration::from_secs),
+        })
+    }
+
+    /// The settings for `host` (anonymous HTTPS when not listed).
+    pub fn registry(&self, host: &str) -> Registry {
+        self.registries.get(host).cloned().unwrap_or(Registry {
+            host: host.to_owned(),
+            insecure: false,
+            credentials: Credentials::Anonymous,
+        })
+    }
+
+    /// Whether promotion must leave `tag` where it is.
+    pub fn is_protected(&self, tag: &str) -> bool {
+        self.protected_tags.iter().any(|r| r.is_match(tag))
+    }
+
+    /// The environment names, for messages.
+    pub fn environment_names(&self) -> Vec<String> {
+        self.environments.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("gameops.yaml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_config_reads() {
+        let c = parse(
+            r#"
+registries:
+  - host: registry.example.com
+    auth: {basic: {username: ci, password: s3cret}}
+  - host: localhost:5000
+    insecure: true
+  - host: ghcr.io
+    auth: {bearer: {token: abc}}
+environments:
+  develop: {repository: registry.example.com/game/server, filter: {includeTag: '^v\d+\.\d+\.\d+-rc\.[a-f0-9]+$', limit: 1}}
+  staging: {repository: registry.example.com/game/server, filter: {semver: '>=0.0.0', limit: 1}}
+  production: {repository: registry.example.com/game/server, filter: {includeTag: '^production-latest$'}}
+protectedTags: ['v\d+\.\d+\.\d+']
+flux:
+  auth: {bearer: {token: flux-token}}
+  cacheSeconds: 5
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.registry("registry.example.com").credentials,
+            Credentials::Basic("ci".into(), "s3cret".into())
+        );
+        assert!(c.registry("localhost:5000").insecure);
+        assert_eq!(
+            c.registry("ghcr.io").credentials,
+            Credentials::Bearer("abc".into())
+        );
+        assert_eq!(
+            c.registry("quay.io").credentials,
+            Credentials::Anonymous,
+            "unlisted registries are anonymous"
+        );
+        assert!(!c.registry("quay.io").insecure);
+        assert_eq!(c.environments.len(), 3);
+        assert!(c.is_protected("v1.2.3"));
+        assert!(!c.is_protected("production-latest"));
+        assert!(!c.is_protected("v1.2.3-rc.1"), "protected patterns match whole tags");
+        assert_eq!(c.flux_auth, FluxAuth::Bearer("flux-token".into()));
+        assert_eq!(c.flux_cache, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn mistakes_name_the_environment_and_field() {
+        let e = parse("environments:\n  staging: {repository: r.io/x, filter: {includeTag: '('}}\n")
+            .unwrap_err();
+        assert!(
+            e.contains("environments.staging.filter.includeTag"),
+            "{e}"
+        );
+        let e = parse("environments:\n  prod: {repository: r.io/x, filter: {semver: 'not a range'}}\n")
+            .unwrap_err();
+        assert!(e.contains("environments.prod.filter.semver"), "{e}");
+        let e = parse("environments:\n  prod: {repository: r.io/x, filter: {colour: red}}\n")
+            .unwrap_err();
+        assert!(e.contains("colour") && e.contains("unknown field"), "{e}");
+        let e = parse("environments:\n  prod: {repository: 'r.io/x:1.0'}\n").unwrap_err();
+        assert!(e.contains("environments.prod.repository"), "{e}");
+        let e = parse("registries:\n  - {host: r.io, auth: {basic: {username: u}}}\n").unwrap_err();
+        assert!(e.contains("registries[0] (r.io).auth") && e.contains("password"), "{e}");
+        let e = parse("protectedTags: ['(']\n").unwrap_err();
+        assert!(e.contains("protectedTags[0]"), "{e}");
+        let e = parse("registires: []\n").unwrap_err();
+        assert!(e.contains("registires"), "{e}");
+    }
+
+    #[test]
+    fn docker_config_json_gives_basic_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"auths": {"https://r.example.com": {"auth": "dXNlcjpwYXNz"}, "other.io": {"username": "a", "password": "b"}}}"#,
+        )
+        .unwrap();
+        let text = format!(
+            "registries:\n  - {{host: r.example.com, auth: {{dockerConfig: {}}}}}\n  - {{host: other.io, auth: {{dockerConfig: {}}}}}\n",
+            path.display(),
+            path.display()
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.registry("r.example.com").credentials,
+            Credentials::Basic("user".into(), "pass".into())
+        );
+        assert_eq!(
+            c.registry("other.io").credentials,
+            Credentials::Basic("a".into(), "b".into())
+        );
+        let missing = format!(
+            "registries:\n  - {{host: nope.io, auth: {{dockerConfig: {}}}}}\n",
+            path.display()
+        );
+        assert!(parse(&missing).unwrap_err().contains("no auths entry for nope.io"));
+    }
+
+    #[test]
+    fn registry_hosts_follow_docker() {
+        assert_eq!(registry_host("registry.example.com/game/server"), "registry.example.com");
+        assert_eq!(registry_host("localhost:5000/game"), "localhost:5000");
+        assert_eq!(registry_host("127.0.0.1:5000/game"), "127.0.0.1:5000");
+        assert_eq!(registry_host("library/nginx"), "docker.io");
+        assert_eq!(registry_host("nginx"), "docker.io");
+    }
+}
