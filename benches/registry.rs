@@ -10,28 +10,15 @@
 
 mod common;
 
-/// The test suite's registry harness, shared rather than copied.
-mod harness {
-    /// A port nobody listens on right now.
-    pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port")
-    }
-    #[path = "../../tests/common/registry.rs"]
-    pub mod registry;
-}
-
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Lat;
+use common::registry::Registry;
 use futures::StreamExt;
 use gameops::config::Config;
 use gameops::registry::Resolver;
-use harness::registry::Registry;
 
 const REPO: &str = "game/server";
 const TAGS: usize = 10_000;
@@ -79,7 +66,10 @@ async fn main() {
         .push_image(&repository, "seed", b"bench layer".to_vec())
         .await
         .expect("push");
-    let (manifest, media_type, digest) = client.manifest(&repository, "seed").await.expect("manifest");
+    let (manifest, media_type, digest) = client
+        .manifest(&repository, "seed")
+        .await
+        .expect("manifest");
     let tags = tag_names();
     let failures = futures::stream::iter(&tags)
         .map(|tag| client.put_manifest(&repository, tag, manifest.clone(), &media_type))
@@ -105,7 +95,18 @@ async fn main() {
     for _ in 0..RUNS {
         let before = registry.requests();
         let (took, out) = run(Command::new(env!("CARGO_BIN_EXE_gameops"))
-            .args(["resolve", "--repository", &repository, "--include-tag", stable, "--semver", ">=0.0.0", "--output", "json", "--config"])
+            .args([
+                "resolve",
+                "--repository",
+                &repository,
+                "--include-tag",
+                stable,
+                "--semver",
+                ">=0.0.0",
+                "--output",
+                "json",
+                "--config",
+            ])
             .arg(&config_path));
         std::thread::sleep(Duration::from_millis(200)); // let the access log flush
         gameops_requests.push(registry.requests() - before);
@@ -137,7 +138,10 @@ async fn main() {
     let s = Lat::new(skopeo_times);
     gameops_requests.sort_unstable();
     skopeo_requests.sort_unstable();
-    println!("\nnewest stable tag of {} tags, {RUNS} runs each (median; min..max requests)", tags.len() + 1);
+    println!(
+        "\nnewest stable tag of {} tags, {RUNS} runs each (median; min..max requests)",
+        tags.len() + 1
+    );
     println!("| Way | p50 | max | registry requests |");
     println!("|---|---:|---:|---:|");
     println!(
@@ -159,6 +163,8 @@ async fn main() {
     println!("ratio (skopeo / gameops, p50): {:.1}x", s.p50() / g.p50());
     println!(
         "load average: {}",
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
 }

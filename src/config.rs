@@ -298,8 +298,8 @@ fn docker_config(path: &Path, host: &str) -> Result<Credentials, String> {
         password: Option<String>,
         registrytoken: Option<String>,
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file: File = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a docker config.json: {e}", path.display()))?;
     let entry = file
@@ -448,9 +448,9 @@ impl Config {
         let flux = file.flux.auth.clone().unwrap_or_default();
         let flux_auth = match (&flux.bearer, &flux.basic) {
             (None, None) => FluxAuth::None,
-            (Some(t), None) => FluxAuth::Bearer(
-                token(t).map_err(|m| invalid("flux.auth.bearer".into(), m))?,
-            ),
+            (Some(t), None) => {
+                FluxAuth::Bearer(token(t).map_err(|m| invalid("flux.auth.bearer".into(), m))?)
+            }
             (None, Some(s)) => {
                 let (u, p) = password(s).map_err(|m| invalid("flux.auth.basic".into(), m))?;
                 FluxAuth::Basic(u, p)
@@ -542,21 +542,23 @@ flux:
         assert_eq!(c.environments.len(), 3);
         assert!(c.is_protected("v1.2.3"));
         assert!(!c.is_protected("production-latest"));
-        assert!(!c.is_protected("v1.2.3-rc.1"), "protected patterns match whole tags");
+        assert!(
+            !c.is_protected("v1.2.3-rc.1"),
+            "protected patterns match whole tags"
+        );
         assert_eq!(c.flux_auth, FluxAuth::Bearer("flux-token".into()));
         assert_eq!(c.flux_cache, Duration::from_secs(5));
     }
 
     #[test]
     fn mistakes_name_the_environment_and_field() {
-        let e = parse("environments:\n  staging: {repository: r.io/x, filter: {includeTag: '('}}\n")
-            .unwrap_err();
-        assert!(
-            e.contains("environments.staging.filter.includeTag"),
-            "{e}"
-        );
-        let e = parse("environments:\n  prod: {repository: r.io/x, filter: {semver: 'not a range'}}\n")
-            .unwrap_err();
+        let e =
+            parse("environments:\n  staging: {repository: r.io/x, filter: {includeTag: '('}}\n")
+                .unwrap_err();
+        assert!(e.contains("environments.staging.filter.includeTag"), "{e}");
+        let e =
+            parse("environments:\n  prod: {repository: r.io/x, filter: {semver: 'not a range'}}\n")
+                .unwrap_err();
         assert!(e.contains("environments.prod.filter.semver"), "{e}");
         let e = parse("environments:\n  prod: {repository: r.io/x, filter: {colour: red}}\n")
             .unwrap_err();
@@ -564,7 +566,10 @@ flux:
         let e = parse("environments:\n  prod: {repository: 'r.io/x:1.0'}\n").unwrap_err();
         assert!(e.contains("environments.prod.repository"), "{e}");
         let e = parse("registries:\n  - {host: r.io, auth: {basic: {username: u}}}\n").unwrap_err();
-        assert!(e.contains("registries[0] (r.io).auth") && e.contains("password"), "{e}");
+        assert!(
+            e.contains("registries[0] (r.io).auth") && e.contains("password"),
+            "{e}"
+        );
         let e = parse("protectedTags: ['(']\n").unwrap_err();
         assert!(e.contains("protectedTags[0]"), "{e}");
         let e = parse("registires: []\n").unwrap_err();
@@ -598,12 +603,19 @@ flux:
             "registries:\n  - {{host: nope.io, auth: {{dockerConfig: {}}}}}\n",
             path.display()
         );
-        assert!(parse(&missing).unwrap_err().contains("no auths entry for nope.io"));
+        assert!(
+            parse(&missing)
+                .unwrap_err()
+                .contains("no auths entry for nope.io")
+        );
     }
 
     #[test]
     fn registry_hosts_follow_docker() {
-        assert_eq!(registry_host("registry.example.com/game/server"), "registry.example.com");
+        assert_eq!(
+            registry_host("registry.example.com/game/server"),
+            "registry.example.com"
+        );
         assert_eq!(registry_host("localhost:5000/game"), "localhost:5000");
         assert_eq!(registry_host("127.0.0.1:5000/game"), "127.0.0.1:5000");
         assert_eq!(registry_host("library/nginx"), "docker.io");

@@ -105,8 +105,8 @@ fn authorised(auth: &FluxAuth, headers: &HeaderMap) -> bool {
             crate::apiserver::constant_time_eq(p.trim().as_bytes(), token.as_bytes())
         }),
         FluxAuth::Basic(user, password) => {
-            let expected = base64::engine::general_purpose::STANDARD
-                .encode(format!("{user}:{password}"));
+            let expected =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             presented.strip_prefix("Basic ").is_some_and(|p| {
                 crate::apiserver::constant_time_eq(p.trim().as_bytes(), expected.as_bytes())
             })
@@ -137,7 +137,10 @@ fn body(inputs: &[Input]) -> Vec<u8> {
 
 fn reply(inputs: &[Input], stale: Option<&str>) -> Response {
     let mut response = (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body(inputs),
     )
         .into_response();
@@ -173,8 +176,10 @@ async fn inputs_handler(
             FluxAuth::Basic(..) => "Basic realm=\"gameops\"",
             _ => "Bearer realm=\"gameops\"",
         };
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
         return r;
     }
     let known: Vec<String> = config.environment_names();
@@ -259,7 +264,10 @@ mod tests {
             id: adler32_id(tag),
             tag: tag.into(),
             digest: format!("sha256:{}", "a".repeat(64)),
-            image: format!("registry.example.com/game/server:{tag}@sha256:{}", "a".repeat(64)),
+            image: format!(
+                "registry.example.com/game/server:{tag}@sha256:{}",
+                "a".repeat(64)
+            ),
             env: "staging".into(),
         }
     }
@@ -276,7 +284,10 @@ mod tests {
         let few = body(&many[..3]);
         let v: serde_json::Value = serde_json::from_slice(&few).unwrap();
         assert_eq!(v["inputs"].as_array().unwrap().len(), 3);
-        assert_eq!(serde_json::from_slice::<serde_json::Value>(&body(&[])).unwrap(), json!({"inputs": []}));
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body(&[])).unwrap(),
+            json!({"inputs": []})
+        );
     }
 
     #[test]
@@ -288,7 +299,10 @@ mod tests {
         assert!(authorised(&FluxAuth::Bearer("t".into()), &h));
         assert!(!authorised(&FluxAuth::Bearer("u".into()), &h));
         assert!(!authorised(&FluxAuth::Basic("a".into(), "b".into()), &h));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic YTpi"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic YTpi"),
+        );
         assert!(authorised(&FluxAuth::Basic("a".into(), "b".into()), &h));
         assert!(!authorised(&FluxAuth::Basic("a".into(), "c".into()), &h));
     }

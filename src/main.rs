@@ -60,7 +60,11 @@ enum Output {
 #[derive(clap::Args)]
 struct ResolveArgs {
     /// A configured environment (gameops.yaml).
-    #[arg(long = "env", conflicts_with = "repository", required_unless_present = "repository")]
+    #[arg(
+        long = "env",
+        conflicts_with = "repository",
+        required_unless_present = "repository"
+    )]
     env: Option<String>,
     /// Or a repository, e.g. registry.example.com/game/server.
     #[arg(long)]

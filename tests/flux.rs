@@ -72,7 +72,12 @@ impl Setup {
     }
 
     fn digest(&self, tag: &str) -> &str {
-        &self.digests.iter().find(|(t, _)| t == tag).expect("pushed").1
+        &self
+            .digests
+            .iter()
+            .find(|(t, _)| t == tag)
+            .expect("pushed")
+            .1
     }
 
     async fn flux(&self, env: &str, token: Option<&str>) -> reqwest::Response {
@@ -145,8 +150,15 @@ async fn flux_reads_the_inputs_of_each_environment() {
     );
     let body: Value = r.json().await.expect("json");
     let inputs = body["inputs"].as_array().expect("inputs is a list");
-    let tags: Vec<&str> = inputs.iter().map(|i| i["tag"].as_str().unwrap_or("")).collect();
-    assert_eq!(tags, ["6.0.4", "v1.10.0", "v1.2.0"], "semver newest first, limit 3");
+    let tags: Vec<&str> = inputs
+        .iter()
+        .map(|i| i["tag"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        tags,
+        ["6.0.4", "v1.10.0", "v1.2.0"],
+        "semver newest first, limit 3"
+    );
     for input in inputs {
         let tag = input["tag"].as_str().expect("tag");
         assert!(input["id"].is_string(), "Flux needs string ids");
@@ -164,22 +176,38 @@ async fn flux_reads_the_inputs_of_each_environment() {
         "the id Flux's OCIArtifactTag provider gives 6.0.4"
     );
 
-    let prod: Value = s.flux("production", Some(FLUX_TOKEN)).await.json().await.expect("json");
+    let prod: Value = s
+        .flux("production", Some(FLUX_TOKEN))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(prod["inputs"][0]["tag"], "production-latest");
-    let dev: Value = s.flux("develop", Some(FLUX_TOKEN)).await.json().await.expect("json");
+    let dev: Value = s
+        .flux("develop", Some(FLUX_TOKEN))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(dev["inputs"][0]["tag"], "v0.1.0-rc.a1b2c3d");
     assert_eq!(dev["inputs"].as_array().map(Vec::len), Some(1));
 
     // Auth as configured, 401 otherwise.
     assert_eq!(s.flux("staging", None).await.status().as_u16(), 401);
-    assert_eq!(s.flux("staging", Some("wrong")).await.status().as_u16(), 401);
+    assert_eq!(
+        s.flux("staging", Some("wrong")).await.status().as_u16(),
+        401
+    );
 
     // An unknown environment: 404 naming the known ones.
     let r = s.flux("qa", Some(FLUX_TOKEN)).await;
     assert_eq!(r.status().as_u16(), 404);
     let e: Value = r.json().await.expect("json error");
     let message = e["error"].as_str().expect("error");
-    assert!(message.contains("\"qa\"") && message.contains("staging"), "{message}");
+    assert!(
+        message.contains("\"qa\"") && message.contains("staging"),
+        "{message}"
+    );
     assert!(
         e["known"]
             .as_array()
@@ -190,13 +218,22 @@ async fn flux_reads_the_inputs_of_each_environment() {
 #[tokio::test]
 async fn a_registry_outage_serves_the_last_answer_then_503() {
     let mut s = Setup::start(&["v1.0.0", "v1.1.0"]).await;
-    let fresh: Value = s.flux("staging", Some(FLUX_TOKEN)).await.json().await.expect("json");
+    let fresh: Value = s
+        .flux("staging", Some(FLUX_TOKEN))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(fresh["inputs"][0]["tag"], "v1.1.0");
 
     s.registry.stop();
     tokio::time::sleep(Duration::from_millis(1100)).await; // past cacheSeconds: 1
     let r = s.flux("staging", Some(FLUX_TOKEN)).await;
-    assert_eq!(r.status().as_u16(), 200, "stale beats nothing while the registry is down");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "stale beats nothing while the registry is down"
+    );
     assert!(
         r.headers()
             .get("warning")
@@ -212,27 +249,48 @@ async fn a_registry_outage_serves_the_last_answer_then_503() {
     assert_eq!(r.status().as_u16(), 503);
     let e: Value = r.json().await.expect("json");
     assert!(
-        e["error"].as_str().is_some_and(|m| m.contains("unavailable")),
+        e["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("unavailable")),
         "{e}"
     );
 
     // The plugin op says the same, as a transient failure Argo requeues.
     let reply = s
-        .plugin("wf-down", "resolve", "resolveTag", json!({"environment": "staging"}))
+        .plugin(
+            "wf-down",
+            "resolve",
+            "resolveTag",
+            json!({"environment": "staging"}),
+        )
         .await;
     assert_eq!(reply["node"]["phase"], "Running", "{reply}");
     assert!(reply["requeue"].is_string(), "{reply}");
 
     s.registry.restart();
-    let back: Value = s.flux("production", Some(FLUX_TOKEN)).await.json().await.expect("json");
-    assert_eq!(back["inputs"], json!([]), "no production-latest tag: an empty list");
+    let back: Value = s
+        .flux("production", Some(FLUX_TOKEN))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        back["inputs"],
+        json!([]),
+        "no production-latest tag: an empty list"
+    );
 }
 
 #[tokio::test]
 async fn resolve_and_promote_as_plugin_steps() {
     let s = Setup::start(&["v1.0.0", "v1.2.0", "v1.2.1-rc.abc"]).await;
     let reply = s
-        .plugin("wf-1", "resolve", "resolveTag", json!({"environment": "staging"}))
+        .plugin(
+            "wf-1",
+            "resolve",
+            "resolveTag",
+            json!({"environment": "staging"}),
+        )
         .await;
     assert_eq!(reply["node"]["phase"], "Succeeded", "{reply}");
     assert_eq!(output(&reply, "tag"), "v1.2.0");
@@ -257,13 +315,20 @@ async fn resolve_and_promote_as_plugin_steps() {
     let args = json!({"repository": s.repository, "from": "v1.2.0", "to": "production-latest"});
     let mut changed = Vec::new();
     for _ in 0..3 {
-        let reply = s.plugin("wf-1", "promote", "promoteTag", args.clone()).await;
+        let reply = s
+            .plugin("wf-1", "promote", "promoteTag", args.clone())
+            .await;
         assert_eq!(reply["node"]["phase"], "Succeeded", "{reply}");
         assert_eq!(output(&reply, "digest"), s.digest("v1.2.0"));
         changed.push(output(&reply, "changed").to_owned());
     }
     assert_eq!(changed, ["true", "false", "false"]);
-    let prod: Value = s.flux("production", Some(FLUX_TOKEN)).await.json().await.expect("json");
+    let prod: Value = s
+        .flux("production", Some(FLUX_TOKEN))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(prod["inputs"][0]["digest"], s.digest("v1.2.0"));
 
     // A protected tag is never moved: a terminal failure that says why.
@@ -282,7 +347,12 @@ async fn resolve_and_promote_as_plugin_steps() {
 
     // Bad arguments name the field.
     let reply = s
-        .plugin("wf-1", "promote-x", "promoteTag", json!({"repository": s.repository, "from": "v1.2.0"}))
+        .plugin(
+            "wf-1",
+            "promote-x",
+            "promoteTag",
+            json!({"repository": s.repository, "from": "v1.2.0"}),
+        )
         .await;
     assert_eq!(reply["node"]["phase"], "Failed");
     assert!(
@@ -292,7 +362,12 @@ async fn resolve_and_promote_as_plugin_steps() {
         "{reply}"
     );
     let reply = s
-        .plugin("wf-1", "resolve-x", "resolveTag", json!({"environment": "qa"}))
+        .plugin(
+            "wf-1",
+            "resolve-x",
+            "resolveTag",
+            json!({"environment": "qa"}),
+        )
         .await;
     assert_eq!(reply["node"]["phase"], "Failed");
     assert!(

@@ -82,18 +82,37 @@ async fn seed_003_filters_pick_what_flux_would() {
     // v0.3.10; with semver (Flux's own) or our semver order, v1.2.3 wins.
     let staging = r.resolve_environment("staging").await.expect("staging");
     assert_eq!(staging[0].tag, "v1.2.3");
-    let semver = r.resolve_environment("staging-semver").await.expect("semver");
+    let semver = r
+        .resolve_environment("staging-semver")
+        .await
+        .expect("semver");
     assert_eq!(semver[0].tag, "v1.2.3");
-    let ordered = r.resolve_environment("staging-ordered").await.expect("ordered");
+    let ordered = r
+        .resolve_environment("staging-ordered")
+        .await
+        .expect("ordered");
     let tags: Vec<&str> = ordered.iter().map(|x| x.tag.as_str()).collect();
-    assert_eq!(tags, ["v1.2.3", "v0.3.10", "v0.3.9"], "v0.3.10 after v0.3.9");
+    assert_eq!(
+        tags,
+        ["v1.2.3", "v0.3.10", "v0.3.9"],
+        "v0.3.10 after v0.3.9"
+    );
 
-    let production = r.resolve_environment("production").await.expect("production");
+    let production = r
+        .resolve_environment("production")
+        .await
+        .expect("production");
     assert_eq!(production[0].tag, "production-latest");
-    assert_eq!(production[0].digest, digest_of(&pushed, "production-latest"));
+    assert_eq!(
+        production[0].digest,
+        digest_of(&pushed, "production-latest")
+    );
 
     let e = r.resolve_environment("qa").await.unwrap_err().to_string();
-    assert!(e.contains("\"qa\"") && e.contains("develop, production"), "{e}");
+    assert!(
+        e.contains("\"qa\"") && e.contains("develop, production"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -109,7 +128,15 @@ async fn semver_keeps_pre_releases_only_when_asked_and_takes_a_leading_v() {
     push(
         &r,
         &repository,
-        &["1.0.0", "v1.2.0", "v1.2.5", "v1.3.0-rc.1", "v2.0.0-beta.2", "1.3", "not-a-version"],
+        &[
+            "1.0.0",
+            "v1.2.0",
+            "v1.2.5",
+            "v1.3.0-rc.1",
+            "v2.0.0-beta.2",
+            "1.3",
+            "not-a-version",
+        ],
     )
     .await;
     let stable: Vec<String> = r
@@ -168,13 +195,28 @@ async fn tag_lists_are_followed_past_the_first_page() {
 
     // Through a registry that pages (at most 100 a page, whatever n asks):
     // every page is followed, in order, to the end.
-    let paging = common::registry::paginating_proxy(registry.host.clone(), 100).await;
+    let paging = common::registry::front(
+        registry.host.clone(),
+        common::registry::Front {
+            page_cap: Some(100),
+            ..Default::default()
+        },
+    )
+    .await;
     let paged_repository = format!("{paging}/{REPO}");
     let p = resolver(&format!(
         "registries:\n  - {{host: \"{paging}\", insecure: true}}\nenvironments:\n  all: {{repository: {paged_repository}, filter: {{semver: '>=0.0.0', limit: 1}}}}\n"
     ));
-    let paged = p.client().list_tags(&paged_repository).await.expect("paged list");
-    assert_eq!(p.client().tag_list_requests(), 16, "1,501 tags at 100 a page");
+    let paged = p
+        .client()
+        .list_tags(&paged_repository)
+        .await
+        .expect("paged list");
+    assert_eq!(
+        p.client().tag_list_requests(),
+        16,
+        "1,501 tags at 100 a page"
+    );
     let mut sorted = tags.clone();
     sorted.sort();
     assert_eq!(paged, sorted, "every tag once, in the registry's order");
@@ -182,7 +224,10 @@ async fn tag_lists_are_followed_past_the_first_page() {
     assert_eq!(newest[0].tag, "v1.14.99");
     assert_eq!(
         newest[0].digest,
-        r.client().digest(&repository, "v1.14.99").await.expect("digest")
+        r.client()
+            .digest(&repository, "v1.14.99")
+            .await
+            .expect("digest")
     );
 }
 
@@ -193,7 +238,10 @@ async fn basic_auth_from_htpasswd() {
     let env = format!("  prod: {{repository: {repository}, filter: {{semver: '>=0.0.0'}}}}\n");
     let r = resolver(&config(&registry, &env));
     push(&r, &repository, &["v1.0.0", "v1.1.0"]).await;
-    let found = r.resolve_environment("prod").await.expect("resolve with the login");
+    let found = r
+        .resolve_environment("prod")
+        .await
+        .expect("resolve with the login");
     assert_eq!(found[0].tag, "v1.1.0");
 
     let anonymous = resolver(&format!(
@@ -206,7 +254,10 @@ async fn basic_auth_from_htpasswd() {
         matches!(e, ResolveError::Registry(ref r) if !r.is_transient()),
         "{text}"
     );
-    assert!(text.contains("registries[].auth") && text.contains(&registry.host), "{text}");
+    assert!(
+        text.contains("registries[].auth") && text.contains(&registry.host),
+        "{text}"
+    );
 
     let wrong = resolver(&format!(
         "registries:\n  - {{host: \"{}\", insecure: true, auth: {{basic: {{username: ci, password: nope}}}}}}\nenvironments:\n{env}",
@@ -222,35 +273,68 @@ async fn promotion_copies_the_manifest_once_and_never_moves_a_protected_tag() {
     let r = resolver(&config(&registry, ""));
     let pushed = push(&r, &repository, &["v1.2.3", "v1.2.4"]).await;
 
-    let first = r.promote(&repository, "v1.2.3", "production-latest").await.expect("promote");
+    let first = r
+        .promote(&repository, "v1.2.3", "production-latest")
+        .await
+        .expect("promote");
     assert!(first.changed);
     assert_eq!(first.previous, None);
     assert_eq!(first.digest, digest_of(&pushed, "v1.2.3"));
     assert_eq!(
-        r.client().digest(&repository, "production-latest").await.expect("digest"),
+        r.client()
+            .digest(&repository, "production-latest")
+            .await
+            .expect("digest"),
         digest_of(&pushed, "v1.2.3")
     );
-    let again = r.promote(&repository, "v1.2.3", "production-latest").await.expect("again");
+    let again = r
+        .promote(&repository, "v1.2.3", "production-latest")
+        .await
+        .expect("again");
     assert!(!again.changed, "a repeat writes nothing");
-    assert_eq!(again.previous.as_deref(), Some(digest_of(&pushed, "v1.2.3")));
+    assert_eq!(
+        again.previous.as_deref(),
+        Some(digest_of(&pushed, "v1.2.3"))
+    );
 
     // By digest, moving the tag on.
     let moved = r
-        .promote(&repository, digest_of(&pushed, "v1.2.4"), "production-latest")
+        .promote(
+            &repository,
+            digest_of(&pushed, "v1.2.4"),
+            "production-latest",
+        )
         .await
         .expect("by digest");
     assert!(moved.changed);
-    assert_eq!(moved.previous.as_deref(), Some(digest_of(&pushed, "v1.2.3")));
+    assert_eq!(
+        moved.previous.as_deref(),
+        Some(digest_of(&pushed, "v1.2.3"))
+    );
 
     // v1.2.3 is protected: never moved, and left as it was.
-    let e = r.promote(&repository, "v1.2.4", "v1.2.3").await.unwrap_err().to_string();
+    let e = r
+        .promote(&repository, "v1.2.4", "v1.2.3")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("protected") && e.contains("v1.2.3"), "{e}");
     assert_eq!(
-        r.client().digest(&repository, "v1.2.3").await.expect("digest"),
+        r.client()
+            .digest(&repository, "v1.2.3")
+            .await
+            .expect("digest"),
         digest_of(&pushed, "v1.2.3")
     );
-    let missing = r.promote(&repository, "v9.9.9", "x").await.unwrap_err().to_string();
-    assert!(missing.contains("v9.9.9") && missing.contains("does not exist"), "{missing}");
+    let missing = r
+        .promote(&repository, "v9.9.9", "x")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("v9.9.9") && missing.contains("does not exist"),
+        "{missing}"
+    );
 }
 
 #[tokio::test]
@@ -263,7 +347,9 @@ async fn gameops_resolve_prints_tag_digest_and_image() {
         &path,
         config(
             &registry,
-            &format!("  staging: {{repository: {repository}, filter: {{semver: '>=1.0.0', limit: 1}}}}\n"),
+            &format!(
+                "  staging: {{repository: {repository}, filter: {{semver: '>=1.0.0', limit: 1}}}}\n"
+            ),
         ),
     )
     .expect("config");
@@ -271,11 +357,17 @@ async fn gameops_resolve_prints_tag_digest_and_image() {
     let pushed = push(&r, &repository, &["v1.0.0", "v1.4.0", "v2.0.0-rc.1"]).await;
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gameops"))
-        .args(["resolve", "--env", "staging", "--output", "json", "--config"])
+        .args([
+            "resolve", "--env", "staging", "--output", "json", "--config",
+        ])
         .arg(&path)
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["tag"], "v1.4.0");
     assert_eq!(v["digest"], digest_of(&pushed, "v1.4.0"));
@@ -286,17 +378,31 @@ async fn gameops_resolve_prints_tag_digest_and_image() {
 
     // Ad hoc, text output.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gameops"))
-        .args(["resolve", "--insecure", "--repository", &repository, "--semver", ">=2.0.0-0"])
+        .args([
+            "resolve",
+            "--insecure",
+            "--repository",
+            &repository,
+            "--semver",
+            ">=2.0.0-0",
+        ])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("v2.0.0-rc.1\t"), "{text}");
 
     // A bad filter is a clear startup error naming the environment and field.
     std::fs::write(
         &path,
-        config(&registry, &format!("  staging: {{repository: {repository}, filter: {{semver: 'banana'}}}}\n")),
+        config(
+            &registry,
+            &format!("  staging: {{repository: {repository}, filter: {{semver: 'banana'}}}}\n"),
+        ),
     )
     .expect("config");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gameops"))
@@ -307,4 +413,51 @@ async fn gameops_resolve_prints_tag_digest_and_image() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("environments.staging.filter.semver"), "{err}");
+}
+
+#[tokio::test]
+async fn the_token_flow_and_retries_on_429_and_503() {
+    let registry = Registry::start();
+    let repository = format!("{}/{REPO}", registry.host);
+    let direct = resolver(&config(&registry, ""));
+    let pushed = push(&direct, &repository, &["v1.0.0", "v1.1.0"]).await;
+
+    // A front that wants a token from its /token realm, for Basic ci/s3cret,
+    // and fails the first 2 requests with 503 and the next 2 with 429.
+    let (host, seen) = common::registry::front_with_counter(
+        registry.host.clone(),
+        common::registry::Front {
+            page_cap: Some(1),
+            token_login: Some(("ci".into(), "s3cret".into())),
+            fail_first: 2,
+        },
+    )
+    .await;
+    let front_repository = format!("{host}/{REPO}");
+    let env =
+        format!("  prod: {{repository: {front_repository}, filter: {{semver: '>=0.0.0'}}}}\n");
+    let r = resolver(&format!(
+        "registries:\n  - {{host: \"{host}\", insecure: true, auth: {{basic: {{username: ci, password: s3cret}}}}}}\nenvironments:\n{env}"
+    ));
+    let found = r
+        .resolve_environment("prod")
+        .await
+        .expect("token flow, after retries");
+    assert_eq!(found[0].tag, "v1.1.0");
+    assert_eq!(found[0].digest, digest_of(&pushed, "v1.1.0"));
+    assert!(
+        seen.load(std::sync::atomic::Ordering::SeqCst) > 4 + 2,
+        "the failures were met and retried"
+    );
+
+    // The same front with wrong credentials: a clear, non-transient refusal.
+    let wrong = resolver(&format!(
+        "registries:\n  - {{host: \"{host}\", insecure: true, auth: {{basic: {{username: ci, password: nope}}}}}}\nenvironments:\n{env}"
+    ));
+    let e = wrong.resolve_environment("prod").await.unwrap_err();
+    assert!(
+        matches!(e, ResolveError::Registry(ref r) if !r.is_transient()),
+        "{e}"
+    );
+    assert!(e.to_string().contains("registries[].auth"), "{e}");
 }

@@ -3,6 +3,18 @@
 
 use std::time::Duration;
 
+/// The test suite's registry harness (docker-registry), shared rather than copied.
+#[path = "../../tests/common/registry.rs"]
+pub mod registry;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 /// Milliseconds, as the result tables print them.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

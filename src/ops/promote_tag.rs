@@ -34,9 +34,21 @@ pub async fn run(resolver: &Resolver, args: Args) -> Outcome {
         })
     };
     let (repository, from, to) = match (
-        field("repository", args.repository, "the image repository, e.g. registry.example.com/game/server"),
-        field("from", args.from, "the tag or sha256: digest to promote, e.g. v1.2.3"),
-        field("to", args.to, "the tag to point at it, e.g. production-latest"),
+        field(
+            "repository",
+            args.repository,
+            "the image repository, e.g. registry.example.com/game/server",
+        ),
+        field(
+            "from",
+            args.from,
+            "the tag or sha256: digest to promote, e.g. v1.2.3",
+        ),
+        field(
+            "to",
+            args.to,
+            "the tag to point at it, e.g. production-latest",
+        ),
     ) {
         (Ok(r), Ok(f), Ok(t)) => (r, f, t),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
@@ -49,7 +61,11 @@ pub async fn run(resolver: &Resolver, args: Args) -> Outcome {
     match resolver.promote(&repository, &from, &to).await {
         Ok(p) => Outcome::Done {
             message: if p.changed {
-                format!("{repository}:{to} now names {} (was {})", p.digest, p.previous.as_deref().unwrap_or("absent"))
+                format!(
+                    "{repository}:{to} now names {} (was {})",
+                    p.digest,
+                    p.previous.as_deref().unwrap_or("absent")
+                )
             } else {
                 format!("{repository}:{to} already names {}", p.digest)
             },

@@ -33,9 +33,10 @@ pub fn failure(e: ResolveError) -> Outcome {
 /// Runs the op.
 pub async fn run(resolver: &Resolver, args: Args) -> Outcome {
     let resolved = match (&args.environment, &args.repository) {
-        (Some(env), None) if args.filter.is_none() => {
-            resolver.resolve_environment(env).await.map(|r| (env.clone(), r))
-        }
+        (Some(env), None) if args.filter.is_none() => resolver
+            .resolve_environment(env)
+            .await
+            .map(|r| (env.clone(), r)),
         (None, Some(repository)) => {
             let filter = args.filter.unwrap_or_default();
             let compiled = match filter.compile() {

@@ -24,8 +24,8 @@ use kube::Client;
 use serde_json::json;
 
 use crate::ops::cache::ServerCache;
-use crate::registry::Resolver;
 use crate::ops::{self, Outcome};
+use crate::registry::Resolver;
 use wire::{ExecuteTemplateArgs, ExecuteTemplateReply};
 
 /// The plugin's name: the key under `template.plugin`.

@@ -123,7 +123,13 @@ enum Attempt<T> {
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let secs: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
@@ -294,10 +300,7 @@ impl RegistryClient {
             "https"
         };
         let base = format!("{scheme}://{}", reference.resolve_registry());
-        let mut next = Some(format!(
-            "/v2/{}/tags/list?n={PAGE}",
-            reference.repository()
-        ));
+        let mut next = Some(format!("/v2/{}/tags/list?n={PAGE}", reference.repository()));
         let mut tags = Vec::new();
         let mut pages = 0;
         while let Some(path) = next.take() {
@@ -305,7 +308,9 @@ impl RegistryClient {
             if pages > MAX_PAGES {
                 return Err(RegistryError::Refused {
                     host: host.to_owned(),
-                    reason: format!("the tag list of {repository} did not end after {MAX_PAGES} pages"),
+                    reason: format!(
+                        "the tag list of {repository} did not end after {MAX_PAGES} pages"
+                    ),
                 });
             }
             let url = if path.starts_with("http://") || path.starts_with("https://") {
@@ -401,7 +406,10 @@ impl RegistryClient {
                     host: host.to_owned(),
                     reason: format!(
                         "listing the tags of {repository} got HTTP {s}: {}",
-                        String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+                        String::from_utf8_lossy(&body)
+                            .chars()
+                            .take(200)
+                            .collect::<String>()
                     ),
                 }),
             };
@@ -486,12 +494,17 @@ impl RegistryClient {
         let reference = Self::reference(repository, tag)?;
         let auth = self.auth(host);
         let what = format!("{repository}:{tag}");
-        let content_type = HeaderValue::from_str(media_type).map_err(|_| RegistryError::Refused {
-            host: host.to_owned(),
-            reason: format!("the manifest's media type {media_type:?} is not a header value"),
-        })?;
+        let content_type =
+            HeaderValue::from_str(media_type).map_err(|_| RegistryError::Refused {
+                host: host.to_owned(),
+                reason: format!("the manifest's media type {media_type:?} is not a header value"),
+            })?;
         self.retried(host, || async {
-            if let Err(e) = self.oci.auth(&reference, &auth, RegistryOperation::Push).await {
+            if let Err(e) = self
+                .oci
+                .auth(&reference, &auth, RegistryOperation::Push)
+                .await
+            {
                 return Self::oci_attempt(host, repository, &what, e);
             }
             match self
@@ -555,7 +568,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             LINK,
-            HeaderValue::from_static("</v2/game/server/tags/list?last=v1.0.999&n=1000>; rel=\"next\""),
+            HeaderValue::from_static(
+                "</v2/game/server/tags/list?last=v1.0.999&n=1000>; rel=\"next\"",
+            ),
         );
         assert_eq!(
             next_link(&h).as_deref(),
@@ -571,7 +586,10 @@ mod tests {
             Some("https://r.io/v2/x/tags/list?n=2&last=b")
         );
         let mut h = HeaderMap::new();
-        h.insert(LINK, HeaderValue::from_static("</v2/x/tags/list>; rel=\"prev\""));
+        h.insert(
+            LINK,
+            HeaderValue::from_static("</v2/x/tags/list>; rel=\"prev\""),
+        );
         assert_eq!(next_link(&h), None);
         assert_eq!(next_link(&HeaderMap::new()), None);
     }

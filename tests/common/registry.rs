@@ -138,45 +138,116 @@ impl Drop for Registry {
     }
 }
 
-/// A reverse proxy in front of `upstream` that pages the tag list as the
-/// OCI distribution spec describes and as Distribution 3, GHCR and Docker
-/// Hub do (`n`, `last`, a `Link: <…>; rel="next"` header), at most `cap`
-/// tags a page whatever `n` asks (Debian's Distribution 2.8 returns every
-/// tag at once). Everything else passes through. Returns `127.0.0.1:PORT`.
-pub async fn paginating_proxy(upstream: String, cap: usize) -> String {
+/// How the front behaves, beyond passing requests to the registry.
+#[derive(Clone, Default)]
+pub struct Front {
+    /// Page the tag list, at most this many tags a page.
+    pub page_cap: Option<usize>,
+    /// Require the registry token flow: 401 with a Bearer challenge unless
+    /// the request carries a token that `GET /token` issued for these Basic
+    /// credentials (as Docker Hub, GHCR and Distribution's token auth do).
+    pub token_login: Option<(String, String)>,
+    /// Answer this many requests with 503, then this many with 429, first.
+    pub fail_first: usize,
+}
+
+/// A reverse proxy in front of the registry at `upstream` that acts as
+/// many hosted registries do where Debian's Distribution 2.8 does not:
+/// it pages the tag list as the OCI distribution spec describes (`n`,
+/// `last`, a `Link: <…>; rel="next"` header, at most `page_cap` a page
+/// whatever `n` asks), runs the token flow, and fails on purpose.
+/// Returns `127.0.0.1:PORT`.
+pub async fn front(upstream: String, front: Front) -> String {
+    front_with_counter(upstream, front).await.0
+}
+
+/// [`front`], also returning how many requests it has received.
+pub async fn front_with_counter(
+    upstream: String,
+    front: Front,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use axum::body::Body;
     use axum::extract::{Request, State};
     use axum::http::{HeaderValue, StatusCode};
     use axum::response::{IntoResponse, Response};
 
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const ISSUED: &str = "issued-token-for-tests";
+
     #[derive(Clone)]
     struct Proxy {
         upstream: String,
-        cap: usize,
+        front: Front,
+        seen: Arc<AtomicUsize>,
         http: reqwest::Client,
+        host: String,
     }
 
     async fn handle(State(p): State<Proxy>, request: Request) -> Response {
+        let n = p.seen.fetch_add(1, Ordering::SeqCst);
+        if n < p.front.fail_first {
+            return (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response();
+        }
+        if n < 2 * p.front.fail_first {
+            let mut r = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("0"));
+            return r;
+        }
         let path = request.uri().path().to_owned();
+        if let Some((user, password)) = &p.front.token_login {
+            use base64::Engine as _;
+            let presented = request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            if path == "/token" {
+                let expected = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+                );
+                return if presented == expected {
+                    axum::Json(serde_json::json!({"token": ISSUED, "expires_in": 300}))
+                        .into_response()
+                } else {
+                    (StatusCode::UNAUTHORIZED, "bad credentials").into_response()
+                };
+            }
+            if presented != format!("Bearer {ISSUED}") {
+                let mut r = (StatusCode::UNAUTHORIZED, "token required").into_response();
+                let challenge = format!(
+                    "Bearer realm=\"http://{}/token\",service=\"test-registry\"",
+                    p.host
+                );
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    HeaderValue::from_str(&challenge).expect("challenge"),
+                );
+                return r;
+            }
+        }
         let query: Vec<(String, String)> =
             form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
-        let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes())
-            .expect("method");
-        let mut forward = p.http.request(
-            method,
-            format!("http://{}{}", p.upstream, request.uri()),
-        );
+        let method =
+            reqwest::Method::from_bytes(request.method().as_str().as_bytes()).expect("method");
+        let mut forward = p
+            .http
+            .request(method, format!("http://{}{}", p.upstream, request.uri()));
         for (k, v) in request.headers() {
-            if k != "host" {
+            if k != "host" && !(p.front.token_login.is_some() && k == "authorization") {
                 forward = forward.header(k.as_str(), v.as_bytes());
             }
         }
         let body = axum::body::to_bytes(request.into_body(), usize::MAX)
             .await
             .expect("body");
-        let tag_list = path.ends_with("/tags/list");
+        let tag_list = p.front.page_cap.is_some() && path.ends_with("/tags/list");
         if tag_list {
             // Fetch the whole list, then page it.
             forward = p.http.get(format!("http://{}{path}", p.upstream));
@@ -209,13 +280,13 @@ pub async fn paginating_proxy(upstream: String, cap: usize) -> String {
         let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
         let n = get("n")
             .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(p.cap)
-            .min(p.cap);
+            .unwrap_or(usize::MAX)
+            .min(p.front.page_cap.unwrap_or(usize::MAX));
         let start = get("last").map_or(0, |last| tags.partition_point(|t| *t <= last));
         let page: Vec<String> = tags.iter().skip(start).take(n).cloned().collect();
         let more = start + page.len() < tags.len();
-        let mut r = axum::Json(serde_json::json!({"name": list["name"], "tags": page}))
-            .into_response();
+        let mut r =
+            axum::Json(serde_json::json!({"name": list["name"], "tags": page})).into_response();
         if more && let Some(last) = page.last() {
             let link = format!("<{path}?n={n}&last={last}>; rel=\"next\"");
             r.headers_mut()
@@ -228,13 +299,16 @@ pub async fn paginating_proxy(upstream: String, cap: usize) -> String {
         .await
         .expect("bind");
     let host = listener.local_addr().expect("addr").to_string();
+    let seen = Arc::new(AtomicUsize::new(0));
     let app = axum::Router::new().fallback(handle).with_state(Proxy {
         upstream,
-        cap,
+        front,
+        seen: seen.clone(),
         http: reqwest::Client::new(),
+        host: host.clone(),
     });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    host
+    (host, seen)
 }
