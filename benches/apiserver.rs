@@ -101,6 +101,7 @@ impl Server {
             // The API server alone: no controller reacting to the bench's objects.
             controller: false,
             simulator: None,
+            config: Default::default(),
         };
         let running: Running = start(&options).await.expect("server starts");
         let cluster = running.clusters[0].clone();

@@ -94,6 +94,7 @@ impl Server {
                 startup_jitter: Duration::ZERO,
                 ..SimulatorConfig::default()
             }),
+            config: Default::default(),
         };
         let running: Running = start(&options).await.expect("server starts");
         let api = format!("http://{}", running.api_addr);

@@ -82,6 +82,7 @@ impl Bench {
             // The bench owns the fleet: nothing else changes it.
             controller: false,
             simulator: None,
+            config: Default::default(),
         };
         let running: Running = start(&options).await.expect("server starts");
         let api = format!("http://{}", running.api_addr);

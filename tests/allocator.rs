@@ -50,6 +50,7 @@ impl Env {
             // The tests own every GameServer and its status.
             controller: false,
             simulator: None,
+            config: Default::default(),
         };
         let running = serve::start(&options).await.expect("start the API server");
         let mut clients = HashMap::new();

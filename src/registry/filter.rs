@@ -794,7 +794,7 @@ impl Comparator {
         if v.major != c.major {
             return false;
         }
-        !(v.minor != c.minor && !self.minor_dirty)
+        v.minor == c.minor || self.minor_dirty
     }
 }
 
@@ -890,7 +890,7 @@ fn go_underscore_ok(s: &str) -> bool {
     if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
         i = 2;
         saw = b'0';
-        hex = b[1].to_ascii_lowercase() == b'x';
+        hex = b[1].eq_ignore_ascii_case(&b'x');
     }
     while i < b.len() {
         let c = b[i];
@@ -1010,7 +1010,7 @@ pub(crate) fn go_parse_float(s: &str) -> Option<f64> {
         }
         _ => false,
     };
-    let hex = i + 2 < b.len() && b[i] == b'0' && b[i + 1].to_ascii_lowercase() == b'x';
+    let hex = i + 2 < b.len() && b[i] == b'0' && b[i + 1].eq_ignore_ascii_case(&b'x');
     if hex {
         i += 2;
     }
@@ -1056,7 +1056,7 @@ pub(crate) fn go_parse_float(s: &str) -> Option<f64> {
     }
     let exp_char = if hex { b'p' } else { b'e' };
     let mut exp: i64 = 0;
-    if i < b.len() && b[i].to_ascii_lowercase() == exp_char {
+    if i < b.len() && b[i].eq_ignore_ascii_case(&exp_char) {
         i += 1;
         let mut esign = 1;
         match b.get(i) {
