@@ -9,24 +9,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Server;
 use common::registry::Registry;
+use common::{Server, adler32};
 use gameops::config::Config;
 use gameops::registry::Resolver;
 use serde_json::{Value, json};
 
 const REPO: &str = "game/server";
 const FLUX_TOKEN: &str = "flux-secret-token";
-
-/// Adler-32, written out here so the check does not trust the code under test.
-fn adler32(bytes: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for &x in bytes {
-        a = (a + u32::from(x)) % 65521;
-        b = (b + a) % 65521;
-    }
-    (b << 16) | a
-}
 
 struct Setup {
     registry: Registry,

@@ -14,6 +14,10 @@
 //! with a bearer token, the ResourceSets consume them and template only the
 //! input fields gameops exports.
 
+mod common;
+
+use common::adler32;
+use common::schema::close_objects;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -136,34 +140,6 @@ fn schema_for(doc: &Value) -> Value {
 fn strict(mut schema: Value) -> Value {
     close_objects(&mut schema);
     schema
-}
-
-fn close_objects(schema: &mut Value) {
-    let Some(obj) = schema.as_object_mut() else {
-        return;
-    };
-    if obj.contains_key("properties")
-        && obj.get("x-kubernetes-preserve-unknown-fields") != Some(&json!(true))
-        && !obj.contains_key("additionalProperties")
-    {
-        obj.insert("additionalProperties".into(), json!(false));
-    }
-    for (key, sub) in obj.iter_mut() {
-        match key.as_str() {
-            "properties" => sub
-                .as_object_mut()
-                .into_iter()
-                .flat_map(|p| p.values_mut())
-                .for_each(close_objects),
-            "items" | "additionalProperties" => close_objects(sub),
-            "anyOf" | "allOf" | "oneOf" => sub
-                .as_array_mut()
-                .into_iter()
-                .flatten()
-                .for_each(close_objects),
-            _ => {}
-        }
-    }
 }
 
 fn schema_errors(schema: &Value, doc: &Value) -> Vec<String> {
@@ -565,16 +541,6 @@ fn render(template: &str, inputs: &BTreeMap<&str, &str>) -> String {
         "a template action this test cannot render is left: {rendered}"
     );
     rendered.into_owned()
-}
-
-/// zlib's Adler-32, as Go's `hash/adler32` (Flux's input ids).
-fn adler32(data: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in data {
-        a = (a + u32::from(byte)) % 65521;
-        b = (b + a) % 65521;
-    }
-    (b << 16) | a
 }
 
 // ---------------------------------------------------------------------------

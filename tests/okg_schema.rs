@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::schema::close_objects;
+
 use std::collections::BTreeMap;
 
 use gameops::api::{
@@ -57,34 +59,6 @@ fn strict(mut schema: Value) -> Value {
     props.entry("metadata").or_insert(json!({"type": "object"}));
     close_objects(&mut schema);
     schema
-}
-
-fn close_objects(schema: &mut Value) {
-    let Some(obj) = schema.as_object_mut() else {
-        return;
-    };
-    if obj.contains_key("properties")
-        && obj.get("x-kubernetes-preserve-unknown-fields") != Some(&json!(true))
-        && !obj.contains_key("additionalProperties")
-    {
-        obj.insert("additionalProperties".into(), json!(false));
-    }
-    for (key, sub) in obj.iter_mut() {
-        match key.as_str() {
-            "properties" => sub
-                .as_object_mut()
-                .into_iter()
-                .flat_map(|p| p.values_mut())
-                .for_each(close_objects),
-            "items" | "additionalProperties" => close_objects(sub),
-            "anyOf" | "allOf" | "oneOf" => sub
-                .as_array_mut()
-                .into_iter()
-                .flatten()
-                .for_each(close_objects),
-            _ => {}
-        }
-    }
 }
 
 /// Validation errors of `instance` against `schema`, one line each.
