@@ -288,6 +288,7 @@ async fn resolve(config: Arc<Config>, a: ResolveArgs) -> Result<(), String> {
         }
         (None, None) => return Err("give --env NAME or --repository REPOSITORY".into()),
     };
+    // --limit may ask for more than the filter's own limit keeps.
     let mut filter = filter;
     filter.limit = Some(filter.limit.unwrap_or(100).max(a.limit));
     let compiled = filter
@@ -295,10 +296,10 @@ async fn resolve(config: Arc<Config>, a: ResolveArgs) -> Result<(), String> {
         .map_err(|e| format!("the filter of {what}: {e}"))?;
     let resolver = Resolver::new(Arc::new(config)).map_err(|e| e.to_string())?;
     let found = resolver
-        .resolve(&repository, &compiled)
+        .resolve(&repository, &compiled, a.limit)
         .await
         .map_err(|e| format!("{what}: {e}"))?;
-    let shown: Vec<_> = found.into_iter().take(a.limit).collect();
+    let shown = found;
     match a.output {
         Output::Json => {
             let list: Vec<serde_json::Value> = shown

@@ -121,13 +121,17 @@ impl Hasher for Fnv {
 }
 
 /// Parses an op's own arguments (everything but the common ones), naming
-/// the offending field on error.
+/// the offending field on error. An argument that is the empty string
+/// counts as not given: an Argo template cannot leave a key out, so an
+/// optional parameter left empty (`toImage: "{{inputs.parameters.toImage}}"`)
+/// arrives as `""`.
 fn args<T: serde::de::DeserializeOwned>(op: &str, value: &Value) -> Result<T, String> {
     let mut own = value.clone();
     if let Some(map) = own.as_object_mut() {
         for common in ["gameServerSet", "namespace", "cluster"] {
             map.remove(common);
         }
+        map.retain(|_, v| v.as_str().is_none_or(|s| !s.trim().is_empty()));
     }
     serde_json::from_value(own).map_err(|e| format!("plugin.gameops.{op}: {e}"))
 }
@@ -330,5 +334,32 @@ mod tests {
         let e =
             args::<A>("scale", &json!({"gameServerSet": "m", "replicas": "three"})).unwrap_err();
         assert!(e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn empty_strings_are_arguments_not_given() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        struct A {
+            to_image: Option<String>,
+            #[serde(default, deserialize_with = "values::integer")]
+            delta: Option<i64>,
+        }
+        let a = args::<A>("rollback", &json!({"toImage": " ", "delta": ""})).unwrap();
+        assert_eq!(
+            a,
+            A {
+                to_image: None,
+                delta: None
+            }
+        );
+        let a = args::<A>("scale", &json!({"toImage": "mc:1", "delta": "-2"})).unwrap();
+        assert_eq!(
+            a,
+            A {
+                to_image: Some("mc:1".into()),
+                delta: Some(-2)
+            }
+        );
     }
 }

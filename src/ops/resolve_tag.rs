@@ -33,10 +33,13 @@ pub fn failure(e: ResolveError) -> Outcome {
 /// Runs the op.
 pub async fn run(resolver: &Resolver, args: Args) -> Outcome {
     let resolved = match (&args.environment, &args.repository) {
-        (Some(env), None) if args.filter.is_none() => resolver
-            .resolve_environment(env)
-            .await
-            .map(|r| (env.clone(), r)),
+        (Some(env), None) if args.filter.is_none() => match resolver.environment(env) {
+            Ok(e) => resolver
+                .resolve(&e.repository, &e.compiled, 1)
+                .await
+                .map(|r| (env.clone(), r)),
+            Err(e) => Err(e),
+        },
         (None, Some(repository)) => {
             let filter = args.filter.unwrap_or_default();
             let compiled = match filter.compile() {
@@ -46,7 +49,7 @@ pub async fn run(resolver: &Resolver, args: Args) -> Outcome {
                 }
             };
             resolver
-                .resolve(repository, &compiled)
+                .resolve(repository, &compiled, 1)
                 .await
                 .map(|r| (repository.clone(), r))
         }

@@ -42,9 +42,6 @@ fn check(args: &Args) -> Result<(), String> {
         (Some(_), Some(_)) => Err(
             "plugin.gameops.rollback takes toImage (an image from the history) or steps (how many changes back), not both".into(),
         ),
-        (Some(""), None) => Err(
-            "plugin.gameops.rollback.toImage is empty: give an image from the history, or leave it out to go one change back".into(),
-        ),
         (None, Some(0)) => Err(
             "plugin.gameops.rollback.steps must be at least 1 (1: the image before the last change)".into(),
         ),

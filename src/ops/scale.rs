@@ -15,8 +15,10 @@ use super::{Call, Outcome};
 #[serde(deny_unknown_fields)]
 pub struct Args {
     /// The new replicas.
+    #[serde(default, deserialize_with = "super::values::integer")]
     replicas: Option<i64>,
     /// Or a change to the current replicas.
+    #[serde(default, deserialize_with = "super::values::integer")]
     delta: Option<i64>,
 }
 

@@ -21,6 +21,19 @@ pub fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         .ok_or_else(|| D::Error::custom("expected a whole number such as 3 (or \"3\")"))
 }
 
+/// A signed whole number, or a string of one (`-2` or `"-2"`).
+pub fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let parsed = match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(_) => None,
+    };
+    parsed
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("expected a whole number such as 3 or -2 (or \"3\")"))
+}
+
 /// A boolean, or a string of one (`true` or `"true"`).
 pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     let parsed = match Option::<Value>::deserialize(d)? {

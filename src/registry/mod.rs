@@ -119,15 +119,18 @@ impl Resolver {
             })
     }
 
-    /// Every tag of `repository` that survives `filter`, first = the one
-    /// to run, each with its digest (read only for those tags).
+    /// The first `first` tags of `repository` that survive `filter`,
+    /// first = the one to run, each with its digest (read only for those
+    /// tags).
     pub async fn resolve(
         &self,
         repository: &str,
         filter: &CompiledFilter,
+        first: usize,
     ) -> Result<Vec<Resolved>, ResolveError> {
         let tags = self.client.list_tags(repository).await?;
-        let chosen = filter.apply(tags.iter().map(String::as_str));
+        let mut chosen = filter.apply(tags.iter().map(String::as_str));
+        chosen.truncate(first);
         if chosen.is_empty() {
             return Err(ResolveError::NoMatch {
                 repository: repository.to_owned(),
@@ -153,10 +156,12 @@ impl Resolver {
             .collect()
     }
 
-    /// [`Resolver::resolve`] for a configured environment.
+    /// Every tag of a configured environment that survives its filter (up
+    /// to the filter's limit), as Flux lists them.
     pub async fn resolve_environment(&self, name: &str) -> Result<Vec<Resolved>, ResolveError> {
         let env = self.environment(name)?;
-        self.resolve(&env.repository, &env.compiled).await
+        self.resolve(&env.repository, &env.compiled, usize::MAX)
+            .await
     }
 
     /// Points tag `to` of `repository` at the manifest `from` (a tag or a
