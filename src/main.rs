@@ -48,6 +48,63 @@ enum Command {
     /// Print the tag an environment should run (or a repository's newest
     /// tag under an ad hoc filter), with its digest and image reference.
     Resolve(Box<ResolveArgs>),
+    /// Run a Workflow or WorkflowTemplate locally, as Argo would: plugin
+    /// steps go to the executor plugin over HTTP.
+    Run(Box<RunArgs>),
+    /// The main job: an embedded fleet, seed 001's starting state, and the
+    /// seamless-release pipeline run against it, with the resulting table.
+    Demo(DemoArgs),
+    /// Check WorkflowTemplates offline: every plugin step names a known op
+    /// with valid arguments, and every {{...}} reference resolves.
+    Lint {
+        /// The directory (and its examples/).
+        #[arg(default_value = "workflow-templates")]
+        dir: PathBuf,
+    },
+}
+
+/// `gameops run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A Workflow/WorkflowTemplate file, or the name of a WorkflowTemplate
+    /// in --templates.
+    target: String,
+    /// A workflow parameter (repeatable).
+    #[arg(short = 'p', long = "parameter", value_name = "KEY=VALUE")]
+    parameters: Vec<String>,
+    /// The WorkflowTemplates that templateRef and workflowTemplateRef may name.
+    #[arg(long, default_value = "workflow-templates")]
+    templates: PathBuf,
+    /// Approve every suspend step without asking.
+    #[arg(long)]
+    approve: bool,
+    /// Another plugin to call (http://HOST:PORT), instead of one in-process.
+    #[arg(long, requires = "plugin_token_file")]
+    plugin: Option<String>,
+    /// The token that plugin expects (with --plugin).
+    #[arg(long)]
+    plugin_token_file: Option<PathBuf>,
+    /// In-process plugin: a named target cluster NAME=KUBECONFIG[:CONTEXT]
+    /// (repeatable); without any, the current kubeconfig.
+    #[arg(long = "cluster", value_name = "NAME=KUBECONFIG[:CONTEXT]")]
+    clusters: Vec<String>,
+    /// The namespace the workflow runs in (the ops' default namespace).
+    #[arg(long, default_value = "default")]
+    namespace: String,
+}
+
+/// `gameops demo`.
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Keep serving afterwards, so kubectl can look around (Ctrl-C stops).
+    #[arg(long)]
+    keep: bool,
+    /// WorkflowTemplates from this directory instead of the built-in ones.
+    #[arg(long)]
+    templates: Option<PathBuf>,
+    /// Where the kubeconfig goes.
+    #[arg(long, default_value = ".gameops-demo")]
+    workdir: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -218,9 +275,10 @@ impl SimulationArgs {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_logging(format: LogFormat, quiet: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -327,6 +385,122 @@ async fn resolve(config: Arc<Config>, a: ResolveArgs) -> Result<(), String> {
     Ok(())
 }
 
+async fn run_workflow(config: Arc<Config>, a: RunArgs) -> Result<(), String> {
+    use gameops::runner::{self, Library, PluginEndpoint, RunOptions, Runner};
+    let library = Library::load_dir(&a.templates).map_err(|e| e.to_string())?;
+    let path = PathBuf::from(&a.target);
+    let doc = if path.exists() {
+        runner::load_file(&path).map_err(|e| e.to_string())?
+    } else {
+        let found = library.get(&a.target).ok_or_else(|| {
+            format!(
+                "{} is neither a file nor a WorkflowTemplate in {} (it has: {})",
+                a.target,
+                a.templates.display(),
+                library.names().join(", ")
+            )
+        })?;
+        Arc::unwrap_or_clone(found)
+    };
+    let mut parameters = Vec::new();
+    for p in &a.parameters {
+        let (k, v) = p.split_once('=').ok_or_else(|| {
+            format!("-p {p}: write KEY=VALUE, e.g. -p image=registry.example.com/game:1.2")
+        })?;
+        parameters.push((k.to_owned(), v.to_owned()));
+    }
+    // The plugin: another one, or one in-process over the given clusters.
+    let (plugin, _serving) = match (&a.plugin, &a.plugin_token_file) {
+        (Some(url), Some(file)) => {
+            let token = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read --plugin-token-file {}: {e}", file.display()))?;
+            (
+                PluginEndpoint {
+                    url: url.clone(),
+                    token: token.trim().to_owned(),
+                },
+                None,
+            )
+        }
+        _ => {
+            let clusters = gameops::sidecar::connect(&a.clusters)
+                .await
+                .map_err(|e| e.to_string())?;
+            let resolver = Arc::new(Resolver::new(config).map_err(|e| e.to_string())?);
+            let plugin =
+                Arc::new(gameops::plugin::Plugin::new(clusters).with_resolver(resolver.clone()));
+            let token = uuid::Uuid::new_v4().to_string();
+            let flux = Arc::new(gameops::flux::FluxInputs::new(resolver));
+            let router = gameops::sidecar::router(plugin, Some(&token), flux);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("cannot start the in-process plugin: {e}"))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| format!("cannot start the in-process plugin: {e}"))?;
+            let serving = tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            });
+            (
+                PluginEndpoint {
+                    url: format!("http://{addr}"),
+                    token,
+                },
+                Some(serving),
+            )
+        }
+    };
+    let runner = Runner::new(
+        library,
+        RunOptions {
+            plugin,
+            approve: a.approve,
+            parameters,
+            namespace: a.namespace,
+            live: true,
+        },
+    );
+    let result = runner.run(doc).await.map_err(|e| e.to_string())?;
+    print!("{}", runner::summary(&result));
+    if result.phase == "Succeeded" {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {}: {}",
+            result.name, result.phase, result.message
+        ))
+    }
+}
+
+async fn demo(a: DemoArgs) -> Result<(), String> {
+    let options = gameops::demo::DemoOptions {
+        templates: a.templates,
+        workdir: a.workdir.clone(),
+        live: true,
+    };
+    let demo = gameops::demo::run(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let kubeconfig = std::fs::canonicalize(&demo.kubeconfig).unwrap_or(demo.kubeconfig.clone());
+    print!(
+        "{}",
+        gameops::demo::report(&demo, a.keep.then_some(kubeconfig.as_path()))
+    );
+    if a.keep {
+        eprintln!("serving until Ctrl-C");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    demo.server.abort();
+    if demo.result.phase == "Succeeded" {
+        Ok(())
+    } else {
+        Err(format!(
+            "the release {}: {}",
+            demo.result.phase, demo.result.message
+        ))
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     let config = load_config(cli.config.as_ref())?;
     match cli.command {
@@ -337,6 +511,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Resolve(args) => resolve(config, *args).await,
+        Command::Run(args) => run_workflow(config, *args).await,
+        Command::Demo(args) => demo(args).await,
+        Command::Lint { dir } => {
+            let findings = gameops::lint::lint_dir(&dir).map_err(|e| e.to_string())?;
+            for f in &findings {
+                println!("{f}");
+            }
+            if findings.is_empty() {
+                println!("{}: every template is well-formed", dir.display());
+                Ok(())
+            } else {
+                Err(format!("{} problems in {}", findings.len(), dir.display()))
+            }
+        }
         Command::Plugin(args) => match args.command {
             Some(PluginCommand::Build { dir }) => {
                 let built = gameops::packaging::build(&dir).map_err(|e| e.to_string())?;
@@ -381,7 +569,9 @@ async fn run(cli: Cli) -> Result<(), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo's own output tells the story; its server's logs stay quiet.
+    let quiet = matches!(cli.command, Command::Demo(_));
+    init_logging(cli.log_format, quiet);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -161,7 +161,7 @@ async fn protocol_rules_as_argo_reads_them() {
         ),
         (
             json!({"gameops": {"scale": {"gameServerSet": "minecraft", "delta": "three"}}}),
-            "plugin.gameops.scale: invalid type",
+            "plugin.gameops.scale: expected a whole number",
         ),
         (
             json!({"gameops": {"scale": {"gameServerSet": "minecraft", "replica": 3}}}),

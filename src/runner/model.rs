@@ -1,0 +1,217 @@
+//! The part of Argo's Workflow and WorkflowTemplate the runner executes,
+//! as Argo's JSON names it (`argoproj.io/v1alpha1`). Fields the runner
+//! does not use are ignored here; `gameops lint` and the schema test check
+//! the documents as a whole.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A Workflow or WorkflowTemplate.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Document {
+    /// `Workflow` or `WorkflowTemplate`.
+    pub kind: String,
+    /// Its metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Its spec.
+    #[serde(default)]
+    pub spec: Spec,
+}
+
+/// Name and namespace.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// The name.
+    pub name: Option<String>,
+    /// Or a prefix for one.
+    pub generate_name: Option<String>,
+    /// The namespace.
+    pub namespace: Option<String>,
+}
+
+/// A workflow spec.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    /// The template to start.
+    pub entrypoint: Option<String>,
+    /// The workflow's parameters.
+    #[serde(default)]
+    pub arguments: Arguments,
+    /// The templates.
+    #[serde(default)]
+    pub templates: Vec<Template>,
+    /// The exit handler.
+    pub on_exit: Option<String>,
+    /// Run another WorkflowTemplate's spec.
+    pub workflow_template_ref: Option<NameRef>,
+}
+
+/// `{name}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NameRef {
+    /// The name.
+    pub name: String,
+}
+
+/// Parameters passed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Arguments {
+    /// The parameters.
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+}
+
+/// A parameter (argument, input or output).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Parameter {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: Option<Value>,
+    /// Used when no value is given.
+    pub default: Option<Value>,
+    /// Outputs: where the value comes from.
+    pub value_from: Option<ValueFrom>,
+}
+
+/// `valueFrom` of an output of a steps or dag template.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ValueFrom {
+    /// An expression such as `{{steps.x.outputs.parameters.y}}`.
+    pub parameter: Option<String>,
+    /// Used when it does not resolve.
+    pub default: Option<Value>,
+}
+
+/// Inputs or outputs.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Io {
+    /// The parameters.
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+}
+
+/// A template.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    /// Its name.
+    pub name: String,
+    /// Its inputs.
+    #[serde(default)]
+    pub inputs: Io,
+    /// Its outputs.
+    #[serde(default)]
+    pub outputs: Io,
+    /// Groups of steps, run one group after another.
+    pub steps: Option<Vec<Vec<Step>>>,
+    /// A DAG of tasks.
+    pub dag: Option<Dag>,
+    /// An executor-plugin call.
+    pub plugin: Option<Value>,
+    /// Wait for approval.
+    pub suspend: Option<Value>,
+    /// Retries.
+    pub retry_strategy: Option<RetryStrategy>,
+    /// Kinds the runner refuses (it runs no pods).
+    pub container: Option<Value>,
+    /// A script pod.
+    pub script: Option<Value>,
+    /// A Kubernetes resource.
+    pub resource: Option<Value>,
+    /// An HTTP call.
+    pub http: Option<Value>,
+    /// Several containers.
+    pub container_set: Option<Value>,
+    /// A data template.
+    pub data: Option<Value>,
+}
+
+/// `retryStrategy`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RetryStrategy {
+    /// Retries after the first attempt (Argo: an int or a string of one).
+    pub limit: Option<Value>,
+}
+
+/// `templateRef`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TemplateRef {
+    /// The WorkflowTemplate.
+    pub name: String,
+    /// The template in it.
+    pub template: String,
+}
+
+/// `continueOn`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ContinueOn {
+    /// Go on when it failed.
+    #[serde(default)]
+    pub failed: bool,
+}
+
+/// A step, or (with `dependencies`/`depends`) a DAG task.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// Its name.
+    pub name: String,
+    /// A template of the same document.
+    pub template: Option<String>,
+    /// Or of a WorkflowTemplate.
+    pub template_ref: Option<TemplateRef>,
+    /// What it passes.
+    #[serde(default)]
+    pub arguments: Arguments,
+    /// Run only when this holds.
+    pub when: Option<String>,
+    /// Run once per item.
+    pub with_items: Option<Vec<Value>>,
+    /// Run once per item of this JSON list.
+    pub with_param: Option<String>,
+    /// Go on when it fails.
+    pub continue_on: Option<ContinueOn>,
+    /// DAG: tasks that must succeed first.
+    pub dependencies: Option<Vec<String>>,
+    /// DAG: an expression over other tasks' results.
+    pub depends: Option<String>,
+}
+
+/// A DAG.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Dag {
+    /// Its tasks.
+    #[serde(default)]
+    pub tasks: Vec<Step>,
+}
+
+impl Template {
+    /// The kind of a template the runner cannot run, if it is one.
+    pub fn unsupported_kind(&self) -> Option<&'static str> {
+        [
+            (self.container.is_some(), "container"),
+            (self.script.is_some(), "script"),
+            (self.resource.is_some(), "resource"),
+            (self.http.is_some(), "http"),
+            (self.container_set.is_some(), "containerSet"),
+            (self.data.is_some(), "data"),
+        ]
+        .into_iter()
+        .find(|(present, _)| *present)
+        .map(|(_, kind)| kind)
+    }
+}
+
+/// A parameter value as Argo renders it: strings as they are, anything
+/// else as JSON.
+pub fn value_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,452 @@
+//! The WorkflowTemplates run by `gameops run` against the embedded fleet,
+//! as Argo would run them: the demo's table, a release around live matches
+//! (untouched while they last, retired after), a rollback after a crashing
+//! image, a promotion with its approval, a two-region release whose second
+//! wave waits for the first, and the runner refusing what it cannot run.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::registry::Registry;
+use common::{MINECRAFT_GSS, Server};
+use gameops::api::{GameServer, GameServerSet};
+use kube::api::{Api, ListParams};
+use serde_json::json;
+
+const OLD: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2";
+const NEW: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2-new";
+const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/workflow-templates");
+const FAST: &[&str] = &[
+    "--in-memory",
+    "--sim-startup-ms",
+    "300",
+    "--sim-jitter-ms",
+    "100",
+];
+
+fn gameops() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gameops"))
+}
+
+/// `gameops run` against `srv`'s plugin.
+fn run(srv: &Server, target: &str, extra: &[&str]) -> Output {
+    gameops()
+        .args(["run", target, "--templates", TEMPLATES, "--plugin"])
+        .arg(format!("http://127.0.0.1:{}", srv.service_port))
+        .arg("--plugin-token-file")
+        .arg(srv.data_dir().join("plugin-token"))
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("gameops run starts")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn servers(client: &kube::Client) -> Vec<GameServer> {
+    let api: Api<GameServer> = Api::namespaced(client.clone(), "default");
+    let mut list = api.list(&ListParams::default()).await.expect("list").items;
+    list.sort_by_key(|g| g.metadata.name.clone());
+    list
+}
+
+async fn ready_with(client: &kube::Client, image: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = servers(client)
+            .await
+            .iter()
+            .filter(|g| g.running_image() == Some(image))
+            .filter(|g| g.status.as_ref().and_then(|s| s.current_state.as_deref()) == Some("Ready"))
+            .count();
+        if ready >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} Ready servers of {image} never came"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn seed(srv: &Server, context: Option<&str>) -> kube::Client {
+    let mut args = vec!["apply", "-f", "-"];
+    if let Some(c) = context {
+        args.extend(["--context", c]);
+    }
+    srv.kubectl_ok(&args, Some(MINECRAFT_GSS));
+    let client = match context {
+        None => srv.client().await,
+        Some(c) => {
+            let kubeconfig =
+                kube::config::Kubeconfig::read_from(srv.kubeconfig()).expect("kubeconfig");
+            let options = kube::config::KubeConfigOptions {
+                context: Some(c.to_owned()),
+                ..Default::default()
+            };
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .expect("config");
+            kube::Client::try_from(config).expect("client")
+        }
+    };
+    ready_with(&client, OLD, 3).await;
+    client
+}
+
+#[test]
+fn the_demo_ends_in_the_seed_table() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = gameops()
+        .args(["demo", "--workdir"])
+        .arg(dir.path())
+        .output()
+        .expect("demo runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let table: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| *l != "$ kubectl get gs")
+        .skip(1)
+        .take(7)
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "NAME          STATE   OPSSTATE          DP   UP",
+            "minecraft-0   Ready   Allocated         0    0",
+            "minecraft-1   Ready   WaitToBeDeleted   0    0",
+            "minecraft-2   Ready   WaitToBeDeleted   0    0",
+            "minecraft-3   Ready   None              0    0",
+            "minecraft-4   Ready   None              0    0",
+            "minecraft-5   Ready   None              0    0",
+        ],
+        "{}",
+        text(&out)
+    );
+    assert!(stdout.contains("seamless-release Succeeded in"), "{stdout}");
+    assert!(
+        stdout.contains("~108 s"),
+        "the seed's time beside ours: {stdout}"
+    );
+}
+
+#[tokio::test]
+async fn a_release_leaves_matches_alone_and_drain_retires_them_after() {
+    let mut args = FAST.to_vec();
+    args.extend(["--sim-match-secs", "4"]);
+    let srv = Server::start_fleet(&args);
+    let client = seed(&srv, None).await;
+
+    // A live match on one old server, through the allocator.
+    let http = reqwest::Client::new();
+    let allocation: serde_json::Value = http
+        .post(format!("http://127.0.0.1:{}/v1/allocate", srv.service_port))
+        .json(&json!({"namespace": "default", "selectors": [{"gameServerSet": "minecraft"}]}))
+        .send()
+        .await
+        .expect("allocate")
+        .json()
+        .await
+        .expect("json");
+    let busy = allocation["gameServerName"]
+        .as_str()
+        .expect("a server")
+        .to_owned();
+
+    // Watch it while the release runs: never retired while its match lasts.
+    let api: Api<GameServer> = Api::namespaced(client.clone(), "default");
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (api, busy, done) = (api.clone(), busy.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !done.load(Ordering::SeqCst) {
+                if let Ok(gs) = api.get(&busy).await {
+                    let ops = gs.spec.ops_state.clone().unwrap_or_default();
+                    let players = gs.status.as_ref().and_then(|s| s.players).unwrap_or(0);
+                    seen.push((ops, players, gs.metadata.deletion_timestamp.is_some()));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        })
+    };
+    let out = run(
+        &srv,
+        "seamless-release",
+        &[
+            "-p",
+            &format!("image={NEW}"),
+            "-p",
+            "drain=true",
+            "-p",
+            "drainTimeoutSeconds=60",
+        ],
+    );
+    done.store(true, Ordering::SeqCst);
+    let seen = watcher.await.expect("watcher");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        seen.iter()
+            .all(|(ops, players, deleting)| !(*deleting
+                || (ops == "WaitToBeDeleted" && *players > 0))),
+        "the busy server was touched during its match: {seen:?}"
+    );
+    let in_match = seen.iter().position(|(ops, _, _)| ops == "Allocated");
+    let retired = seen.iter().position(|(ops, _, _)| ops == "WaitToBeDeleted");
+    assert!(
+        matches!((in_match, retired), (Some(a), Some(r)) if a < r),
+        "it was retired only after its match: {seen:?}"
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("release/drain-old") && summary.contains("Succeeded"),
+        "{summary}"
+    );
+    // Every old server is retired, every new one serves.
+    for gs in servers(&client).await {
+        let ops = gs.spec.ops_state.clone().unwrap_or_default();
+        if gs.running_image() == Some(NEW) {
+            assert_eq!(ops, "None", "{:?}", gs.metadata.name);
+        } else {
+            assert_eq!(ops, "WaitToBeDeleted", "{:?}", gs.metadata.name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_crashing_image_is_rolled_back_without_disruption() {
+    let mut args = FAST.to_vec();
+    args.extend(["--sim-crash-image", "-bad$"]);
+    let srv = Server::start_fleet(&args);
+    let client = seed(&srv, None).await;
+    srv.kubectl_ok(
+        &[
+            "patch",
+            "gs",
+            "minecraft-0",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"opsState":"Allocated"}}"#,
+        ],
+        None,
+    );
+    let bad = format!("{OLD}-bad");
+    let out = run(
+        &srv,
+        "seamless-release",
+        &["-p", &format!("image={bad}"), "-p", "timeoutSeconds=60"],
+    );
+    assert!(
+        !out.status.success(),
+        "a rolled-back release fails: {}",
+        text(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("release/roll-back"), "{}", text(&out));
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
+    let gss = sets.get("minecraft").await.expect("gss");
+    let image = gss
+        .spec
+        .game_server_template
+        .spec
+        .containers
+        .first()
+        .and_then(|c| c.image.clone());
+    assert_eq!(
+        image.as_deref(),
+        Some(OLD),
+        "the template is back on the old image"
+    );
+    ready_with(&client, OLD, 3).await;
+    let all = servers(&client).await;
+    let zero = all
+        .iter()
+        .find(|g| g.metadata.name.as_deref() == Some("minecraft-0"))
+        .expect("minecraft-0");
+    assert_eq!(
+        zero.spec.ops_state.as_deref(),
+        Some("Allocated"),
+        "the match was never touched"
+    );
+    for gs in all
+        .iter()
+        .filter(|g| g.running_image() == Some(bad.as_str()))
+    {
+        assert_ne!(
+            gs.spec.ops_state.as_deref(),
+            Some("None"),
+            "crashed servers are retired: {:?}",
+            gs.metadata.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_promotion_waits_for_approval_then_releases() {
+    let registry = Registry::start();
+    let repository = format!("{}/game/server", registry.host);
+    let dir = tempfile::tempdir().expect("dir");
+    let config_path = dir.path().join("gameops.yaml");
+    let config = format!(
+        "registries:\n{}environments:\n  staging: {{repository: {repository}, filter: {{semver: '>=0.0.0', limit: 1}}}}\n",
+        registry.config_entry()
+    );
+    std::fs::write(&config_path, &config).expect("config");
+    let resolver = gameops::registry::Resolver::new(Arc::new(
+        gameops::config::Config::parse(&config, &config_path).expect("config"),
+    ))
+    .expect("resolver");
+    let digest = resolver
+        .client()
+        .push_image(&repository, "v1.4.0", b"v1.4.0".to_vec())
+        .await
+        .expect("push");
+    let config_arg = config_path.to_string_lossy().into_owned();
+    let mut args = FAST.to_vec();
+    args.extend(["--config", &config_arg]);
+    let srv = Server::start_fleet(&args);
+    let client = seed(&srv, None).await;
+
+    // Without --approve and without a terminal, the approval step stops the run.
+    let refused = run(
+        &srv,
+        "promote",
+        &["-p", &format!("repository={repository}")],
+    );
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("--approve"), "{}", text(&refused));
+    assert!(
+        resolver
+            .client()
+            .digest_if_exists(&repository, "production-latest")
+            .await
+            .expect("registry")
+            .is_none(),
+        "nothing was promoted before the approval"
+    );
+
+    let out = run(
+        &srv,
+        "promote",
+        &["-p", &format!("repository={repository}"), "--approve"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        resolver
+            .client()
+            .digest(&repository, "production-latest")
+            .await
+            .expect("promoted"),
+        digest
+    );
+    let image = format!("{repository}:v1.4.0@{digest}");
+    ready_with(&client, &image, 3).await;
+}
+
+#[tokio::test]
+async fn a_two_region_release_goes_wave_by_wave() {
+    let mut args = FAST.to_vec();
+    args.extend(["--cluster", "eu-west", "--cluster", "us-east"]);
+    let srv = Server::start_fleet(&args);
+    let eu = seed(&srv, Some("eu-west")).await;
+    let us = seed(&srv, Some("us-east")).await;
+    let out = run(
+        &srv,
+        "multi-region-release",
+        &["-p", &format!("image={NEW}"), "--approve"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    ready_with(&eu, NEW, 3).await;
+    ready_with(&us, NEW, 3).await;
+    // The live view prints each node as it ends: wave 2 starts after wave 1 and the approval.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = |needle: &str| {
+        stderr
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {stderr}"))
+    };
+    assert!(line("approved") > line("/wave-1"), "{stderr}");
+    let wave_two_first_step = stderr
+        .lines()
+        .position(|l| l.contains("/wave-2") && l.contains("patch-image"))
+        .unwrap_or_else(|| panic!("wave 2 ran no patch-image: {stderr}"));
+    assert!(wave_two_first_step > line("approved"), "{stderr}");
+}
+
+#[test]
+fn the_runner_refuses_a_container_template_before_it_starts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: x-}\nspec:\n  entrypoint: main\n  templates:\n    - name: main\n      steps:\n        - - {name: hello, template: hello}\n    - name: hello\n      container: {image: alpine, command: [echo, hi]}\n",
+    )
+    .expect("write");
+    // No plugin listens there: the run must stop before calling anything.
+    let out = gameops()
+        .arg("run")
+        .arg(&file)
+        .args([
+            "--templates",
+            TEMPLATES,
+            "--plugin",
+            "http://127.0.0.1:9",
+            "--plugin-token-file",
+        ])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"hello\"") && err.contains("container template"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("did not answer"),
+        "it called the plugin: {err}"
+    );
+}
+
+#[test]
+fn lint_accepts_the_templates_and_rejects_broken_ones() {
+    let ok = gameops().args(["lint", TEMPLATES]).output().expect("lint");
+    assert!(ok.status.success(), "{}", text(&ok));
+    let dir = tempfile::tempdir().expect("dir");
+    let broken = std::fs::read_to_string(Path::new(TEMPLATES).join("seamless-release.yaml"))
+        .expect("read")
+        .replacen("patchImage:", "patchImag:", 1)
+        .replacen(
+            "{{inputs.parameters.surge}}",
+            "{{inputs.parameters.surgee}}",
+            1,
+        );
+    std::fs::write(dir.path().join("seamless-release.yaml"), broken).expect("write");
+    let out = gameops()
+        .arg("lint")
+        .arg(dir.path())
+        .output()
+        .expect("lint");
+    assert!(!out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains("seamless-release.yaml") && report.contains("patchImag"),
+        "{report}"
+    );
+    assert!(report.contains("surgee"), "{report}");
+}
