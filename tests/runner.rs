@@ -143,7 +143,8 @@ fn the_demo_ends_in_the_seed_table() {
     );
 }
 
-#[tokio::test]
+// Two workers: the run blocks one while the watcher samples on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_leaves_matches_alone_and_drain_retires_them_after() {
     let mut args = FAST.to_vec();
     args.extend(["--sim-match-secs", "4"]);
@@ -173,11 +174,17 @@ async fn a_release_leaves_matches_alone_and_drain_retires_them_after() {
         let (api, busy, done) = (api.clone(), busy.clone(), done.clone());
         tokio::spawn(async move {
             let mut seen = Vec::new();
-            while !done.load(Ordering::SeqCst) {
+            // Sample, then stop once the run has ended: the last sample is
+            // taken after the run, so it shows the end state.
+            loop {
+                let finished = done.load(Ordering::SeqCst);
                 if let Ok(gs) = api.get(&busy).await {
                     let ops = gs.spec.ops_state.clone().unwrap_or_default();
                     let players = gs.status.as_ref().and_then(|s| s.players).unwrap_or(0);
                     seen.push((ops, players, gs.metadata.deletion_timestamp.is_some()));
+                }
+                if finished {
+                    break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -209,7 +216,8 @@ async fn a_release_leaves_matches_alone_and_drain_retires_them_after() {
     let retired = seen.iter().position(|(ops, _, _)| ops == "WaitToBeDeleted");
     assert!(
         matches!((in_match, retired), (Some(a), Some(r)) if a < r),
-        "it was retired only after its match: {seen:?}"
+        "it was retired only after its match: {seen:?}\n{}",
+        text(&out)
     );
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -230,7 +238,7 @@ async fn a_release_leaves_matches_alone_and_drain_retires_them_after() {
 #[tokio::test]
 async fn a_crashing_image_is_rolled_back_without_disruption() {
     let mut args = FAST.to_vec();
-    args.extend(["--sim-crash-image", "-bad$"]);
+    args.push("--sim-crash-image=-bad$");
     let srv = Server::start_fleet(&args);
     let client = seed(&srv, None).await;
     srv.kubectl_ok(
@@ -262,9 +270,9 @@ async fn a_crashing_image_is_rolled_back_without_disruption() {
     let image = gss
         .spec
         .game_server_template
-        .spec
-        .containers
-        .first()
+        .as_ref()
+        .and_then(|t| t.pod_template.spec.as_ref())
+        .and_then(|s| s.containers.first())
         .and_then(|c| c.image.clone());
     assert_eq!(
         image.as_deref(),

@@ -151,6 +151,9 @@ pub struct RunResult {
     pub duration: Duration,
 }
 
+/// Names and their values, for `{{name}}` substitution.
+type Scope = BTreeMap<String, String>;
+
 /// One node's result.
 #[derive(Debug, Clone)]
 struct Node {
@@ -708,7 +711,7 @@ impl Runner {
     fn expand(
         step: &model::Step,
         scope: &BTreeMap<String, String>,
-    ) -> Result<Vec<(String, BTreeMap<String, String>)>, String> {
+    ) -> Result<Vec<(String, Scope)>, String> {
         let items: Option<Vec<Value>> = match (&step.with_items, &step.with_param) {
             (Some(items), _) => Some(items.clone()),
             (None, Some(param)) => {
@@ -826,7 +829,22 @@ impl Runner {
         }
         let failed = results.iter().filter(|n| n.phase == "Failed").count();
         let all_skipped = results.iter().all(|n| n.phase == "Skipped");
+        // Argo aggregates a loop's outputs: `outputs.parameters` is a JSON
+        // list of each item's outputs, `outputs.parameters.P` a JSON list of
+        // each item's P.
         let outputs: Vec<Value> = results.iter().map(|n| json!(n.outputs)).collect();
+        let names: BTreeSet<&String> = results.iter().flat_map(|n| n.outputs.keys()).collect();
+        let mut aggregated: BTreeMap<String, String> = names
+            .into_iter()
+            .map(|name| {
+                let values: Vec<Value> = results
+                    .iter()
+                    .map(|n| n.outputs.get(name).map_or(Value::Null, |v| json!(v)))
+                    .collect();
+                (name.clone(), Value::Array(values).to_string())
+            })
+            .collect();
+        aggregated.insert(String::new(), Value::Array(outputs).to_string());
         Node {
             phase: if failed > 0 {
                 "Failed".into()
@@ -836,7 +854,7 @@ impl Runner {
                 "Succeeded".into()
             },
             message: format!("{} of {} items failed", failed, results.len()),
-            outputs: BTreeMap::from([("".to_owned(), Value::Array(outputs).to_string())]),
+            outputs: aggregated,
         }
     }
 
