@@ -742,14 +742,11 @@ fn lint_doc<'a>(
         all
     };
     match doc.spec.get("entrypoint").and_then(Value::as_str) {
-        Some(e) => {
-            if set.local(d, e).is_none() {
-                sink.add(
-                    doc.field("entrypoint"),
-                    format!("{e:?} is not a template here{}", suggest(e, known())),
-                );
-            }
-        }
+        Some(e) if set.local(d, e).is_none() => sink.add(
+            doc.field("entrypoint"),
+            format!("{e:?} is not a template here{}", suggest(e, known())),
+        ),
+        Some(_) => {}
         None if !doc.is_template() && wt_ref.is_none() => sink.add(
             doc.field("entrypoint"),
             "is missing: name the template the workflow starts with",
@@ -1129,7 +1126,12 @@ impl<'s, 'a> References<'s, 'a> {
                 visible,
                 loops,
             };
-            self.strings(call.step, &call.path, &scope, sink);
+            // An inline template's own variables are its own business.
+            for (key, value) in call.step.as_object().into_iter().flatten() {
+                if key != "inline" {
+                    self.strings(value, &join(&call.path, key), &scope, sink);
+                }
+            }
         }
     }
 
@@ -1748,14 +1750,10 @@ fn lint_op_arguments(spec: &OpSpec, args: &Value, field: &str, sink: &mut Sink<'
                 );
             }
         }
-        "resolveTag" => {
-            if given("environment") && given("filter") {
-                sink.add(
-                    join(field, "filter"),
-                    "goes with repository; an environment has its own filter in gameops.yaml",
-                );
-            }
-        }
+        "resolveTag" if given("environment") && given("filter") => sink.add(
+            join(field, "filter"),
+            "goes with repository; an environment has its own filter in gameops.yaml",
+        ),
         _ => {}
     }
 }
@@ -2103,6 +2101,119 @@ mod tests {
     fn the_committed_workflow_templates_lint_clean() {
         let findings = lint_dir(&committed()).unwrap();
         assert_clean(&findings);
+    }
+
+    /// The committed documents, as [`lint_dir`] reads them.
+    fn committed_documents() -> Vec<(PathBuf, Value)> {
+        let mut files = yaml_files(&committed()).unwrap();
+        files.extend(yaml_files(&committed().join("examples")).unwrap());
+        let mut docs = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for value in parse_yaml(&file, &text).unwrap() {
+                docs.push((file.clone(), value));
+            }
+        }
+        docs
+    }
+
+    #[test]
+    fn broken_copies_of_the_committed_templates_are_caught() {
+        type Breakage = fn(&mut Value);
+        let release = "seamless-release/release";
+        let cases: [(Breakage, &str, &str, &str); 8] = [
+            (
+                |wt| {
+                    wt["spec"]["templates"][0]["steps"][1][0]["arguments"]["parameters"][3]["value"] =
+                        json!("{{steps.nope.outputs.parameters.x}}");
+                },
+                release,
+                "steps[1][0].arguments.parameters.delta",
+                "no step nope",
+            ),
+            (
+                |wt| {
+                    wt["spec"]["templates"][0]["steps"][1][0]["arguments"]["parameters"][3]["value"] =
+                        json!("{{steps.wait-ready.outputs.parameters.ready}}");
+                },
+                release,
+                "steps[1][0].arguments.parameters.delta",
+                "has not run yet",
+            ),
+            (
+                |wt| {
+                    wt["spec"]["templates"][0]["outputs"]["parameters"][0]["valueFrom"]["parameter"] =
+                        json!("{{steps.patch-image.outputs.parameters.image}}");
+                },
+                release,
+                "outputs.parameters.previousImage.valueFrom.parameter",
+                "declares no output image",
+            ),
+            (
+                |wt| {
+                    wt["spec"]["templates"][0]["steps"][3][0]["templateRef"]["template"] =
+                        json!("nope");
+                },
+                release,
+                "steps[3][0].templateRef.template",
+                "WorkflowTemplate rollback has no template \"nope\"",
+            ),
+            (
+                |wt| {
+                    wt["spec"]["templates"][0]["steps"][1][0]["arguments"]["parameters"][3]["name"] =
+                        json!("replicas");
+                },
+                release,
+                "steps[1][0].arguments.parameters.replicas",
+                "template scale-up has no input replicas",
+            ),
+            (
+                |wt| {
+                    wt["spec"]["templates"][1]["plugin"]["gameops"]["patchImage"]["image"] =
+                        json!("{{inputs.parameters.newImage}}");
+                },
+                "seamless-release/patch-image",
+                "plugin.gameops.patchImage.image",
+                "no input newImage",
+            ),
+            (
+                |wt| {
+                    let args = wt["spec"]["templates"][1]["plugin"]["gameops"]["patchImage"].take();
+                    wt["spec"]["templates"][1]["plugin"]["gameops"] = json!({"setImage": args});
+                },
+                "seamless-release/patch-image",
+                "plugin.gameops.setImage",
+                "not an op",
+            ),
+            (
+                |wt| {
+                    wt["spec"]["templates"][2]["container"] = json!({"image": "alpine"});
+                },
+                "seamless-release/scale-up",
+                "container",
+                "cannot run a container template",
+            ),
+        ];
+        let docs = committed_documents();
+        let target = committed().join("seamless-release.yaml");
+        let index = docs.iter().position(|(f, _)| *f == target).unwrap();
+        for (breakage, template, field, needle) in cases {
+            let mut broken = docs.clone();
+            breakage(&mut broken[index].1);
+            let findings = lint_documents(&broken);
+            assert!(
+                findings.iter().any(|f| f.file == target
+                    && f.template == template
+                    && f.field == field
+                    && f.message.contains(needle)),
+                "no {template}: {field}: ...{needle}... in:\n{}",
+                findings
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
     }
 
     #[test]
@@ -2655,6 +2766,19 @@ mod tests {
             "steps[1][0].arguments.parameters.delta",
             "t has no argument surge",
         );
+        // Expressions name variables too.
+        let f = lint_documents(&[steps(
+            json!([{"name": "delta", "value": "{{=asInt(inputs.parameters['imag']) + 1}}"}]),
+            json!([{"name": "delta", "value": "{{= steps['first'].outputs.parameters.replicas }}"}]),
+            json!([]),
+        )]);
+        assert_finding(
+            &f,
+            "t/main",
+            "steps[0][0].arguments.parameters.delta",
+            "inputs.parameters.imag (in {{=...}}): the template has no input imag",
+        );
+        assert_eq!(f.len(), 1, "{f:#?}");
         // The entrypoint's input without a default must be an argument.
         let (file, mut doc) = steps(json!([]), json!([]), json!([]));
         doc["spec"]["arguments"]["parameters"] = json!([]);
