@@ -4,6 +4,9 @@
 //! GameServers (no GameServerSet controller), so each test sees exactly what
 //! the simulator does.
 
+mod common;
+
+use common::schema::close_objects;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -267,36 +270,6 @@ const OKG_GAMESERVER_CRD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/reference/kruise-game/game.kruise.io_gameservers.yaml"
 );
-
-/// Closes every object schema that lists properties (as tests/okg_schema.rs
-/// does), so fields OKG does not know fail.
-fn close_objects(schema: &mut Value) {
-    let Some(obj) = schema.as_object_mut() else {
-        return;
-    };
-    if obj.contains_key("properties")
-        && obj.get("x-kubernetes-preserve-unknown-fields") != Some(&json!(true))
-        && !obj.contains_key("additionalProperties")
-    {
-        obj.insert("additionalProperties".into(), json!(false));
-    }
-    for (key, sub) in obj.iter_mut() {
-        match key.as_str() {
-            "properties" => sub
-                .as_object_mut()
-                .into_iter()
-                .flat_map(|p| p.values_mut())
-                .for_each(close_objects),
-            "items" | "additionalProperties" => close_objects(sub),
-            "anyOf" | "allOf" | "oneOf" => sub
-                .as_array_mut()
-                .into_iter()
-                .flatten()
-                .for_each(close_objects),
-            _ => {}
-        }
-    }
-}
 
 /// Fails if `object` (minus the gameops extensions) does not validate
 /// against OKG's strict GameServer schema.
