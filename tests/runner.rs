@@ -458,3 +458,73 @@ fn lint_accepts_the_templates_and_rejects_broken_ones() {
     );
     assert!(report.contains("surgee"), "{report}");
 }
+
+#[test]
+fn loops_dependencies_retries_and_exit_handlers_run_as_argo_runs_them() {
+    let srv = Server::start(&["--in-memory"]);
+    for set in ["a", "b"] {
+        srv.kubectl_ok(
+            &["apply", "-f", "-"],
+            Some(&MINECRAFT_GSS.replace("name: minecraft\n", &format!("name: {set}\n"))),
+        );
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: checks-}
+spec:
+  entrypoint: main
+  onExit: bye
+  templates:
+    - name: main
+      dag:
+        tasks:
+          - name: each
+            template: status
+            withItems: [a, b]
+            arguments: {parameters: [{name: set, value: "{{item}}"}]}
+          - name: missing
+            template: status-retried
+            dependencies: [each]
+            arguments: {parameters: [{name: set, value: nope}]}
+    - name: status
+      inputs: {parameters: [{name: set}]}
+      outputs: {parameters: [{name: total, value: ""}]}
+      plugin: {gameops: {status: {gameServerSet: "{{inputs.parameters.set}}"}}}
+    - name: status-retried
+      retryStrategy: {limit: 2}
+      inputs: {parameters: [{name: set}]}
+      plugin: {gameops: {status: {gameServerSet: "{{inputs.parameters.set}}"}}}
+    - name: bye
+      plugin: {gameops: {status: {gameServerSet: "a"}}}
+"#,
+    )
+    .expect("write");
+    let out = run(&srv, file.to_str().expect("path"), &[]);
+    assert!(
+        !out.status.success(),
+        "the missing set fails the run: {}",
+        text(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "main/each(0:a)  Succeeded",
+        "main/each(1:b)  Succeeded",
+        "retry 1 of 2",
+        "retry 2 of 2",
+        "main/missing  Failed",
+        "bye (onExit)  Succeeded",
+    ] {
+        assert!(stderr.contains(needle), "no {needle:?} in {}", text(&out));
+    }
+    assert!(!stderr.contains("retry 3"), "{stderr}");
+    let each = stderr.find("main/each(1:b)").expect("each");
+    let missing = stderr.find("main/missing").expect("missing");
+    assert!(
+        each < missing,
+        "a dependency runs after what it depends on: {stderr}"
+    );
+}
