@@ -6,13 +6,13 @@
 //! object schema that lists properties rejects unknown keys, so a misspelt
 //! field fails here instead of being dropped by the API server.
 //!
-//! On top of the schema, the templates must make sense together: the Argo
-//! UI can explain them (title, description, a description for every
-//! argument), every plugin template calls a known op of the gameops
-//! executor plugin with that op's arguments and outputs (README "Ops"),
-//! every `template`, `templateRef`, `{{steps.X...}}`, `{{tasks.X...}}`,
-//! `{{inputs.parameters.X}}` and `{{workflow.parameters.X}}` resolves, and
-//! only the Argo features the local runner executes are used.
+//! The ops, their arguments and outputs, and every reference are
+//! `gameops lint`'s business ([`gameops::lint`], tested in `src/lint.rs`):
+//! here the templates must lint clean. On top of that, the Argo UI can
+//! explain them (title, description, a description for every argument),
+//! plugin templates call only the gameops plugin and declare their outputs
+//! as placeholders, the examples are plain submissions, and only the Argo
+//! features the local runner executes are used.
 
 mod common;
 
@@ -31,103 +31,6 @@ const SCHEMA: &str = concat!(
 const API_VERSION: &str = "argoproj.io/v1alpha1";
 const TITLE: &str = "workflows.argoproj.io/title";
 const DESCRIPTION: &str = "workflows.argoproj.io/description";
-
-// ---------------------------------------------------------------------------
-// The executor plugin's ops (README "Executor plugin" / "Ops")
-
-/// One op: its arguments, the groups of which exactly one must be given,
-/// and its outputs.
-struct Op {
-    name: &'static str,
-    /// Takes `gameServerSet` (and `namespace`, `cluster`).
-    on_set: bool,
-    args: &'static [&'static str],
-    one_of: &'static [&'static [&'static str]],
-    outputs: &'static [&'static str],
-}
-
-const SET_ARGS: [&str; 3] = ["gameServerSet", "namespace", "cluster"];
-const SELECT_KEYS: [&str; 7] = [
-    "opsState",
-    "notImage",
-    "image",
-    "ids",
-    "currentState",
-    "labels",
-    "networkDisabled",
-];
-
-const OPS: [Op; 9] = [
-    Op {
-        name: "patchImage",
-        on_set: true,
-        args: &["image", "container"],
-        one_of: &[&["image"]],
-        outputs: &["previousImage", "revision"],
-    },
-    Op {
-        name: "scale",
-        on_set: true,
-        args: &["replicas", "delta"],
-        one_of: &[&["replicas", "delta"]],
-        outputs: &["replicas"],
-    },
-    Op {
-        name: "waitReady",
-        on_set: true,
-        args: &[
-            "image",
-            "count",
-            "percent",
-            "timeoutSeconds",
-            "crashThreshold",
-        ],
-        one_of: &[&["count", "percent"], &["timeoutSeconds"]],
-        outputs: &["ready"],
-    },
-    Op {
-        name: "setOpsState",
-        on_set: true,
-        args: &["select", "opsState", "limit", "dryRun"],
-        one_of: &[&["select"], &["opsState"]],
-        outputs: &["count", "names"],
-    },
-    Op {
-        name: "drain",
-        on_set: true,
-        args: &["notImage", "image", "timeoutSeconds", "then", "scaleDown"],
-        one_of: &[&["notImage", "image"], &["timeoutSeconds"], &["then"]],
-        outputs: &["drained", "remaining"],
-    },
-    Op {
-        name: "rollback",
-        on_set: true,
-        args: &["toImage", "steps", "container"],
-        one_of: &[],
-        outputs: &["image", "previousImage", "revision"],
-    },
-    Op {
-        name: "status",
-        on_set: true,
-        args: &[],
-        one_of: &[],
-        outputs: &["summary", "total", "ready"],
-    },
-    Op {
-        name: "resolveTag",
-        on_set: false,
-        args: &["environment", "repository", "filter"],
-        one_of: &[&["environment", "repository"]],
-        outputs: &["tag", "digest", "image"],
-    },
-    Op {
-        name: "promoteTag",
-        on_set: false,
-        args: &["repository", "from", "to"],
-        one_of: &[&["repository"], &["from"], &["to"]],
-        outputs: &["image", "digest", "previousDigest", "changed"],
-    },
-];
 
 // ---------------------------------------------------------------------------
 // Loading
@@ -195,105 +98,18 @@ fn keys(v: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// The `name`s of a parameter list.
-fn names(params: &Value) -> BTreeSet<&str> {
-    arr(params).iter().map(|p| s(&p["name"])).collect()
-}
-
 fn template<'a>(wt: &'a Value, name: &str) -> Option<&'a Value> {
     arr(&wt["spec"]["templates"])
         .iter()
         .find(|t| t["name"] == name)
 }
 
-/// One step or DAG task of a template.
-struct Call<'a> {
-    name: &'a str,
-    step: &'a Value,
-    /// The step group (steps templates), 0 for DAG tasks.
-    group: usize,
-}
-
-fn calls(tmpl: &Value) -> Vec<Call<'_>> {
-    let steps = arr(&tmpl["steps"])
+/// The steps (every group) and DAG tasks of a template.
+fn steps_and_tasks(tmpl: &Value) -> impl Iterator<Item = &Value> {
+    arr(&tmpl["steps"])
         .iter()
-        .enumerate()
-        .flat_map(|(g, group)| {
-            arr(group).iter().map(move |step| Call {
-                name: s(&step["name"]),
-                step,
-                group: g,
-            })
-        });
-    let tasks = arr(&tmpl["dag"]["tasks"]).iter().map(|step| Call {
-        name: s(&step["name"]),
-        step,
-        group: 0,
-    });
-    steps.chain(tasks).collect()
-}
-
-/// The WorkflowTemplate and template a step or task runs.
-fn callee<'a>(
-    lib: &'a Library,
-    wt: &'a Value,
-    step: &Value,
-) -> Result<(&'a Value, &'a Value), String> {
-    match (step["template"].as_str(), step["templateRef"].as_object()) {
-        (Some(name), None) => template(wt, name)
-            .map(|t| (wt, t))
-            .ok_or_else(|| format!("template {name} does not exist")),
-        (None, Some(r)) => {
-            let wt_name = s(&r["name"]);
-            let name = s(&r["template"]);
-            let other = lib
-                .get(wt_name)
-                .ok_or_else(|| format!("templateRef: no WorkflowTemplate {wt_name}"))?;
-            template(other, name)
-                .map(|t| (other, t))
-                .ok_or_else(|| format!("templateRef: {wt_name} has no template {name}"))
-        }
-        _ => Err("needs exactly one of template and templateRef".into()),
-    }
-}
-
-/// The tasks a DAG task waits for (`dependencies`, or the task names in
-/// `depends`, whatever result they name).
-fn dependencies(task: &Value) -> Vec<String> {
-    if let Some(list) = task["dependencies"].as_array() {
-        return list.iter().map(|d| s(d).to_owned()).collect();
-    }
-    let re = Regex::new(r"([A-Za-z0-9_-]+)(?:\.[A-Za-z]+)?").unwrap();
-    re.captures_iter(s(&task["depends"]))
-        .map(|c| c[1].to_owned())
-        .collect()
-}
-
-/// Every task `name` waits for, directly or not.
-fn ancestors<'a>(tasks: &'a [Call<'a>], name: &str) -> BTreeSet<&'a str> {
-    let mut seen = BTreeSet::new();
-    let mut todo: Vec<String> = vec![name.to_owned()];
-    while let Some(n) = todo.pop() {
-        let Some(task) = tasks.iter().find(|t| t.name == n) else {
-            continue;
-        };
-        for dep in dependencies(task.step) {
-            if let Some(t) = tasks.iter().find(|t| t.name == dep)
-                && seen.insert(t.name)
-            {
-                todo.push(dep);
-            }
-        }
-    }
-    seen
-}
-
-/// `{{steps.X.REST}}` and `{{tasks.X.REST}}` in `text`: (kind, X, REST).
-fn step_refs(text: &str) -> Vec<(String, String, String)> {
-    let re = Regex::new(r"\{\{\s*(steps|tasks)\.([A-Za-z0-9_-]+)\.([^}\s]*)\s*\}\}").unwrap();
-    re.captures_iter(text)
-        .map(|c| (c[1].to_owned(), c[2].to_owned(), c[3].to_owned()))
-        .collect()
+        .flat_map(arr)
+        .chain(arr(&tmpl["dag"]["tasks"]))
 }
 
 // ---------------------------------------------------------------------------
@@ -359,8 +175,9 @@ fn ui_problems(wt: &Value) -> Vec<String> {
     out
 }
 
-/// A plugin template calls one known op with its arguments and declares
-/// only that op's outputs.
+/// A plugin template calls the gameops plugin (`gameops lint` checks the
+/// op) and declares its outputs with the placeholder `value: ""` the
+/// plugin's answer replaces.
 fn plugin_problems(tmpl: &Value) -> Vec<String> {
     let Some(plugin) = tmpl.get("plugin") else {
         return Vec::new();
@@ -368,66 +185,15 @@ fn plugin_problems(tmpl: &Value) -> Vec<String> {
     let mut out = Vec::new();
     if keys(plugin) != ["gameops"] {
         out.push(format!(
-            "plugin must have exactly one key, gameops; has {:?}",
+            "plugin must name only gameops; names {:?}",
             keys(plugin)
-        ));
-        return out;
-    }
-    let ops = keys(&plugin["gameops"]);
-    let [op_name] = ops.as_slice() else {
-        out.push(format!(
-            "plugin.gameops must name exactly one op; names {ops:?}"
-        ));
-        return out;
-    };
-    let Some(op) = OPS.iter().find(|o| o.name == *op_name) else {
-        out.push(format!("plugin.gameops.{op_name} is not an op"));
-        return out;
-    };
-    let args = &plugin["gameops"][*op_name];
-    if !args.is_object() {
-        out.push(format!("plugin.gameops.{op_name} must be an object"));
-        return out;
-    }
-    let given = keys(args);
-    for key in &given {
-        let known = op.args.contains(key) || (op.on_set && SET_ARGS.contains(key));
-        if !known {
-            out.push(format!("plugin.gameops.{op_name} takes no {key}"));
-        }
-    }
-    if op.on_set && s(&args["gameServerSet"]).is_empty() {
-        out.push(format!("plugin.gameops.{op_name}.gameServerSet is missing"));
-    }
-    for group in op.one_of {
-        let n = group.iter().filter(|a| given.contains(a)).count();
-        if n != 1 {
-            out.push(format!(
-                "plugin.gameops.{op_name} needs exactly one of {group:?}"
-            ));
-        }
-    }
-    for key in keys(&args["select"]) {
-        if !SELECT_KEYS.contains(&key) {
-            out.push(format!("plugin.gameops.{op_name}.select has no {key}"));
-        }
-    }
-    if let Some(then) = args["then"].as_str()
-        && !then.contains("{{")
-        && !["WaitToBeDeleted", "Kill"].contains(&then)
-    {
-        out.push(format!(
-            "plugin.gameops.{op_name}.then {then} is not WaitToBeDeleted or Kill"
         ));
     }
     for p in arr(&tmpl["outputs"]["parameters"]) {
-        let name = s(&p["name"]);
-        if !op.outputs.contains(&name) {
-            out.push(format!("{op_name} has no output {name}"));
-        }
         if p.get("valueFrom").is_some() || p["value"] != "" {
             out.push(format!(
-                "output {name} of a plugin template takes the placeholder value: \"\""
+                "output {} of a plugin template takes the placeholder value: \"\"",
+                s(&p["name"])
             ));
         }
     }
@@ -447,7 +213,6 @@ fn feature_problems(wt: &Value) -> Vec<String> {
         "plugin",
         "retryStrategy",
     ];
-    const KINDS: [&str; 4] = ["steps", "dag", "suspend", "plugin"];
     const STEP: [&str; 9] = [
         "name",
         "template",
@@ -494,15 +259,6 @@ fn feature_problems(wt: &Value) -> Vec<String> {
                 ));
             }
         }
-        let kinds: Vec<&str> = KINDS
-            .into_iter()
-            .filter(|k| tmpl.get(k).is_some())
-            .collect();
-        if kinds.len() != 1 {
-            out.push(format!(
-                "template {name} must be exactly one of {KINDS:?}; is {kinds:?}"
-            ));
-        }
         for key in keys(&tmpl["retryStrategy"]) {
             if key != "limit" {
                 out.push(format!(
@@ -511,17 +267,15 @@ fn feature_problems(wt: &Value) -> Vec<String> {
             }
         }
         let in_dag = tmpl.get("dag").is_some();
-        for call in calls(tmpl) {
-            for key in keys(call.step) {
+        for step in steps_and_tasks(tmpl) {
+            let call = s(&step["name"]);
+            for key in keys(step) {
                 let allowed = STEP.contains(&key) || (in_dag && TASK_ONLY.contains(&key));
                 if !allowed {
-                    out.push(format!(
-                        "{name}.{}: {key} is not for the local runner",
-                        call.name
-                    ));
+                    out.push(format!("{name}.{call}: {key} is not for the local runner"));
                 }
             }
-            let when = s(&call.step["when"]);
+            let when = s(&step["when"]);
             if !when.is_empty() {
                 let simple = when
                     .split("&&")
@@ -529,8 +283,7 @@ fn feature_problems(wt: &Value) -> Vec<String> {
                     .all(|part| comparison.is_match(part.trim()));
                 if !simple {
                     out.push(format!(
-                        "{name}.{}: when {when:?} is not A == B / A != B joined by && or ||",
-                        call.name
+                        "{name}.{call}: when {when:?} is not A == B / A != B joined by && or ||"
                     ));
                 }
             }
@@ -539,236 +292,8 @@ fn feature_problems(wt: &Value) -> Vec<String> {
     out
 }
 
-/// The templates that run inside another WorkflowTemplate's workflow
-/// (targets of a templateRef and what they call), by (WorkflowTemplate,
-/// template): `{{workflow.parameters.X}}` there would be the caller's.
-fn referenced(lib: &Library) -> BTreeSet<(String, String)> {
-    let mut todo: Vec<(String, String)> = Vec::new();
-    for wt in lib.values() {
-        for tmpl in arr(&wt["spec"]["templates"]) {
-            for call in calls(tmpl) {
-                if let Some(r) = call.step["templateRef"].as_object() {
-                    todo.push((s(&r["name"]).to_owned(), s(&r["template"]).to_owned()));
-                }
-            }
-        }
-    }
-    let mut seen = BTreeSet::new();
-    while let Some((w, t)) = todo.pop() {
-        if !seen.insert((w.clone(), t.clone())) {
-            continue;
-        }
-        if let Some(tmpl) = lib.get(&w).and_then(|wt| template(wt, &t)) {
-            for call in calls(tmpl) {
-                if let Some(local) = call.step["template"].as_str() {
-                    todo.push((w.clone(), local.to_owned()));
-                }
-            }
-        }
-    }
-    seen
-}
-
-/// Every `template`, `templateRef`, argument, `{{steps.X...}}`,
-/// `{{tasks.X...}}`, `{{inputs.parameters.X}}` and
-/// `{{workflow.parameters.X}}` of `wt_name` resolves.
-fn reference_problems(lib: &Library, wt_name: &str) -> Vec<String> {
-    let wt = &lib[wt_name];
-    let spec = &wt["spec"];
-    let arguments = names(&spec["arguments"]["parameters"]);
-    let referenced = referenced(lib);
-    let params = Regex::new(r"\{\{\s*(inputs|workflow)\.parameters\.([\w-]+)\s*\}\}").unwrap();
-    let mut out = Vec::new();
-    match spec["entrypoint"].as_str() {
-        Some(e) if template(wt, e).is_some() => {}
-        e => out.push(format!("spec.entrypoint {e:?} is not a template")),
-    }
-    if let Some(e) = spec["onExit"].as_str()
-        && template(wt, e).is_none()
-    {
-        out.push(format!("spec.onExit {e} is not a template"));
-    }
-    for tmpl in arr(&spec["templates"]) {
-        let tname = s(&tmpl["name"]);
-        let at = |what: String| format!("{wt_name}/{tname}: {what}");
-        let inputs = names(&tmpl["inputs"]["parameters"]);
-        let via_ref = referenced.contains(&(wt_name.to_owned(), tname.to_owned()));
-        for c in params.captures_iter(&tmpl.to_string()) {
-            let name = &c[2];
-            match &c[1] {
-                "inputs" if !inputs.contains(name) => {
-                    out.push(at(format!(
-                        "{{{{inputs.parameters.{name}}}}} is not an input"
-                    )));
-                }
-                "workflow" if !arguments.contains(name) => {
-                    out.push(at(format!(
-                        "{{{{workflow.parameters.{name}}}}} is not in spec.arguments"
-                    )));
-                }
-                "workflow" if via_ref => {
-                    out.push(at(format!(
-                        "{{{{workflow.parameters.{name}}}}} in a template other WorkflowTemplates run (templateRef) would be the caller's: take an input"
-                    )));
-                }
-                _ => {}
-            }
-        }
-
-        let calls = calls(tmpl);
-        let kind = if tmpl.get("dag").is_some() {
-            "tasks"
-        } else {
-            "steps"
-        };
-        let mut seen_names = BTreeSet::new();
-        for call in &calls {
-            if !seen_names.insert(call.name) {
-                out.push(at(format!("two steps named {}", call.name)));
-            }
-        }
-        // What a reference names: a step (or task) of this template,
-        // earlier than `before` allows, with the output it reads declared.
-        let check_refs = |text: &str, before: Option<&BTreeSet<&str>>, out: &mut Vec<String>| {
-            for (k, x, rest) in step_refs(text) {
-                let Some(target) = calls.iter().find(|c| c.name == x) else {
-                    out.push(at(format!("{{{{{k}.{x}.{rest}}}}}: no {kind} {x} here")));
-                    continue;
-                };
-                if k != kind {
-                    out.push(at(format!("{{{{{k}.{x}...}}}} in a {kind} template")));
-                }
-                if let Some(before) = before
-                    && !before.contains(x.as_str())
-                {
-                    out.push(at(format!(
-                        "{{{{{k}.{x}.{rest}}}}} names a {kind} that has not run yet"
-                    )));
-                }
-                if rest == "status" {
-                    continue;
-                }
-                let Some(param) = rest.strip_prefix("outputs.parameters.") else {
-                    out.push(at(format!("{{{{{k}.{x}.{rest}}}}} is not supported")));
-                    continue;
-                };
-                if let Ok((_, t)) = callee(lib, wt, target.step)
-                    && !names(&t["outputs"]["parameters"]).contains(param)
-                {
-                    out.push(at(format!(
-                        "{{{{{k}.{x}.{rest}}}}}: {} declares no output {param}",
-                        s(&t["name"])
-                    )));
-                }
-            }
-        };
-        for call in &calls {
-            let step = call.step;
-            let where_ = |what: String| at(format!("{} {}: {what}", kind, call.name));
-            match callee(lib, wt, step) {
-                Err(e) => out.push(where_(e)),
-                Ok((_, t)) => {
-                    let passed = names(&step["arguments"]["parameters"]);
-                    let declared = names(&t["inputs"]["parameters"]);
-                    for p in passed.difference(&declared) {
-                        out.push(where_(format!("{} has no input {p}", s(&t["name"]))));
-                    }
-                    for p in arr(&t["inputs"]["parameters"]) {
-                        let name = s(&p["name"]);
-                        let required = p.get("default").is_none() && p.get("value").is_none();
-                        if required && !passed.contains(name) {
-                            out.push(where_(format!(
-                                "input {name} of {} is not passed",
-                                s(&t["name"])
-                            )));
-                        }
-                    }
-                }
-            }
-            let text = step.to_string();
-            let loops = step.get("withItems").is_some() || step.get("withParam").is_some();
-            if text.contains("{{item") && !loops {
-                out.push(where_("{{item}} without withItems or withParam".into()));
-            }
-            let before: BTreeSet<&str> = if kind == "steps" {
-                calls
-                    .iter()
-                    .filter(|c| c.group < call.group)
-                    .map(|c| c.name)
-                    .collect()
-            } else {
-                for dep in dependencies(step) {
-                    if !calls.iter().any(|c| c.name == dep) {
-                        out.push(where_(format!(
-                            "depends on {dep}, which is not a task here"
-                        )));
-                    }
-                }
-                ancestors(&calls, call.name)
-            };
-            check_refs(&text, Some(&before), &mut out);
-        }
-        check_refs(&tmpl["outputs"].to_string(), None, &mut out);
-    }
-    out
-}
-
-/// An example Workflow starts an existing WorkflowTemplate with arguments
-/// it declares, giving every one without a default.
-fn example_problems(lib: &Library, doc: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if doc["kind"] != "Workflow" {
-        out.push(format!("kind {} is not Workflow", doc["kind"]));
-    }
-    let prefix = s(&doc["metadata"]["generateName"]);
-    if !prefix.ends_with('-') {
-        out.push(format!("metadata.generateName {prefix:?} should end in -"));
-    }
-    let name = s(&doc["spec"]["workflowTemplateRef"]["name"]);
-    let Some(wt) = lib.get(name) else {
-        out.push(format!(
-            "spec.workflowTemplateRef.name {name:?} is not a WorkflowTemplate here"
-        ));
-        return out;
-    };
-    if !prefix.starts_with(name) {
-        out.push(format!(
-            "metadata.generateName {prefix:?} should start with {name}"
-        ));
-    }
-    for key in keys(&doc["spec"]) {
-        if !["workflowTemplateRef", "arguments"].contains(&key) {
-            out.push(format!("spec.{key}: the WorkflowTemplate says it all"));
-        }
-    }
-    let declared = arr(&wt["spec"]["arguments"]["parameters"]);
-    let passed = arr(&doc["spec"]["arguments"]["parameters"]);
-    for p in passed {
-        let pname = s(&p["name"]);
-        match declared.iter().find(|d| d["name"] == pname) {
-            None => out.push(format!("{name} has no argument {pname}")),
-            Some(d) => {
-                if let Some(values) = d["enum"].as_array()
-                    && !values.contains(&p["value"])
-                {
-                    out.push(format!("{pname}: {} is not one of {values:?}", p["value"]));
-                }
-            }
-        }
-    }
-    for d in declared {
-        let dname = s(&d["name"]);
-        if d.get("value").is_none() && !passed.iter().any(|p| p["name"] == dname) {
-            out.push(format!("argument {dname} has no default and is not given"));
-        }
-    }
-    out
-}
-
 /// Breaks a copy of a template, for the negative tests.
 type Breakage = fn(&mut Value);
-/// One of the checks above, run over a library.
-type Check = fn(&Library) -> Vec<String>;
 
 fn assert_none(what: &str, problems: Vec<String>) {
     assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
@@ -911,18 +436,19 @@ fn seamless_release_runs_seed_001s_four_steps_then_rolls_back_on_failure() {
     let lib = library(&templates_dir());
     let wt = &lib["seamless-release"];
     let release = template(wt, "release").unwrap();
-    let ops: Vec<(String, String)> = calls(release)
-        .iter()
-        .map(|c| {
-            let (_, t) = callee(&lib, wt, c.step).unwrap();
-            let op = keys(&t["plugin"]["gameops"]).first().map_or_else(
-                || format!("templateRef {}", s(&c.step["templateRef"]["name"])),
-                |o| o.to_string(),
-            );
-            (c.name.to_owned(), op)
+    let ops: Vec<(&str, String)> = steps_and_tasks(release)
+        .map(|step| {
+            let op = match step["templateRef"]["name"].as_str() {
+                Some(other) => format!("templateRef {other}"),
+                None => {
+                    let t = template(wt, s(&step["template"])).unwrap();
+                    keys(&t["plugin"]["gameops"])[0].to_owned()
+                }
+            };
+            (s(&step["name"]), op)
         })
         .collect();
-    let ops: Vec<(&str, &str)> = ops.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let ops: Vec<(&str, &str)> = ops.iter().map(|(a, b)| (*a, b.as_str())).collect();
     assert_eq!(
         ops,
         [
@@ -936,11 +462,9 @@ fn seamless_release_runs_seed_001s_four_steps_then_rolls_back_on_failure() {
         ]
     );
     let step = |name: &str| {
-        calls(release)
-            .into_iter()
-            .find(|c| c.name == name)
+        steps_and_tasks(release)
+            .find(|step| step["name"] == name)
             .unwrap()
-            .step
             .clone()
     };
     assert_eq!(step("wait-ready")["continueOn"], json!({"failed": true}));
@@ -989,7 +513,16 @@ fn templates_explain_themselves_in_the_argo_ui() {
 }
 
 #[test]
-fn plugin_templates_call_a_known_op_with_its_arguments() {
+fn gameops_lint_finds_nothing_in_the_templates() {
+    let findings = gameops::lint::lint_dir(Path::new(DIR)).unwrap();
+    assert_none(
+        "gameops lint",
+        findings.iter().map(ToString::to_string).collect(),
+    );
+}
+
+#[test]
+fn plugin_templates_call_gameops_with_placeholder_outputs() {
     let mut plugin_templates = 0;
     for doc in templates_dir() {
         for tmpl in arr(&doc.value["spec"]["templates"]) {
@@ -1008,103 +541,36 @@ fn only_features_the_local_runner_executes() {
     }
 }
 
+/// An example Workflow only starts its WorkflowTemplate (`gameops lint`
+/// checks the template exists and the arguments), one per template.
 #[test]
-fn every_reference_resolves() {
-    let lib = library(&templates_dir());
-    for name in lib.keys() {
-        assert_none(name, reference_problems(&lib, name));
-    }
-}
-
-#[test]
-fn examples_start_an_existing_template() {
-    let lib = library(&templates_dir());
-    let examples = examples_dir();
+fn examples_start_each_template_once() {
     let mut started = BTreeSet::new();
-    for doc in &examples {
-        assert_none(&doc.file, example_problems(&lib, &doc.value));
-        let name = s(&doc.value["spec"]["workflowTemplateRef"]["name"]);
-        assert_eq!(doc.file, format!("examples/{name}.yaml"));
+    for doc in examples_dir() {
+        let (file, spec) = (&doc.file, &doc.value["spec"]);
+        let name = s(&spec["workflowTemplateRef"]["name"]);
+        assert_eq!(doc.value["kind"], "Workflow", "{file}");
+        assert_eq!(*file, format!("examples/{name}.yaml"));
+        let prefix = s(&doc.value["metadata"]["generateName"]);
+        assert_eq!(prefix, format!("{name}-"), "{file}: generateName");
+        for key in keys(spec) {
+            assert!(
+                ["workflowTemplateRef", "arguments"].contains(&key),
+                "{file}: spec.{key}: the WorkflowTemplate says it all"
+            );
+        }
         started.insert(name.to_owned());
     }
-    let all: BTreeSet<String> = lib.keys().cloned().collect();
+    let all: BTreeSet<String> = library(&templates_dir()).into_keys().collect();
     assert_eq!(started, all, "one example per WorkflowTemplate");
 }
 
 #[test]
 fn the_checks_catch_broken_templates() {
-    let lib = library(&templates_dir());
-    let breakages: [(&str, Breakage, Check); 10] = [
-        (
-            "a reference to a step that does not exist",
-            |wt| {
-                wt.pointer_mut("/spec/templates/0/steps/1/0/arguments/parameters/3/value")
-                    .map(|v| *v = json!("{{steps.nope.outputs.parameters.x}}"))
-                    .unwrap();
-            },
-            |lib| reference_problems(lib, "seamless-release"),
-        ),
-        (
-            "a reference to a step that runs later",
-            |wt| {
-                wt.pointer_mut("/spec/templates/0/steps/1/0/arguments/parameters/3/value")
-                    .map(|v| *v = json!("{{steps.wait-ready.outputs.parameters.ready}}"))
-                    .unwrap();
-            },
-            |lib| reference_problems(lib, "seamless-release"),
-        ),
-        (
-            "an output the step's template does not declare",
-            |wt| {
-                wt.pointer_mut("/spec/templates/0/outputs/parameters/0/valueFrom/parameter")
-                    .map(|v| *v = json!("{{steps.patch-image.outputs.parameters.image}}"))
-                    .unwrap();
-            },
-            |lib| reference_problems(lib, "seamless-release"),
-        ),
-        (
-            "a templateRef to a template that does not exist",
-            |wt| {
-                wt.pointer_mut("/spec/templates/0/steps/3/0/templateRef/template")
-                    .map(|v| *v = json!("nope"))
-                    .unwrap();
-            },
-            |lib| reference_problems(lib, "seamless-release"),
-        ),
-        (
-            "an argument the template has no input for",
-            |wt| {
-                wt.pointer_mut("/spec/templates/0/steps/1/0/arguments/parameters/3/name")
-                    .map(|v| *v = json!("replicas"))
-                    .unwrap();
-            },
-            |lib| reference_problems(lib, "seamless-release"),
-        ),
-        (
-            "an input that is not declared",
-            |wt| {
-                wt.pointer_mut("/spec/templates/1/plugin/gameops/patchImage/image")
-                    .map(|v| *v = json!("{{inputs.parameters.newImage}}"))
-                    .unwrap();
-            },
-            |lib| reference_problems(lib, "seamless-release"),
-        ),
-        (
-            "an unknown op",
-            |wt| {
-                let args = wt["spec"]["templates"][1]["plugin"]["gameops"]["patchImage"].take();
-                wt["spec"]["templates"][1]["plugin"]["gameops"] = json!({"setImage": args});
-            },
-            |lib| plugin_problems(&lib["seamless-release"]["spec"]["templates"][1]),
-        ),
-        (
-            "a plugin template with two ops",
-            |wt| {
-                wt["spec"]["templates"][1]["plugin"]["gameops"]["status"] =
-                    json!({"gameServerSet": "minecraft"});
-            },
-            |lib| plugin_problems(&lib["seamless-release"]["spec"]["templates"][1]),
-        ),
+    // Broken ops and references: `gameops lint`'s own tests.
+    type Check = fn(&Value) -> Vec<String>;
+    let good = library(&templates_dir())["seamless-release"].clone();
+    let breakages: [(&str, Breakage, Check); 4] = [
         (
             "an argument without a description",
             |wt| {
@@ -1113,7 +579,7 @@ fn the_checks_catch_broken_templates() {
                     .unwrap()
                     .remove("description");
             },
-            |lib| ui_problems(&lib["seamless-release"]),
+            ui_problems,
         ),
         (
             "a when the runner cannot evaluate",
@@ -1124,21 +590,28 @@ fn the_checks_catch_broken_templates() {
                     .unwrap()
                     .insert("when".into(), json!("{{=inputs.parameters.surge > 0}}"));
             },
-            |lib| feature_problems(&lib["seamless-release"]),
+            feature_problems,
+        ),
+        (
+            "a plugin output with a valueFrom",
+            |wt| {
+                wt["spec"]["templates"][1]["outputs"]["parameters"][0]["valueFrom"] =
+                    json!({"parameter": "x"});
+            },
+            |wt| plugin_problems(&wt["spec"]["templates"][1]),
+        ),
+        (
+            "another executor plugin",
+            |wt| {
+                wt["spec"]["templates"][1]["plugin"]["hello"] = json!({});
+            },
+            |wt| plugin_problems(&wt["spec"]["templates"][1]),
         ),
     ];
     for (what, breakage, check) in breakages {
-        let mut broken = lib.clone();
-        breakage(broken.get_mut("seamless-release").unwrap());
+        assert_none("seamless-release", check(&good));
+        let mut broken = good.clone();
+        breakage(&mut broken);
         assert!(!check(&broken).is_empty(), "the checks accept {what}");
     }
-    // and the example check, with an example naming no template
-    let mut example = examples_dir()
-        .into_iter()
-        .find(|d| d.file == "examples/seamless-release.yaml")
-        .unwrap()
-        .value;
-    assert_none("example", example_problems(&lib, &example));
-    example["spec"]["workflowTemplateRef"]["name"] = json!("seamless-releas");
-    assert!(!example_problems(&lib, &example).is_empty());
 }
