@@ -2066,8 +2066,20 @@ mod tests {
     /// contains `needle`.
     #[track_caller]
     fn assert_finding(findings: &[Finding], template: &str, field: &str, needle: &str) {
+        assert_finding_in(findings, Path::new(FILE), template, field, needle);
+    }
+
+    /// [`assert_finding`] for a finding in `file`.
+    #[track_caller]
+    fn assert_finding_in(
+        findings: &[Finding],
+        file: &Path,
+        template: &str,
+        field: &str,
+        needle: &str,
+    ) {
         assert!(
-            findings.iter().any(|f| f.file == Path::new(FILE)
+            findings.iter().any(|f| f.file == file
                 && f.template == template
                 && f.field == field
                 && f.message.contains(needle)),
@@ -2201,18 +2213,7 @@ mod tests {
             let mut broken = docs.clone();
             breakage(&mut broken[index].1);
             let findings = lint_documents(&broken);
-            assert!(
-                findings.iter().any(|f| f.file == target
-                    && f.template == template
-                    && f.field == field
-                    && f.message.contains(needle)),
-                "no {template}: {field}: ...{needle}... in:\n{}",
-                findings
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            assert_finding_in(&findings, &target, template, field, needle);
         }
     }
 
