@@ -16,14 +16,12 @@ use crate::api::{GameServer, GameServerSet};
 use crate::runner::{self, Library, PluginEndpoint, RunOptions, RunResult, Runner};
 use crate::serve::{self, DEFAULT_CLUSTER, PLUGIN_TOKEN_FILE, ServeOptions};
 
-/// The image the seed starts with.
-pub const OLD_IMAGE: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2";
 /// The image the seed releases.
 pub const NEW_IMAGE: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2-new";
 /// How long the seed's recipe took, end to end.
 pub const SEED_SECONDS: u64 = 108;
 
-/// Seed 001's GameServerSet.
+/// Seed 001's GameServerSet, on image `…/minecraft-demo:1.12.2`.
 const SEED_GSS: &str = r#"{
   "apiVersion": "game.kruise.io/v1alpha1",
   "kind": "GameServerSet",
