@@ -9,6 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::agent::{Agent, output};
 use common::registry::Registry;
 use common::{Server, adler32};
 use gameops::config::Config;
@@ -86,36 +87,16 @@ impl Setup {
     }
 
     async fn plugin(&self, uid: &str, template: &str, op: &str, args: Value) -> Value {
-        let token = std::fs::read_to_string(self.server.data_dir().join("plugin-token"))
-            .expect("plugin token");
-        let body = json!({
-            "workflow": {"metadata": {"name": "wf", "namespace": "default", "uid": uid}},
-            "template": {"name": template, "inputs": {}, "metadata": {},
-                "outputs": {"parameters": [{"name": "tag"}, {"name": "digest"}, {"name": "image"}, {"name": "changed"}, {"name": "previousDigest"}]},
-                "plugin": {"gameops": {op: args}}},
-        });
-        let r = self
-            .http
-            .post(format!(
-                "http://127.0.0.1:{}/api/v1/template.execute",
-                self.server.service_port
-            ))
-            .bearer_auth(token.trim())
-            .json(&body)
-            .send()
+        Agent::new(&self.server)
+            .op(
+                uid,
+                template,
+                op,
+                args,
+                &["tag", "digest", "image", "changed", "previousDigest"],
+            )
             .await
-            .expect("plugin answers");
-        assert_eq!(r.status().as_u16(), 200);
-        r.json().await.expect("json")
     }
-}
-
-fn output<'a>(reply: &'a Value, name: &str) -> &'a str {
-    reply["node"]["outputs"]["parameters"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
-        .and_then(|p| p["value"].as_str())
-        .unwrap_or_else(|| panic!("no output {name}: {reply}"))
 }
 
 #[tokio::test]

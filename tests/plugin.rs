@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::agent::{Agent, message, output, phase, request};
 use common::{MINECRAFT_GSS, Server};
 use serde_json::{Value, json};
 
@@ -14,79 +15,6 @@ const FAST: &[&str] = &[
     "--sim-jitter-ms",
     "50",
 ];
-
-struct Agent {
-    http: reqwest::Client,
-    url: String,
-    token: String,
-}
-
-impl Agent {
-    fn new(server: &Server) -> Self {
-        let token = std::fs::read_to_string(server.data_dir().join("plugin-token"))
-            .expect("serve writes the plugin token");
-        Self {
-            http: reqwest::Client::new(),
-            url: format!(
-                "http://127.0.0.1:{}/api/v1/template.execute",
-                server.service_port
-            ),
-            token,
-        }
-    }
-
-    async fn raw(&self, token: Option<&str>, body: String) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .header("Content-Type", "application/json")
-            .body(body);
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
-        }
-        request.send().await.expect("plugin answers")
-    }
-
-    /// Sends `plugin` as template `template` of workflow `uid`; returns the reply.
-    async fn call(&self, uid: &str, template: &str, plugin: Value, outputs: &[&str]) -> Value {
-        let body = request(uid, template, plugin, outputs);
-        let r = self.raw(Some(&self.token), body.to_string()).await;
-        assert_eq!(
-            r.status().as_u16(),
-            200,
-            "a well-formed request always gets 200"
-        );
-        r.json().await.expect("JSON reply")
-    }
-}
-
-fn request(uid: &str, template: &str, plugin: Value, outputs: &[&str]) -> Value {
-    let outputs: Vec<Value> = outputs
-        .iter()
-        .map(|n| json!({"name": n, "value": ""}))
-        .collect();
-    json!({
-        "workflow": {"metadata": {"name": format!("wf-{uid}"), "namespace": "default", "uid": uid}},
-        "template": {"name": template, "inputs": {}, "outputs": {"parameters": outputs}, "metadata": {},
-            "plugin": plugin},
-    })
-}
-
-fn phase(reply: &Value) -> &str {
-    reply["node"]["phase"].as_str().unwrap_or("")
-}
-
-fn message(reply: &Value) -> &str {
-    reply["node"]["message"].as_str().unwrap_or("")
-}
-
-fn output<'a>(reply: &'a Value, name: &str) -> &'a str {
-    reply["node"]["outputs"]["parameters"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
-        .and_then(|p| p["value"].as_str())
-        .unwrap_or("")
-}
 
 fn replicas(server: &Server) -> String {
     server.kubectl_ok(

@@ -9,8 +9,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::agent::{Agent, message, output, phase};
 use common::{MINECRAFT_GSS, Server};
 use gameops::api::{GameServer, GameServerSet, REVISION_LABEL};
+use gameops::runner::parse_go_duration;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
@@ -26,122 +28,35 @@ const NEW: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2-n
 /// How long any wait in these tests may take before it counts as broken.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Agent {
-    http: reqwest::Client,
-    url: String,
-    token: String,
-}
-
-impl Agent {
-    fn new(server: &Server) -> Self {
-        let token = std::fs::read_to_string(server.data_dir().join("plugin-token"))
-            .expect("serve writes the plugin token");
-        Self {
-            http: reqwest::Client::new(),
-            url: format!(
-                "http://127.0.0.1:{}/api/v1/template.execute",
-                server.service_port
-            ),
-            token,
+/// Calls as Argo does: again after each `requeue` while Running, until
+/// the node ends. Returns the final reply and how many calls it took.
+async fn drive(
+    agent: &Agent,
+    uid: &str,
+    template: &str,
+    op: &str,
+    args: Value,
+    outputs: &[&str],
+) -> (Value, usize) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut calls = 0;
+    loop {
+        let reply = agent.op(uid, template, op, args.clone(), outputs).await;
+        calls += 1;
+        if phase(&reply) != "Running" {
+            return (reply, calls);
         }
-    }
-
-    /// Sends op `op` with `args` as template `template` of workflow `uid`.
-    async fn call(
-        &self,
-        uid: &str,
-        template: &str,
-        op: &str,
-        args: Value,
-        outputs: &[&str],
-    ) -> Value {
-        let outputs: Vec<Value> = outputs
-            .iter()
-            .map(|n| json!({"name": n, "value": ""}))
-            .collect();
-        let body = json!({
-            "workflow": {"metadata": {"name": format!("wf-{uid}"), "namespace": "default", "uid": uid}},
-            "template": {"name": template, "inputs": {}, "outputs": {"parameters": outputs}, "metadata": {},
-                "plugin": {"gameops": {op: args}}},
-        });
-        let r = self
-            .http
-            .post(&self.url)
-            .header("Content-Type", "application/json")
-            .bearer_auth(&self.token)
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("plugin answers");
-        assert_eq!(
-            r.status().as_u16(),
-            200,
-            "a well-formed request always gets 200"
+        let requeue = reply["requeue"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Running without requeue hangs the node: {reply}"));
+        assert!(
+            Instant::now() < deadline,
+            "{op} still Running after {DEADLINE:?}: {reply}"
         );
-        r.json().await.expect("JSON reply")
+        let after = parse_go_duration(requeue)
+            .unwrap_or_else(|| panic!("requeue {requeue:?} is not a Go duration"));
+        tokio::time::sleep(after).await;
     }
-
-    /// Calls as Argo does: again after each `requeue` while Running, until
-    /// the node ends. Returns the final reply and how many calls it took.
-    async fn drive(
-        &self,
-        uid: &str,
-        template: &str,
-        op: &str,
-        args: Value,
-        outputs: &[&str],
-    ) -> (Value, usize) {
-        let deadline = Instant::now() + DEADLINE;
-        let mut calls = 0;
-        loop {
-            let reply = self.call(uid, template, op, args.clone(), outputs).await;
-            calls += 1;
-            if phase(&reply) != "Running" {
-                return (reply, calls);
-            }
-            let requeue = reply["requeue"]
-                .as_str()
-                .unwrap_or_else(|| panic!("Running without requeue hangs the node: {reply}"));
-            assert!(
-                Instant::now() < deadline,
-                "{op} still Running after {DEADLINE:?}: {reply}"
-            );
-            tokio::time::sleep(go_duration(requeue)).await;
-        }
-    }
-}
-
-/// Parses the Go durations the plugin writes (`500ms`, `2s`, `1.5s`, `1m30s`).
-fn go_duration(s: &str) -> Duration {
-    if let Some(ms) = s.strip_suffix("ms") {
-        return Duration::from_millis(ms.parse().expect("ms"));
-    }
-    let (minutes, rest) = match s.split_once('m') {
-        Some((m, rest)) => (m.parse::<u64>().expect("minutes"), rest),
-        None => (0, s),
-    };
-    let seconds: f64 = rest
-        .strip_suffix('s')
-        .expect("seconds")
-        .parse()
-        .expect("seconds");
-    Duration::from_secs(minutes * 60) + Duration::from_secs_f64(seconds)
-}
-
-fn phase(reply: &Value) -> &str {
-    reply["node"]["phase"].as_str().unwrap_or("")
-}
-
-fn message(reply: &Value) -> &str {
-    reply["node"]["message"].as_str().unwrap_or("")
-}
-
-fn output<'a>(reply: &'a Value, name: &str) -> &'a str {
-    reply["node"]["outputs"]["parameters"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
-        .and_then(|p| p["value"].as_str())
-        .unwrap_or("")
 }
 
 fn succeeded(reply: &Value) {
@@ -291,7 +206,7 @@ async fn seed_scenario_op_by_op_reaches_the_contract_table() {
     let mut revision = String::new();
     for attempt in 0..3 {
         let r = agent
-            .call(
+            .op(
                 uid,
                 "patch-image",
                 "patchImage",
@@ -318,7 +233,7 @@ async fn seed_scenario_op_by_op_reaches_the_contract_table() {
     // 2. scale to 6, three times.
     for _ in 0..3 {
         let r = agent
-            .call(
+            .op(
                 uid,
                 "scale-replicas",
                 "scale",
@@ -332,15 +247,15 @@ async fn seed_scenario_op_by_op_reaches_the_contract_table() {
     assert_eq!(gss(&server).await.spec.replicas, 6);
 
     // 3. waitReady: Running with a requeue until 3 new servers are Ready.
-    let (r, calls) = agent
-        .drive(
-            uid,
-            "check-pods-ready",
-            "waitReady",
-            set(json!({"image": NEW, "count": 3, "timeoutSeconds": 60})),
-            &["ready"],
-        )
-        .await;
+    let (r, calls) = drive(
+        &agent,
+        uid,
+        "check-pods-ready",
+        "waitReady",
+        set(json!({"image": NEW, "count": 3, "timeoutSeconds": 60})),
+        &["ready"],
+    )
+    .await;
     succeeded(&r);
     assert_eq!(output(&r, "ready"), "3", "{r}");
     assert!(
@@ -366,7 +281,7 @@ async fn seed_scenario_op_by_op_reaches_the_contract_table() {
     // 4. setOpsState as GameServers-Updater, three times: the same answer.
     for attempt in 0..3 {
         let r = agent
-            .call(
+            .op(
                 uid,
                 "gs-update",
                 "setOpsState",
@@ -420,7 +335,7 @@ async fn set_ops_state_replays_its_answer_and_honours_limit_and_dry_run() {
 
     // Dry run: reports, changes nothing.
     let r = agent
-        .call(
+        .op(
             "wf",
             "look",
             "setOpsState",
@@ -444,7 +359,7 @@ async fn set_ops_state_replays_its_answer_and_honours_limit_and_dry_run() {
     // limit 2: the lowest matching ordinals.
     let args = set(json!({"select": select, "opsState": "Maintaining", "limit": 2}));
     let r = agent
-        .call(
+        .op(
             "wf",
             "maintain",
             "setOpsState",
@@ -469,7 +384,7 @@ async fn set_ops_state_replays_its_answer_and_honours_limit_and_dry_run() {
     );
     for _ in 0..2 {
         let again = agent
-            .call(
+            .op(
                 "wf",
                 "maintain",
                 "setOpsState",
@@ -497,7 +412,7 @@ async fn set_ops_state_replays_its_answer_and_honours_limit_and_dry_run() {
     );
     // Another template: a new call; ids and labels AND with the rest.
     let r = agent
-        .call("wf", "maintain-4", "setOpsState",
+        .op("wf", "maintain-4", "setOpsState",
             set(json!({"select": {"ids": [0, 4], "labels": {"game.kruise.io/owner-gss": "minecraft"},
                 "currentState": "Ready", "networkDisabled": false}, "opsState": "Kill", "dryRun": "true"})),
             &["names"])
@@ -517,7 +432,7 @@ async fn wait_ready_fails_fast_when_the_new_version_crashes() {
     let broken = "registry.example.com/minecraft:broken";
     succeeded(
         &agent
-            .call(
+            .op(
                 "wf",
                 "patch",
                 "patchImage",
@@ -528,19 +443,19 @@ async fn wait_ready_fails_fast_when_the_new_version_crashes() {
     );
     succeeded(
         &agent
-            .call("wf", "scale", "scale", set(json!({"delta": 3})), &[])
+            .op("wf", "scale", "scale", set(json!({"delta": 3})), &[])
             .await,
     );
     let started = Instant::now();
-    let (r, _) = agent
-        .drive(
-            "wf",
-            "wait",
-            "waitReady",
-            set(json!({"count": 3, "timeoutSeconds": 600})),
-            &["ready"],
-        )
-        .await;
+    let (r, _) = drive(
+        &agent,
+        "wf",
+        "wait",
+        "waitReady",
+        set(json!({"count": 3, "timeoutSeconds": 600})),
+        &["ready"],
+    )
+    .await;
     assert_eq!(phase(&r), "Failed", "{r}");
     assert!(
         r.get("requeue").is_none(),
@@ -557,15 +472,15 @@ async fn wait_ready_fails_fast_when_the_new_version_crashes() {
         "it failed fast, not at the 600 s timeout"
     );
     // The default image is the template's: the old servers do not count.
-    let (r, _) = agent
-        .drive(
-            "wf",
-            "wait-old",
-            "waitReady",
-            set(json!({"image": OLD, "percent": 50, "timeoutSeconds": 60})),
-            &["ready"],
-        )
-        .await;
+    let (r, _) = drive(
+        &agent,
+        "wf",
+        "wait-old",
+        "waitReady",
+        set(json!({"image": OLD, "percent": 50, "timeoutSeconds": 60})),
+        &["ready"],
+    )
+    .await;
     succeeded(&r);
     assert_eq!(output(&r, "ready"), "3", "{r}");
 }
@@ -578,15 +493,11 @@ async fn wait_ready_times_out_from_the_first_call_saying_what_it_saw() {
     eventually(&api, "3 Ready servers", |f| all_ready_on(f, 3, OLD)).await;
     let agent = Agent::new(&server);
     let args = set(json!({"count": 5, "timeoutSeconds": 2}));
-    let first = agent
-        .call("wf", "wait", "waitReady", args.clone(), &[])
-        .await;
+    let first = agent.op("wf", "wait", "waitReady", args.clone(), &[]).await;
     assert_eq!(phase(&first), "Running", "{first}");
     assert!(message(&first).contains("3/5 Ready"), "{first}");
     let started = Instant::now();
-    let (r, _) = agent
-        .drive("wf", "wait", "waitReady", args.clone(), &[])
-        .await;
+    let (r, _) = drive(&agent, "wf", "wait", "waitReady", args.clone(), &[]).await;
     assert_eq!(phase(&r), "Failed", "{r}");
     assert!(
         message(&r).contains("timed out after 2s") && message(&r).contains("3/5 Ready"),
@@ -597,18 +508,18 @@ async fn wait_ready_times_out_from_the_first_call_saying_what_it_saw() {
         "the timeout counts from the first call"
     );
     // Sent again later (an agent restart), it does not start over.
-    let again = agent.call("wf", "wait", "waitReady", args, &[]).await;
+    let again = agent.op("wf", "wait", "waitReady", args, &[]).await;
     assert_eq!(phase(&again), "Failed", "{again}");
     // percent of spec.replicas, rounded up: 100% of 3.
-    let (r, _) = agent
-        .drive(
-            "wf",
-            "wait-all",
-            "waitReady",
-            set(json!({"percent": "100", "timeoutSeconds": "30"})),
-            &["ready"],
-        )
-        .await;
+    let (r, _) = drive(
+        &agent,
+        "wf",
+        "wait-all",
+        "waitReady",
+        set(json!({"percent": "100", "timeoutSeconds": "30"})),
+        &["ready"],
+    )
+    .await;
     succeeded(&r);
     assert_eq!(output(&r, "ready"), "3");
 }
@@ -621,12 +532,12 @@ async fn drain_waits_for_the_match_then_retires_old_servers_once() {
     let uid = "release";
     succeeded(
         &agent
-            .call(uid, "patch", "patchImage", set(json!({"image": NEW})), &[])
+            .op(uid, "patch", "patchImage", set(json!({"image": NEW})), &[])
             .await,
     );
     succeeded(
         &agent
-            .call(uid, "scale", "scale", set(json!({"replicas": 6})), &[])
+            .op(uid, "scale", "scale", set(json!({"replicas": 6})), &[])
             .await,
     );
     eventually(&api, "3 new servers Ready", |f| {
@@ -641,7 +552,7 @@ async fn drain_waits_for_the_match_then_retires_old_servers_once() {
     // go at once, the match is left alone, replicas drop once by 2.
     for attempt in 0..3 {
         let r = agent
-            .call(
+            .op(
                 uid,
                 "drain",
                 "drain",
@@ -670,7 +581,7 @@ async fn drain_waits_for_the_match_then_retires_old_servers_once() {
 
     // Another workflow cannot act on the set meanwhile.
     let other = agent
-        .call(
+        .op(
             "someone-else",
             "x",
             "setOpsState",
@@ -708,15 +619,15 @@ async fn drain_waits_for_the_match_then_retires_old_servers_once() {
         ],
         None,
     );
-    let (r, _) = agent
-        .drive(
-            uid,
-            "drain",
-            "drain",
-            drain.clone(),
-            &["drained", "remaining"],
-        )
-        .await;
+    let (r, _) = drive(
+        &agent,
+        uid,
+        "drain",
+        "drain",
+        drain.clone(),
+        &["drained", "remaining"],
+    )
+    .await;
     succeeded(&r);
     assert_eq!(
         (output(&r, "drained"), output(&r, "remaining")),
@@ -736,7 +647,7 @@ async fn drain_waits_for_the_match_then_retires_old_servers_once() {
     assert!(f.values().all(|v| v.2 == NEW && v.1 == "None"), "{f:?}");
     // Repeats replay the answer.
     let again = agent
-        .call(uid, "drain", "drain", drain, &["drained", "remaining"])
+        .op(uid, "drain", "drain", drain, &["drained", "remaining"])
         .await;
     succeeded(&again);
     assert_eq!(output(&again, "drained"), "3", "{again}");
@@ -748,15 +659,15 @@ async fn drain_reports_what_is_left_at_its_timeout() {
     let server = Server::start_fleet(FAST);
     let api = seed_start(&server).await;
     let agent = Agent::new(&server);
-    let (r, calls) = agent
-        .drive(
-            "wf",
-            "drain",
-            "drain",
-            set(json!({"image": format!("minecraft/{OLD}"), "then": "Kill", "timeoutSeconds": 2})),
-            &[],
-        )
-        .await;
+    let (r, calls) = drive(
+        &agent,
+        "wf",
+        "drain",
+        "drain",
+        set(json!({"image": format!("minecraft/{OLD}"), "then": "Kill", "timeoutSeconds": 2})),
+        &[],
+    )
+    .await;
     assert_eq!(phase(&r), "Failed", "{r}");
     assert!(calls > 1, "it waited before giving up");
     assert!(
@@ -777,7 +688,7 @@ async fn rollback_restores_the_previous_image_once() {
     server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
     let agent = Agent::new(&server);
     let none = agent
-        .call("wf", "undo-early", "rollback", set(json!({})), &["image"])
+        .op("wf", "undo-early", "rollback", set(json!({})), &["image"])
         .await;
     assert_eq!(phase(&none), "Failed", "{none}");
     assert!(
@@ -787,12 +698,12 @@ async fn rollback_restores_the_previous_image_once() {
 
     succeeded(
         &agent
-            .call("wf", "v2", "patchImage", set(json!({"image": NEW})), &[])
+            .op("wf", "v2", "patchImage", set(json!({"image": NEW})), &[])
             .await,
     );
     // Patching to the same image (written differently) changes nothing.
     let same = agent
-        .call(
+        .op(
             "wf",
             "v2-again",
             "patchImage",
@@ -804,7 +715,7 @@ async fn rollback_restores_the_previous_image_once() {
     assert!(message(&same).contains("nothing changed"), "{same}");
     assert_eq!(history(&gss(&server).await).len(), 1);
     let bad = agent
-        .call(
+        .op(
             "wf",
             "v3",
             "patchImage",
@@ -820,7 +731,7 @@ async fn rollback_restores_the_previous_image_once() {
 
     for _ in 0..3 {
         let r = agent
-            .call(
+            .op(
                 "wf",
                 "undo",
                 "rollback",
@@ -842,7 +753,7 @@ async fn rollback_restores_the_previous_image_once() {
     assert_eq!(h[1]["image"], NEW);
     // And back again by name.
     let r = agent
-        .call(
+        .op(
             "wf",
             "redo",
             "rollback",
@@ -904,7 +815,7 @@ async fn the_new_ops_answer_bad_arguments_with_a_fix() {
         ),
     ];
     for (op, args, needle) in cases {
-        let r = agent.call("wf", "bad", op, set(args.clone()), &[]).await;
+        let r = agent.op("wf", "bad", op, set(args.clone()), &[]).await;
         assert_eq!(phase(&r), "Failed", "{op} {args}: {r}");
         assert!(message(&r).contains(needle), "{op} {args}: {r}");
         assert!(r.get("requeue").is_none(), "{r}");

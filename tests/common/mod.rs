@@ -3,6 +3,7 @@
 //! (and kube-rs) against it.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod agent;
 pub mod registry;
 pub mod schema;
 
