@@ -126,12 +126,21 @@ impl Hasher for Fnv {
 /// optional parameter left empty (`toImage: "{{inputs.parameters.toImage}}"`)
 /// arrives as `""`.
 fn args<T: serde::de::DeserializeOwned>(op: &str, value: &Value) -> Result<T, String> {
+    parse(op, value, &["gameServerSet", "namespace", "cluster"])
+}
+
+/// Parses `value` without the keys in `skip` and without empty-string
+/// arguments (see [`args`]), naming the offending field on error.
+fn parse<T: serde::de::DeserializeOwned>(
+    op: &str,
+    value: &Value,
+    skip: &[&str],
+) -> Result<T, String> {
     let mut own = value.clone();
     if let Some(map) = own.as_object_mut() {
-        for common in ["gameServerSet", "namespace", "cluster"] {
-            map.remove(common);
-        }
-        map.retain(|_, v| v.as_str().is_none_or(|s| !s.trim().is_empty()));
+        map.retain(|k, v| {
+            !skip.contains(&k.as_str()) && v.as_str().is_none_or(|s| !s.trim().is_empty())
+        });
     }
     serde_json::from_value(own).map_err(|e| format!("plugin.gameops.{op}: {e}"))
 }
@@ -199,14 +208,15 @@ async fn run_registry_op(clusters: &impl Clusters, op: &str, value: &Value) -> O
             "plugin.gameops.{op} needs registries and environments: start the plugin with --config gameops.yaml"
         ));
     };
+    // Registry ops take no set, so every key is their own.
     match op {
-        "resolveTag" => match serde_json::from_value(value.clone()) {
+        "resolveTag" => match parse(op, value, &[]) {
             Ok(a) => resolve_tag::run(&resolver, a).await,
-            Err(e) => Outcome::Failed(format!("plugin.gameops.{op}: {e}")),
+            Err(e) => Outcome::Failed(e),
         },
-        _ => match serde_json::from_value(value.clone()) {
+        _ => match parse(op, value, &[]) {
             Ok(a) => promote_tag::run(&resolver, a).await,
-            Err(e) => Outcome::Failed(format!("plugin.gameops.{op}: {e}")),
+            Err(e) => Outcome::Failed(e),
         },
     }
 }
