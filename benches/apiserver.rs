@@ -24,10 +24,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt;
-use gameops::apiserver::resources::plurals;
-use gameops::apiserver::{Cluster, router};
-use gameops::serve::{DEFAULT_CLUSTER, Running, ServeOptions, start};
-use gameops::store::Store;
+use gameops::cli::serve::{DEFAULT_CLUSTER, Running, ServeOptions, start};
+use gameops::cluster::apiserver::resources::plurals;
+use gameops::cluster::apiserver::{Cluster, router};
+use gameops::cluster::store::Store;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
@@ -565,14 +565,17 @@ async fn bench(n: usize) {
     let render = {
         let store = server.cluster.store.clone();
         tokio::task::spawn_blocking(move || {
-            let def =
-                gameops::apiserver::resources::find("game.kruise.io", "v1alpha1", "gameservers")
-                    .expect("gameservers");
+            let def = gameops::cluster::apiserver::resources::find(
+                "game.kruise.io",
+                "v1alpha1",
+                "gameservers",
+            )
+            .expect("gameservers");
             let mut lat = Vec::new();
             for _ in 0..10 {
                 let t = Instant::now();
                 let (items, _) = store.list("gameservers", Some(NS));
-                let body = gameops::apiserver::table::table(
+                let body = gameops::cluster::apiserver::table::table(
                     def,
                     items.iter().map(|o| &o.value),
                     &serde_json::json!({}),

@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use gameops::serve::{DEFAULT_CLUSTER, Running, ServeOptions, start};
-use gameops::simulator::SimulatorConfig;
+use gameops::cli::serve::{DEFAULT_CLUSTER, Running, ServeOptions, start};
+use gameops::fleet::simulator::SimulatorConfig;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 

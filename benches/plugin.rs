@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use gameops::serve::{DEFAULT_CLUSTER, PLUGIN_TOKEN_FILE, Running, ServeOptions, start};
+use gameops::cli::serve::{DEFAULT_CLUSTER, PLUGIN_TOKEN_FILE, Running, ServeOptions, start};
 use serde_json::{Value, json};
 
 const NS: &str = "default";

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use common::Lat;
 use common::registry::Registry;
 use futures::StreamExt;
-use gameops::config::Config;
 use gameops::registry::Resolver;
+use gameops::registry::config::Config;
 
 const REPO: &str = "game/server";
 const TAGS: usize = 10_000;

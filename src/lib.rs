@@ -1,26 +1,18 @@
 //! gameops: seamless releases of session-based game servers.
 //!
-//! The library behind the `gameops` binary: OpenKruiseGame-compatible
-//! resource types ([`api`]), their versioned storage ([`store`]) and the
-//! embedded Kubernetes-compatible API server over it ([`apiserver`]).
+//! The library behind the `gameops` binary. Read `ARCHITECTURE.md` first;
+//! the folders carry the architecture, and dependencies point down:
+//!
+//! - [`cli`]: one module per subcommand, the only place that wires parts together;
+//! - [`argo`], [`registry`], [`fleet`], [`cluster`], [`ops`]: the parts;
+//! - [`informer`], [`http`], [`metrics`], [`api`]: what the parts share.
 
-pub mod allocator;
 pub mod api;
-pub mod apiserver;
-pub mod config;
-pub mod controller;
-pub mod demo;
-pub mod flux;
-pub mod kubeconfig;
-pub mod lint;
+pub mod argo;
+pub mod cli;
+pub mod cluster;
+pub mod fleet;
+pub mod informer;
 pub mod metrics;
 pub mod ops;
-pub mod packaging;
-pub mod plugin;
 pub mod registry;
-pub mod runner;
-pub mod serve;
-pub mod sidecar;
-pub mod simulator;
-pub mod store;
-pub mod tls;

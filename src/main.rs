@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use gameops::config::Config;
+use gameops::cli::serve::{self, ServeOptions};
 use gameops::registry::Resolver;
+use gameops::registry::config::Config;
 use gameops::registry::filter::Filter;
-use gameops::serve::{self, ServeOptions};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -190,7 +190,7 @@ struct SidecarArgs {
     #[arg(long = "cluster", value_name = "NAME=KUBECONFIG[:CONTEXT]")]
     clusters: Vec<String>,
     /// File holding the bearer token every call must carry (Argo's agent writes it).
-    #[arg(long, default_value = gameops::sidecar::DEFAULT_TOKEN_FILE)]
+    #[arg(long, default_value = gameops::cli::plugin::DEFAULT_TOKEN_FILE)]
     token_file: PathBuf,
     /// Start even when no token can be read, and then serve WITHOUT authentication.
     #[arg(long)]
@@ -254,7 +254,7 @@ struct SimulationArgs {
 }
 
 impl SimulationArgs {
-    fn config(&self) -> Result<Option<gameops::simulator::SimulatorConfig>, String> {
+    fn config(&self) -> Result<Option<gameops::fleet::simulator::SimulatorConfig>, String> {
         if self.no_simulator {
             return Ok(None);
         }
@@ -264,7 +264,7 @@ impl SimulationArgs {
             .map(regex::Regex::new)
             .transpose()
             .map_err(|e| format!("--sim-crash-image is not a valid regular expression: {e}"))?;
-        Ok(Some(gameops::simulator::SimulatorConfig {
+        Ok(Some(gameops::fleet::simulator::SimulatorConfig {
             startup_delay: Duration::from_millis(self.sim_startup_ms),
             startup_jitter: Duration::from_millis(self.sim_jitter_ms),
             crash_image,
@@ -337,7 +337,7 @@ async fn resolve(config: Arc<Config>, a: ResolveArgs) -> Result<(), String> {
             let filter: Filter = serde_json::from_value(f.into())
                 .map_err(|e| format!("--order-by/--direction: {e}"))?;
             if a.insecure {
-                let host = gameops::config::registry_host(repository).to_owned();
+                let host = gameops::registry::config::registry_host(repository).to_owned();
                 let mut registry = config.registry(&host);
                 registry.insecure = true;
                 config.registries.insert(host, registry);
@@ -386,7 +386,7 @@ async fn resolve(config: Arc<Config>, a: ResolveArgs) -> Result<(), String> {
 }
 
 async fn run_workflow(config: Arc<Config>, a: RunArgs) -> Result<(), String> {
-    use gameops::runner::{self, Library, PluginEndpoint, RunOptions, Runner};
+    use gameops::argo::runner::{self, Library, PluginEndpoint, RunOptions, Runner};
     let library = Library::load_dir(&a.templates).map_err(|e| e.to_string())?;
     let path = PathBuf::from(&a.target);
     let doc = if path.exists() {
@@ -423,15 +423,16 @@ async fn run_workflow(config: Arc<Config>, a: RunArgs) -> Result<(), String> {
             )
         }
         _ => {
-            let clusters = gameops::sidecar::connect(&a.clusters)
+            let clusters = gameops::cli::plugin::connect(&a.clusters)
                 .await
                 .map_err(|e| e.to_string())?;
             let resolver = Arc::new(Resolver::new(config).map_err(|e| e.to_string())?);
-            let plugin =
-                Arc::new(gameops::plugin::Plugin::new(clusters).with_resolver(resolver.clone()));
+            let plugin = Arc::new(
+                gameops::argo::plugin::Plugin::new(clusters).with_resolver(resolver.clone()),
+            );
             let token = uuid::Uuid::new_v4().to_string();
-            let flux = Arc::new(gameops::flux::FluxInputs::new(resolver));
-            let router = gameops::sidecar::router(plugin, Some(&token), flux);
+            let flux = Arc::new(gameops::registry::flux::FluxInputs::new(resolver));
+            let router = gameops::cli::plugin::router(plugin, Some(&token), flux);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|e| format!("cannot start the in-process plugin: {e}"))?;
@@ -473,18 +474,18 @@ async fn run_workflow(config: Arc<Config>, a: RunArgs) -> Result<(), String> {
 }
 
 async fn demo(a: DemoArgs) -> Result<(), String> {
-    let options = gameops::demo::DemoOptions {
+    let options = gameops::cli::demo::DemoOptions {
         templates: a.templates,
         workdir: a.workdir.clone(),
         live: true,
     };
-    let demo = gameops::demo::run(&options)
+    let demo = gameops::cli::demo::run(&options)
         .await
         .map_err(|e| e.to_string())?;
     let kubeconfig = std::fs::canonicalize(&demo.kubeconfig).unwrap_or(demo.kubeconfig.clone());
     print!(
         "{}",
-        gameops::demo::report(&demo, a.keep.then_some(kubeconfig.as_path()))
+        gameops::cli::demo::report(&demo, a.keep.then_some(kubeconfig.as_path()))
     );
     if a.keep {
         eprintln!("serving until Ctrl-C");
@@ -514,7 +515,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Run(args) => run_workflow(config, *args).await,
         Command::Demo(args) => demo(args).await,
         Command::Lint { dir } => {
-            let findings = gameops::lint::lint_dir(&dir).map_err(|e| e.to_string())?;
+            let findings = gameops::argo::lint::lint_dir(&dir).map_err(|e| e.to_string())?;
             for f in &findings {
                 println!("{f}");
             }
@@ -527,14 +528,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Plugin(args) => match args.command {
             Some(PluginCommand::Build { dir }) => {
-                let built = gameops::packaging::build(&dir).map_err(|e| e.to_string())?;
+                let built = gameops::argo::packaging::build(&dir).map_err(|e| e.to_string())?;
                 println!("{} created", built.configmap.display());
                 println!("{} created", built.readme.display());
                 Ok(())
             }
             None => {
                 let a = args.sidecar;
-                let options = gameops::sidecar::SidecarOptions {
+                let options = gameops::cli::plugin::SidecarOptions {
                     listen: a.listen,
                     clusters: a.clusters,
                     token_file: a.token_file,
@@ -542,7 +543,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     token_wait: Duration::from_secs(a.token_wait_secs),
                     config,
                 };
-                gameops::sidecar::run(&options)
+                gameops::cli::plugin::run(&options)
                     .await
                     .map_err(|e| e.to_string())
             }

@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gameops::allocator::{AllocationResponse, Allocator};
 use gameops::api::{
     DRAINING_LABEL, GameServer, GameServerSpec, MATCH_STARTED_ANNOTATION, OWNER_GSS_LABEL,
 };
+use gameops::cli::serve::{self, ServeOptions};
+use gameops::fleet::allocator::{AllocationResponse, Allocator};
 use gameops::metrics::Metrics;
-use gameops::serve::{self, ServeOptions};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};

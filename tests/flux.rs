@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::agent::{Agent, output};
 use common::registry::Registry;
 use common::{Server, adler32};
-use gameops::config::Config;
 use gameops::registry::Resolver;
+use gameops::registry::config::Config;
 use serde_json::{Value, json};
 
 const REPO: &str = "game/server";

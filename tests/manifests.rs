@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use gameops::config::{Config, ConfigFile};
+use gameops::registry::config::{Config, ConfigFile};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

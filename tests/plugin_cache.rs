@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use gameops::api::{GameServer, GameServerSpec, OWNER_GSS_LABEL};
-use gameops::ops::cache::ServerCache;
+use gameops::informer::ServerCache;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::registry::Registry;
-use gameops::config::Config;
+use gameops::registry::config::Config;
 use gameops::registry::{ResolveError, Resolver};
 
 const REPO: &str = "game/server";

@@ -315,7 +315,7 @@ async fn a_promotion_waits_for_approval_then_releases() {
     );
     std::fs::write(&config_path, &config).expect("config");
     let resolver = gameops::registry::Resolver::new(Arc::new(
-        gameops::config::Config::parse(&config, &config_path).expect("config"),
+        gameops::registry::config::Config::parse(&config, &config_path).expect("config"),
     ))
     .expect("resolver");
     let digest = resolver

@@ -120,7 +120,7 @@ fn write_token(dir: &Path, token: &str) -> PathBuf {
 /// connects when a template runs).
 fn idle_kubeconfig(dir: &Path) -> String {
     let path = dir.join("kubeconfig");
-    let text = gameops::kubeconfig::render(
+    let text = gameops::cluster::kubeconfig::render(
         "127.0.0.1:1".parse().expect("address"),
         &["idle".to_owned()],
         Default::default(),

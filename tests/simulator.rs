@@ -16,9 +16,9 @@ use gameops::api::{
     GameServer, GameServerContainer, GameServerSet, GameServerSetSpec, GameServerSpec,
     GameServerTemplate, MATCH_STARTED_ANNOTATION, OWNER_GSS_LABEL, Parameters,
 };
-use gameops::apiserver::Cluster;
-use gameops::kubeconfig::{self, Credentials};
-use gameops::simulator::{self, SimulatorConfig};
+use gameops::cluster::apiserver::Cluster;
+use gameops::cluster::kubeconfig::{self, Credentials};
+use gameops::fleet::simulator::{self, SimulatorConfig};
 use jiff::Timestamp;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
@@ -53,7 +53,7 @@ impl Fleet {
             .await
             .expect("a loopback port");
         let addr = listener.local_addr().expect("bound address");
-        let router = gameops::apiserver::router(&[cluster], None);
+        let router = gameops::cluster::apiserver::router(&[cluster], None);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -651,7 +651,7 @@ async fn max_players_comes_from_the_owning_set() {
     // What the fleet controller writes on the servers it creates.
     gs.metadata.name = Some("arena-1".into());
     gs.metadata.annotations = Some(BTreeMap::from([(
-        gameops::controller::MAX_PLAYERS_ANNOTATION.to_owned(),
+        gameops::fleet::controller::MAX_PLAYERS_ANNOTATION.to_owned(),
         "16".to_owned(),
     )]));
     fleet.create(gs).await;

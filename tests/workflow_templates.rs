@@ -7,7 +7,7 @@
 //! field fails here instead of being dropped by the API server.
 //!
 //! The ops, their arguments and outputs, and every reference are
-//! `gameops lint`'s business ([`gameops::lint`], tested in `src/lint.rs`):
+//! `gameops lint`'s business ([`gameops::argo::lint`], tested in `src/lint.rs`):
 //! here the templates must lint clean. On top of that, the Argo UI can
 //! explain them (title, description, a description for every argument),
 //! plugin templates call only the gameops plugin and declare their outputs
@@ -514,7 +514,7 @@ fn templates_explain_themselves_in_the_argo_ui() {
 
 #[test]
 fn gameops_lint_finds_nothing_in_the_templates() {
-    let findings = gameops::lint::lint_dir(Path::new(DIR)).unwrap();
+    let findings = gameops::argo::lint::lint_dir(Path::new(DIR)).unwrap();
     assert_none(
         "gameops lint",
         findings.iter().map(ToString::to_string).collect(),

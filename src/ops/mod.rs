@@ -4,7 +4,6 @@
 //! `gameServerSet`, and optionally `namespace` (default: the workflow's) and
 //! `cluster` (default: the first).
 
-pub mod cache;
 mod drain;
 pub mod ledger;
 mod patch_image;
@@ -29,7 +28,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::GameServerSet;
-use crate::plugin::wire::WorkflowMeta;
+use crate::argo::plugin::wire::WorkflowMeta;
 
 /// The ops, by the key a template names them with.
 pub const OPS: &[&str] = &[
@@ -56,7 +55,7 @@ pub struct Call<'a> {
     /// The target cluster's client.
     pub client: Client,
     /// The target cluster's GameServer cache, when the plugin keeps one.
-    pub cache: Option<std::sync::Arc<cache::ServerCache>>,
+    pub cache: Option<std::sync::Arc<crate::informer::ServerCache>>,
     /// The namespace of the set.
     pub namespace: String,
     /// The set.
@@ -192,7 +191,7 @@ pub trait Clusters {
     fn names(&self) -> Vec<String>;
     /// The GameServer cache of `name` (the default cluster for `None`), if
     /// there is one; without it the ops LIST the servers.
-    fn cache(&self, _name: Option<&str>) -> Option<std::sync::Arc<cache::ServerCache>> {
+    fn cache(&self, _name: Option<&str>) -> Option<std::sync::Arc<crate::informer::ServerCache>> {
         None
     }
     /// The registries and environments of gameops.yaml, if configured.

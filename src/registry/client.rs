@@ -20,7 +20,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderValue, LINK, RETRY_AFTER, WWW_AUTHENTICATE};
 use tokio::sync::Mutex;
 
-use crate::config::{Config, Credentials, registry_host};
+use crate::registry::config::{Config, Credentials, registry_host};
 
 /// Tags asked for per page.
 const PAGE: usize = 1000;

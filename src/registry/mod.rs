@@ -4,14 +4,16 @@
 //! built on them: [`Resolver::resolve`] and [`Resolver::promote`].
 
 pub mod client;
+pub mod config;
 pub mod filter;
+pub mod flux;
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::registry::config::Config;
 pub use client::{RegistryClient, RegistryError};
 use filter::CompiledFilter;
 
@@ -105,7 +107,10 @@ impl Resolver {
     }
 
     /// The environment called `name`.
-    pub fn environment(&self, name: &str) -> Result<&crate::config::Environment, ResolveError> {
+    pub fn environment(
+        &self,
+        name: &str,
+    ) -> Result<&crate::registry::config::Environment, ResolveError> {
         self.config
             .environments
             .get(name)

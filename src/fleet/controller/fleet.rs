@@ -164,7 +164,7 @@ pub fn reserved_ids(ids: &[IntOrString]) -> Result<Vec<u32>, String> {
 /// The lowest `n` ordinals not in use and not reserved.
 ///
 /// ```
-/// use gameops::controller::fleet::free_ordinals;
+/// use gameops::fleet::controller::fleet::free_ordinals;
 ///
 /// assert_eq!(free_ordinals(&[0, 2], &[1], 2), [3, 4]);
 /// ```

@@ -23,7 +23,7 @@ use super::resources::ResourceDef;
 use super::selector::Selection;
 use super::status::ApiError;
 use super::table;
-use crate::store::{EventType, StoredObject, WatchEvent};
+use crate::cluster::store::{EventType, StoredObject, WatchEvent};
 
 /// A watch without `timeoutSeconds` ends after this long.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -172,7 +172,7 @@ async fn send(tx: &Tx, line: Bytes) -> bool {
 }
 
 async fn stream(
-    store: &crate::store::Store,
+    store: &crate::cluster::store::Store,
     filter: &Filter,
     from: Option<u64>,
     initial: bool,
@@ -181,7 +181,7 @@ async fn stream(
     tx: &Tx,
 ) {
     let (backlog, mut live, mut last_rv) = if initial {
-        let crate::store::Snapshot { items, live, rv } =
+        let crate::cluster::store::Snapshot { items, live, rv } =
             store.list_and_watch(Some(filter.def.plural), filter.namespace.as_deref());
         for (_, object) in items.iter().filter(|(_, o)| filter.matches(&o.value)) {
             if !send(tx, filter.line("ADDED", object)).await {

@@ -19,7 +19,7 @@ use super::selector::Selection;
 use super::status::{ApiError, FieldError};
 use super::table;
 use super::validation;
-use crate::store::{ObjectKey, Op, StoreError, StoredObject};
+use crate::cluster::store::{ObjectKey, Op, StoreError, StoredObject};
 
 /// How often a write retries after losing a compare-and-swap race to a
 /// concurrent writer (only for writes that did not name a resourceVersion).
@@ -1152,8 +1152,12 @@ mod tests {
 
     #[test]
     fn update_keeps_status_and_server_fields_and_bumps_generation() {
-        let def = crate::apiserver::resources::find("game.kruise.io", "v1alpha1", "gameserversets")
-            .unwrap();
+        let def = crate::cluster::apiserver::resources::find(
+            "game.kruise.io",
+            "v1alpha1",
+            "gameserversets",
+        )
+        .unwrap();
         let current = json!({"apiVersion": "game.kruise.io/v1alpha1", "kind": "GameServerSet",
             "metadata": {"name": "m", "namespace": "default", "uid": "u1", "generation": 1, "creationTimestamp": "t", "resourceVersion": "5"},
             "spec": {"replicas": 3}, "status": {"replicas": 3}});

@@ -10,7 +10,7 @@ use super::resources::{Printer, ResourceDef};
 /// `27s`, `2m18s`, `15m`, `3h5m`, `2d4h`, `3y`.
 ///
 /// ```
-/// use gameops::apiserver::table::human_duration;
+/// use gameops::cluster::apiserver::table::human_duration;
 ///
 /// assert_eq!(human_duration(138), "2m18s");
 /// assert_eq!(human_duration(27), "27s");
@@ -278,7 +278,7 @@ pub fn table<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::resources::find;
+    use crate::cluster::apiserver::resources::find;
 
     #[test]
     fn ages_format_like_kubectl() {

@@ -1052,7 +1052,7 @@ mod tests {
         for d in [1u64, 999, 1000, 61_500, 3_600_000] {
             let d = Duration::from_millis(d);
             assert_eq!(
-                parse_go_duration(&crate::plugin::wire::go_duration(d)),
+                parse_go_duration(&crate::argo::plugin::wire::go_duration(d)),
                 Some(d)
             );
         }

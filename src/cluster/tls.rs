@@ -93,7 +93,7 @@ pub fn load_or_create(dir: Option<&Path>, listen: SocketAddr) -> Result<TlsMater
                 .iter()
                 .zip([&material.ca_pem, &material.cert_pem, &material.key_pem])
         {
-            crate::kubeconfig::write(&dir.join(file), text).map_err(io(dir))?;
+            crate::cluster::kubeconfig::write(&dir.join(file), text).map_err(io(dir))?;
         }
     }
     Ok(material)

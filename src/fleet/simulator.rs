@@ -64,7 +64,7 @@ use crate::api::{
     GameServer, GameServerCondition, GameServerSet, GameServerState, GameServerStatus,
     MATCH_STARTED_ANNOTATION, OWNER_GSS_LABEL, OpsState,
 };
-use crate::controller::MAX_PLAYERS_ANNOTATION;
+use crate::fleet::controller::MAX_PLAYERS_ANNOTATION;
 
 /// The longest crash back-off, as kubelet's.
 pub const MAX_CRASH_BACKOFF: Duration = Duration::from_secs(300);

@@ -28,7 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::store::{Store, StoreError};
+use crate::cluster::store::{Store, StoreError};
 use request::Params;
 use status::ApiError;
 

@@ -11,10 +11,10 @@ use tokio::net::TcpListener;
 
 use std::sync::Arc;
 
-use crate::apiserver::{self, Cluster};
-use crate::kubeconfig;
+use crate::cluster::apiserver::{self, Cluster};
+use crate::cluster::kubeconfig;
+use crate::cluster::store::StoreError;
 use crate::metrics::Metrics;
-use crate::store::StoreError;
 
 /// The cluster name used when no `--cluster` is given.
 pub const DEFAULT_CLUSTER: &str = "gameops";
@@ -40,10 +40,10 @@ pub struct ServeOptions {
     pub controller: bool,
     /// Simulate the fleet (server start-up, crashes, matches) on every
     /// embedded cluster; `None` leaves GameServer status to others.
-    pub simulator: Option<crate::simulator::SimulatorConfig>,
+    pub simulator: Option<crate::fleet::simulator::SimulatorConfig>,
     /// gameops.yaml: registries and environments (`resolveTag`,
     /// `promoteTag`, the Flux endpoint).
-    pub config: Arc<crate::config::Config>,
+    pub config: Arc<crate::registry::config::Config>,
 }
 
 impl Default for ServeOptions {
@@ -57,7 +57,7 @@ impl Default for ServeOptions {
             clusters: Vec::new(),
             api_token_file: None,
             controller: true,
-            simulator: Some(crate::simulator::SimulatorConfig::default()),
+            simulator: Some(crate::fleet::simulator::SimulatorConfig::default()),
             config: Arc::default(),
         }
     }
@@ -110,7 +110,7 @@ pub enum ServeError {
     Registry(#[from] crate::registry::RegistryError),
     /// The TLS certificate could not be made or read.
     #[error("{0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::cluster::tls::TlsError),
     /// Writing the kubeconfig (or the plugin token) failed.
     #[error("cannot write {path}: {source}")]
     Kubeconfig {
@@ -147,7 +147,7 @@ fn check_names(names: &[String]) -> Result<Vec<String>, ServeError> {
         names.to_vec()
     };
     for (i, n) in names.iter().enumerate() {
-        if crate::apiserver::validation::dns_label_error(n).is_some() {
+        if crate::cluster::apiserver::validation::dns_label_error(n).is_some() {
             return Err(ServeError::ClusterName(n.clone()));
         }
         if names[..i].contains(n) {
@@ -168,9 +168,9 @@ pub struct Running {
     api: TcpListener,
     service: TcpListener,
     token: Option<String>,
-    tls: Option<crate::tls::TlsMaterial>,
+    tls: Option<crate::cluster::tls::TlsMaterial>,
     controller: bool,
-    simulator: Option<crate::simulator::SimulatorConfig>,
+    simulator: Option<crate::fleet::simulator::SimulatorConfig>,
     data_dir: PathBuf,
     resolver: Arc<crate::registry::Resolver>,
     /// The metrics served at `/metrics`.
@@ -214,7 +214,7 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
     let service_addr = service.local_addr()?;
     // A token travels only over TLS (kubectl would not even send it otherwise).
     let tls = match token {
-        Some(_) => Some(crate::tls::load_or_create(
+        Some(_) => Some(crate::cluster::tls::load_or_create(
             data_dir.map(|d| d.join("tls")).as_deref(),
             api_addr,
         )?),
@@ -325,7 +325,7 @@ impl Running {
             tasks.spawn(apiserver::gc::run(cluster.clone()));
             if self.controller {
                 let client = self.client(&cluster.name).await?;
-                tasks.spawn(crate::controller::run(
+                tasks.spawn(crate::fleet::controller::run(
                     client,
                     cluster.name.clone(),
                     self.metrics.clone(),
@@ -333,7 +333,7 @@ impl Running {
             }
             if let Some(config) = &self.simulator {
                 let client = self.client(&cluster.name).await?;
-                tasks.spawn(crate::simulator::run(client, config.clone()));
+                tasks.spawn(crate::fleet::simulator::run(client, config.clone()));
             }
         }
         let api_router = apiserver::router(&self.clusters, self.token.as_deref());
@@ -371,16 +371,18 @@ impl Running {
         };
         let plugin_token = plugin_token(&self.data_dir)?;
         let plugin = Arc::new(
-            crate::plugin::Plugin::new(clients.clone()).with_resolver(self.resolver.clone()),
+            crate::argo::plugin::Plugin::new(clients.clone()).with_resolver(self.resolver.clone()),
         );
-        let flux = Arc::new(crate::flux::FluxInputs::new(self.resolver.clone()));
-        let allocator = crate::allocator::Allocator::start(clients, self.metrics.clone());
+        let flux = Arc::new(crate::registry::flux::FluxInputs::new(
+            self.resolver.clone(),
+        ));
+        let allocator = crate::fleet::allocator::Allocator::start(clients, self.metrics.clone());
         let service = axum::serve(
             self.service,
             service_router(self.metrics.clone())
                 .merge(allocator.router())
                 .merge(flux.router())
-                .merge(crate::plugin::router(plugin, Some(&plugin_token))),
+                .merge(crate::argo::plugin::router(plugin, Some(&plugin_token))),
         );
         tokio::select! {
             r = api => r?,

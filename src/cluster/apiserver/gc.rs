@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Cluster;
-use crate::store::{EventType, ObjectKey, Op, StoreError, StoredObject};
+use crate::cluster::store::{EventType, ObjectKey, Op, StoreError, StoredObject};
 
 fn owner_uids(object: &Value) -> Vec<String> {
     object
@@ -124,7 +124,7 @@ async fn collect(cluster: &Cluster, keys: Vec<ObjectKey>) {
 /// Runs the collector for `cluster` until its store closes.
 pub async fn run(cluster: Cluster) {
     loop {
-        let crate::store::Snapshot {
+        let crate::cluster::store::Snapshot {
             items, mut live, ..
         } = cluster.store.list_and_watch(None, None);
         let mut index = Index::default();

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::config::FluxAuth;
+use crate::registry::config::FluxAuth;
 use crate::registry::filter::adler32_id;
 use crate::registry::{ResolveError, Resolver};
 
@@ -102,13 +102,16 @@ fn authorised(auth: &FluxAuth, headers: &HeaderMap) -> bool {
     match auth {
         FluxAuth::None => true,
         FluxAuth::Bearer(token) => presented.strip_prefix("Bearer ").is_some_and(|p| {
-            crate::apiserver::constant_time_eq(p.trim().as_bytes(), token.as_bytes())
+            crate::cluster::apiserver::constant_time_eq(p.trim().as_bytes(), token.as_bytes())
         }),
         FluxAuth::Basic(user, password) => {
             let expected =
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             presented.strip_prefix("Basic ").is_some_and(|p| {
-                crate::apiserver::constant_time_eq(p.trim().as_bytes(), expected.as_bytes())
+                crate::cluster::apiserver::constant_time_eq(
+                    p.trim().as_bytes(),
+                    expected.as_bytes(),
+                )
             })
         }
     }

@@ -112,7 +112,7 @@ pub struct ExecuteTemplateReply {
 ///
 /// ```
 /// use std::time::Duration;
-/// use gameops::plugin::wire::go_duration;
+/// use gameops::argo::plugin::wire::go_duration;
 ///
 /// assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
 /// assert_eq!(go_duration(Duration::from_millis(500)), "500ms");

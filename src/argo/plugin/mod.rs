@@ -23,7 +23,7 @@ use bytes::Bytes;
 use kube::Client;
 use serde_json::json;
 
-use crate::ops::cache::ServerCache;
+use crate::informer::ServerCache;
 use crate::ops::{self, Outcome};
 use crate::registry::Resolver;
 use wire::{ExecuteTemplateArgs, ExecuteTemplateReply};
@@ -159,7 +159,7 @@ async fn require_token(State(token): State<Arc<str>>, request: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if crate::apiserver::constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+    if crate::cluster::apiserver::constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         next.run(request).await
     } else {
         (

@@ -21,9 +21,9 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
 
-use crate::flux::FluxInputs;
-use crate::plugin::{self, Plugin};
+use crate::argo::plugin::{self, Plugin};
 use crate::registry::Resolver;
+use crate::registry::flux::FluxInputs;
 
 /// Where Argo's agent writes the token.
 pub const DEFAULT_TOKEN_FILE: &str = "/var/run/argo/token";
@@ -50,7 +50,7 @@ pub struct SidecarOptions {
     pub token_wait: Duration,
     /// gameops.yaml: registries and environments (`resolveTag`,
     /// `promoteTag`, the Flux endpoint).
-    pub config: Arc<crate::config::Config>,
+    pub config: Arc<crate::registry::config::Config>,
 }
 
 impl Default for SidecarOptions {
@@ -145,7 +145,7 @@ pub fn parse_cluster(spec: &str) -> Result<ClusterTarget, SidecarError> {
         .split_once('=')
         .filter(|(n, r)| !n.is_empty() && !r.is_empty())
         .ok_or_else(|| SidecarError::ClusterSpec(spec.to_owned()))?;
-    if crate::apiserver::validation::dns_label_error(name).is_some() {
+    if crate::cluster::apiserver::validation::dns_label_error(name).is_some() {
         return Err(SidecarError::ClusterName(name.to_owned()));
     }
     let split = rest

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 
 use crate::api::{GameServer, GameServerSet};
-use crate::runner::{self, Library, PluginEndpoint, RunOptions, RunResult, Runner};
-use crate::serve::{self, DEFAULT_CLUSTER, PLUGIN_TOKEN_FILE, ServeOptions};
+use crate::argo::runner::{self, Library, PluginEndpoint, RunOptions, RunResult, Runner};
+use crate::cli::serve::{self, DEFAULT_CLUSTER, PLUGIN_TOKEN_FILE, ServeOptions};
 
 /// The image the seed releases.
 pub const NEW_IMAGE: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2-new";
@@ -40,19 +40,19 @@ const SEED_GSS: &str = r#"{
 pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
     (
         "seamless-release.yaml",
-        include_str!("../workflow-templates/seamless-release.yaml"),
+        include_str!("../../workflow-templates/seamless-release.yaml"),
     ),
     (
         "rollback.yaml",
-        include_str!("../workflow-templates/rollback.yaml"),
+        include_str!("../../workflow-templates/rollback.yaml"),
     ),
     (
         "promote.yaml",
-        include_str!("../workflow-templates/promote.yaml"),
+        include_str!("../../workflow-templates/promote.yaml"),
     ),
     (
         "multi-region-release.yaml",
-        include_str!("../workflow-templates/multi-region-release.yaml"),
+        include_str!("../../workflow-templates/multi-region-release.yaml"),
     ),
 ];
 
