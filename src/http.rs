@@ -1,0 +1,140 @@
+//! What every HTTP surface of gameops shares, as tower layers and small
+//! routers: credentials checked in constant time (one [`AuthLayer`] for the
+//! API server, the plugin and the allocator's service port), the health
+//! routes, and the request body limit.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use base64::Engine;
+
+/// Compares in time independent of where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What a request must present in its `Authorization` header.
+#[derive(Clone)]
+pub enum Credential {
+    /// `Bearer <token>`.
+    Bearer(String),
+    /// `Basic base64(<user>:<password>)`.
+    Basic(String, String),
+}
+
+impl Credential {
+    /// Whether `headers` carry this credential (compared in constant time).
+    pub fn presented_in(&self, headers: &HeaderMap) -> bool {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .trim();
+        match self {
+            Self::Bearer(token) => presented
+                .strip_prefix("Bearer ")
+                .is_some_and(|p| constant_time_eq(p.trim().as_bytes(), token.as_bytes())),
+            Self::Basic(user, password) => {
+                let expected =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                presented
+                    .strip_prefix("Basic ")
+                    .is_some_and(|p| constant_time_eq(p.trim().as_bytes(), expected.as_bytes()))
+            }
+        }
+    }
+}
+
+/// The answer to a request without the credential (each surface answers in
+/// its own protocol: a Kubernetes `Status`, plain text, JSON).
+pub type Rejection = fn() -> Response;
+
+#[derive(Clone)]
+struct Auth {
+    credential: Arc<Credential>,
+    reject: Rejection,
+}
+
+async fn require(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+    if auth.credential.presented_in(request.headers()) {
+        next.run(request).await
+    } else {
+        (auth.reject)()
+    }
+}
+
+/// The router, with every request required to carry `credential` (answered
+/// with `reject()` otherwise); unchanged without one.
+pub fn require_credential(
+    router: Router,
+    credential: Option<Credential>,
+    reject: Rejection,
+) -> Router {
+    match credential {
+        Some(credential) => router.layer(middleware::from_fn_with_state(
+            Auth {
+                credential: Arc::new(credential),
+                reject,
+            },
+            require,
+        )),
+        None => router,
+    }
+}
+
+/// `/healthz`, `/livez` and `/readyz`, answering `ok` as kube-apiserver does.
+pub fn health_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    async fn ok() -> &'static str {
+        "ok"
+    }
+    Router::new()
+        .route("/healthz", get(ok))
+        .route("/livez", get(ok))
+        .route("/readyz", get(ok))
+}
+
+/// Refuses request bodies over `bytes` with 413 (the extractors read at
+/// most that much).
+pub fn body_limit(bytes: usize) -> DefaultBodyLimit {
+    DefaultBodyLimit::max(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(header::AUTHORIZATION, v);
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_and_basic_credentials() {
+        let bearer = Credential::Bearer("t".into());
+        assert!(bearer.presented_in(&headers("Bearer t")));
+        assert!(!bearer.presented_in(&headers("Bearer u")));
+        assert!(!bearer.presented_in(&headers("")));
+        assert!(!bearer.presented_in(&headers("Basic t")));
+        let basic = Credential::Basic("flux".into(), "pw".into());
+        // base64("flux:pw")
+        assert!(basic.presented_in(&headers("Basic Zmx1eDpwdw==")));
+        assert!(!basic.presented_in(&headers("Basic Zmx1eDpwdA==")));
+        assert!(!basic.presented_in(&headers("Bearer Zmx1eDpwdw==")));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_inputs() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -12,6 +12,7 @@ pub mod argo;
 pub mod cli;
 pub mod cluster;
 pub mod fleet;
+pub mod http;
 pub mod informer;
 pub mod metrics;
 pub mod ops;

@@ -651,7 +651,7 @@ async fn max_players_comes_from_the_owning_set() {
     // What the fleet controller writes on the servers it creates.
     gs.metadata.name = Some("arena-1".into());
     gs.metadata.annotations = Some(BTreeMap::from([(
-        gameops::fleet::controller::MAX_PLAYERS_ANNOTATION.to_owned(),
+        gameops::api::MAX_PLAYERS_ANNOTATION.to_owned(),
         "16".to_owned(),
     )]));
     fleet.create(gs).await;

@@ -361,3 +361,16 @@ fn require_replica_counts(schema: &mut Schema) {
     }
     schema.insert("required".into(), REQUIRED_STATUS_COUNTS.into());
 }
+
+impl GameServerSet {
+    /// The revision of the set's template and parameters: a stable hash of
+    /// both (replicas alone do not roll).
+    pub fn revision(&self) -> String {
+        let material = serde_json::json!({
+            "template": self.spec.game_server_template,
+            "parameters": self.spec.parameters,
+        });
+        let h = super::hash::fnv1a(material.to_string().as_bytes());
+        format!("{:010x}", h & 0xff_ffff_ffff)
+    }
+}

@@ -10,7 +10,11 @@
 pub mod crd;
 mod gameserver;
 mod gameserverset;
+/// The one stable hash.
+pub mod hash;
 pub mod image;
+/// Object names as kube-apiserver validates them.
+pub mod names;
 
 use std::fmt;
 
@@ -25,6 +29,10 @@ pub use gameserverset::{
     RollingUpdateStrategy, ScaleStrategy, ServiceQuality, ServiceQualityAction, UpdateStrategy,
 };
 pub use image::{ImageRef, images_match, normalise_image};
+
+/// Annotation with a server's capacity, from the set's `parameters.maxPlayers`
+/// (the embedded fleet's stand-in for the `MAX_PLAYERS` container env).
+pub const MAX_PLAYERS_ANNOTATION: &str = "gameops.io/max-players";
 
 /// Label on every GameServer (and its pod) naming the owning GameServerSet.
 pub const OWNER_GSS_LABEL: &str = "game.kruise.io/owner-gss";

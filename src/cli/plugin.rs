@@ -145,7 +145,7 @@ pub fn parse_cluster(spec: &str) -> Result<ClusterTarget, SidecarError> {
         .split_once('=')
         .filter(|(n, r)| !n.is_empty() && !r.is_empty())
         .ok_or_else(|| SidecarError::ClusterSpec(spec.to_owned()))?;
-    if crate::cluster::apiserver::validation::dns_label_error(name).is_some() {
+    if crate::api::names::dns_label_error(name).is_some() {
         return Err(SidecarError::ClusterName(name.to_owned()));
     }
     let split = rest

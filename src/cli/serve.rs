@@ -147,7 +147,7 @@ fn check_names(names: &[String]) -> Result<Vec<String>, ServeError> {
         names.to_vec()
     };
     for (i, n) in names.iter().enumerate() {
-        if crate::cluster::apiserver::validation::dns_label_error(n).is_some() {
+        if crate::api::names::dns_label_error(n).is_some() {
             return Err(ServeError::ClusterName(n.clone()));
         }
         if names[..i].contains(n) {

@@ -747,7 +747,7 @@ impl Allocator {
         let cache = self.cluster(request.cluster.as_deref())?;
         let namespace = check_namespace(request.namespace)?;
         let name = request.game_server_name;
-        if let Some(why) = crate::cluster::apiserver::validation::dns_subdomain_error(&name) {
+        if let Some(why) = crate::api::names::dns_subdomain_error(&name) {
             return Err(AllocatorError::BadRequest(format!(
                 "gameServerName {name:?} is not a valid name: {why}"
             )));
@@ -949,7 +949,7 @@ fn now_rfc3339() -> String {
 
 fn check_namespace(namespace: Option<String>) -> Result<String, AllocatorError> {
     let namespace = namespace.unwrap_or_else(|| "default".to_owned());
-    match crate::cluster::apiserver::validation::dns_label_error(&namespace) {
+    match crate::api::names::dns_label_error(&namespace) {
         Some(why) => Err(AllocatorError::BadRequest(format!(
             "namespace {namespace:?} is not a valid namespace name: {why}"
         ))),
@@ -965,7 +965,7 @@ fn key_error(key: &str) -> Option<String> {
         None => (None, key),
     };
     if let Some(prefix) = prefix
-        && crate::cluster::apiserver::validation::dns_subdomain_error(prefix).is_some()
+        && crate::api::names::dns_subdomain_error(prefix).is_some()
     {
         return Some(format!(
             "the prefix {prefix:?} must be a DNS subdomain such as example.com"

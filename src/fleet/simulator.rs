@@ -60,11 +60,12 @@ use kube::{Api, Client, ResourceExt};
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
+use crate::api::MAX_PLAYERS_ANNOTATION;
+use crate::api::hash::mixed as fnv1a;
 use crate::api::{
     GameServer, GameServerCondition, GameServerSet, GameServerState, GameServerStatus,
     MATCH_STARTED_ANNOTATION, OWNER_GSS_LABEL, OpsState,
 };
-use crate::fleet::controller::MAX_PLAYERS_ANNOTATION;
 
 /// The longest crash back-off, as kubelet's.
 pub const MAX_CRASH_BACKOFF: Duration = Duration::from_secs(300);
@@ -267,21 +268,6 @@ fn image_id(image: &str) -> String {
         },
     };
     format!("{repo}@sha256:{}", hex64(image.as_bytes()))
-}
-
-/// FNV-1a with a seed and a final mix: stable across builds and platforms.
-fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    // MurmurHash3's finaliser: FNV alone leaves the high bits poorly mixed.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
 }
 
 /// 64 hex digits derived from `bytes`.

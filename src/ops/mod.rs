@@ -19,7 +19,6 @@ mod values;
 mod wait_ready;
 
 use std::collections::BTreeMap;
-use std::hash::Hasher;
 use std::time::Duration;
 
 use kube::Client;
@@ -28,7 +27,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::GameServerSet;
-use crate::argo::plugin::wire::WorkflowMeta;
 
 /// The ops, by the key a template names them with.
 pub const OPS: &[&str] = &[
@@ -46,10 +44,21 @@ pub const OPS: &[&str] = &[
 /// The ops that act on a registry, not on a GameServerSet.
 const REGISTRY_OPS: &[&str] = &["resolveTag", "promoteTag"];
 
+/// Who calls an op: the workflow, as Argo names it.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The workflow's name.
+    pub name: String,
+    /// Its namespace (the default namespace of every op).
+    pub namespace: String,
+    /// Its uid (identifies retries of the same step, and holds the lease).
+    pub uid: String,
+}
+
 /// One call of an op.
 pub struct Call<'a> {
     /// The calling workflow.
-    pub workflow: &'a WorkflowMeta,
+    pub workflow: &'a Caller,
     /// The calling template's name.
     pub template: &'a str,
     /// The target cluster's client.
@@ -98,25 +107,12 @@ struct Target {
 
 /// FNV-1a over the parts that identify a call.
 fn fingerprint(workflow_uid: &str, template: &str, op: &str, args: &Value) -> String {
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    for part in [workflow_uid, template, op, &args.to_string()] {
-        h.write(part.as_bytes());
-        h.write(&[0]);
-    }
-    format!("{:016x}", h.finish())
-}
-
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
+    let args = args.to_string();
+    let parts = [workflow_uid, template, op, &args];
+    format!(
+        "{:016x}",
+        crate::api::hash::fnv1a_parts(parts.iter().map(|p| p.as_bytes()))
+    )
 }
 
 /// Parses an op's own arguments (everything but the common ones), naming
@@ -223,7 +219,7 @@ async fn run_registry_op(clusters: &impl Clusters, op: &str, value: &Value) -> O
 /// Runs `op` with `value` (`plugin.gameops.<op>`) for a workflow's template.
 pub async fn run(
     clusters: &impl Clusters,
-    workflow: &WorkflowMeta,
+    workflow: &Caller,
     template: &str,
     op: &str,
     value: &Value,

@@ -115,7 +115,7 @@ pub fn set_image(
         .as_deref()
         .is_some_and(|p| normalise_image(p) == normalise_image(image))
     {
-        let revision = crate::fleet::controller::revision(gss);
+        let revision = gss.revision();
         return Ok(Change {
             patch: Value::Null,
             message: format!(
@@ -140,7 +140,7 @@ pub fn set_image(
     };
     target.image = Some(image.to_owned());
     let containers = serde_json::to_value(&*containers).map_err(|e| e.to_string())?;
-    let revision = crate::fleet::controller::revision(&patched);
+    let revision = patched.revision();
     let mut patch = json!({"spec": {"gameServerTemplate": {"spec": {"containers": containers}}}});
     if let Some(previous) = &previous {
         let history = appended(
@@ -268,14 +268,8 @@ pub(crate) mod tests {
         {
             s.containers[0].image = Some("mc:2".into());
         }
-        assert_eq!(
-            c.outputs["revision"],
-            crate::fleet::controller::revision(&patched)
-        );
-        assert_ne!(
-            c.outputs["revision"],
-            crate::fleet::controller::revision(&set)
-        );
+        assert_eq!(c.outputs["revision"], patched.revision());
+        assert_ne!(c.outputs["revision"], set.revision());
 
         let c = set_image(&set, Some("sidecar"), "envoy:2", "patchImage", now).unwrap();
         assert_eq!(c.outputs["previousImage"], "envoy:1");
@@ -296,9 +290,6 @@ pub(crate) mod tests {
         .unwrap();
         assert!(c.patch.is_null(), "no template change, no history");
         assert!(c.message.contains("nothing changed"), "{}", c.message);
-        assert_eq!(
-            c.outputs["revision"],
-            crate::fleet::controller::revision(&set)
-        );
+        assert_eq!(c.outputs["revision"], set.revision());
     }
 }

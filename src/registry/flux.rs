@@ -19,11 +19,11 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Mutex;
 
+use crate::http::Credential;
 use crate::registry::config::FluxAuth;
 use crate::registry::filter::adler32_id;
 use crate::registry::{ResolveError, Resolver};
@@ -95,26 +95,12 @@ fn error(status: StatusCode, message: String, extra: serde_json::Value) -> Respo
 }
 
 fn authorised(auth: &FluxAuth, headers: &HeaderMap) -> bool {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    match auth {
-        FluxAuth::None => true,
-        FluxAuth::Bearer(token) => presented.strip_prefix("Bearer ").is_some_and(|p| {
-            crate::cluster::apiserver::constant_time_eq(p.trim().as_bytes(), token.as_bytes())
-        }),
-        FluxAuth::Basic(user, password) => {
-            let expected =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            presented.strip_prefix("Basic ").is_some_and(|p| {
-                crate::cluster::apiserver::constant_time_eq(
-                    p.trim().as_bytes(),
-                    expected.as_bytes(),
-                )
-            })
-        }
-    }
+    let credential = match auth {
+        FluxAuth::None => return true,
+        FluxAuth::Bearer(token) => Credential::Bearer(token.clone()),
+        FluxAuth::Basic(user, password) => Credential::Basic(user.clone(), password.clone()),
+    };
+    credential.presented_in(headers)
 }
 
 /// The body for `inputs`, cut to fit [`MAX_BODY`].

@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
@@ -98,15 +97,8 @@ impl Plugin {
             }
         };
         let declared = args.template.outputs.as_ref();
-        match ops::run(
-            self,
-            &args.workflow.metadata,
-            &args.template.name,
-            op,
-            value,
-        )
-        .await
-        {
+        let caller = ops::Caller::from(&args.workflow.metadata);
+        match ops::run(self, &caller, &args.template.name, op, value).await {
             Outcome::Done { message, outputs } => {
                 let values: Vec<(&str, String)> = outputs
                     .iter()
@@ -152,35 +144,21 @@ async fn execute(State(plugin): State<Arc<Plugin>>, body: Bytes) -> Response {
     axum::Json(plugin.execute(&args).await).into_response()
 }
 
-async fn require_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if crate::cluster::apiserver::constant_time_eq(presented.as_bytes(), token.as_bytes()) {
-        next.run(request).await
-    } else {
-        (
-            StatusCode::FORBIDDEN,
-            "forbidden: the Authorization bearer token is not the agent's",
-        )
-            .into_response()
-    }
-}
-
 /// `POST /api/v1/template.execute`; with `token`, every call must carry it
 /// (403 otherwise).
 pub fn router(plugin: Arc<Plugin>, token: Option<&str>) -> Router {
     let router = Router::new()
         .route("/api/v1/template.execute", post(execute))
         .with_state(plugin);
-    match token {
-        Some(token) => router.layer(middleware::from_fn_with_state(
-            Arc::<str>::from(token),
-            require_token,
-        )),
-        None => router,
-    }
+    crate::http::require_credential(
+        router,
+        token.map(|t| crate::http::Credential::Bearer(t.to_owned())),
+        || {
+            (
+                StatusCode::FORBIDDEN,
+                "forbidden: the Authorization bearer token is not the agent's",
+            )
+                .into_response()
+        },
+    )
 }

@@ -41,6 +41,16 @@ pub struct WorkflowMeta {
     pub uid: String,
 }
 
+impl From<&WorkflowMeta> for crate::ops::Caller {
+    fn from(m: &WorkflowMeta) -> Self {
+        Self {
+            name: m.name.clone(),
+            namespace: m.namespace.clone(),
+            uid: m.uid.clone(),
+        }
+    }
+}
+
 /// The template part of a request.
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 pub struct Template {

@@ -18,13 +18,11 @@ pub mod validation;
 pub mod watch;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -135,40 +133,14 @@ fn discovery_path(path: &str, headers: &HeaderMap) -> Result<Response, ApiError>
     found.ok_or_else(|| ApiError::no_route(path))
 }
 
-async fn ok() -> &'static str {
-    "ok"
-}
-
 fn cluster_routes(cluster: Cluster) -> Router {
-    Router::new()
+    crate::http::health_routes()
         .route(
             "/version",
             get(|| async { axum::Json(discovery::version()) }),
         )
-        .route("/healthz", get(ok))
-        .route("/livez", get(ok))
-        .route("/readyz", get(ok))
         .fallback(resource)
         .with_state(cluster)
-}
-
-/// Compares in time independent of where the inputs differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn require_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
-        next.run(request).await
-    } else {
-        ApiError::unauthorized().into_response()
-    }
 }
 
 /// The API server's router over `clusters` (the first is also served at
@@ -185,11 +157,9 @@ pub fn router(clusters: &[Cluster], token: Option<&str>) -> Router {
         );
     }
     let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
-    match token {
-        Some(token) => router.layer(middleware::from_fn_with_state(
-            Arc::<str>::from(token),
-            require_token,
-        )),
-        None => router,
-    }
+    crate::http::require_credential(
+        router,
+        token.map(|t| crate::http::Credential::Bearer(t.to_owned())),
+        || ApiError::unauthorized().into_response(),
+    )
 }

@@ -13,7 +13,6 @@ pub mod fleet;
 pub mod plan;
 
 use std::collections::BTreeMap;
-use std::hash::Hasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,16 +26,13 @@ use serde_json::json;
 
 use crate::api::{
     DRAINING_LABEL, DRAINING_SINCE_ANNOTATION, GameServer, GameServerContainer, GameServerSet,
-    GameServerSetStatus, GameServerSpec, OWNER_GSS_LABEL, OpsState, REVISION_LABEL,
+    GameServerSetStatus, GameServerSpec, MAX_PLAYERS_ANNOTATION, OWNER_GSS_LABEL, OpsState,
+    REVISION_LABEL,
 };
 use crate::metrics::{ClusterLabels, Metrics, SetLabels};
 use events::Kind;
 use fleet::Server;
 use plan::{Desired, Strategy, Why};
-
-/// Annotation with a server's capacity, from the set's `parameters.maxPlayers`
-/// (the embedded fleet's stand-in for the `MAX_PLAYERS` container env).
-pub const MAX_PLAYERS_ANNOTATION: &str = "gameops.io/max-players";
 
 /// Default `drainTimeoutSeconds`.
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -71,29 +67,6 @@ pub struct Context {
     metrics: Arc<Metrics>,
 }
 
-/// The revision of a set's template and parameters: a stable hash of both.
-pub fn revision(gss: &GameServerSet) -> String {
-    let material = json!({
-        "template": gss.spec.game_server_template,
-        "parameters": gss.spec.parameters,
-    });
-    // FNV-1a: stable across processes and versions (unlike DefaultHasher).
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for b in bytes {
-                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-    }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    h.write(material.to_string().as_bytes());
-    format!("{:010x}", h.finish() & 0xff_ffff_ffff)
-}
-
 /// Reads what the set asks for; `Err` is a sentence for a Warning event.
 fn desired(gss: &GameServerSet) -> Result<Desired, String> {
     let strategy = gss.spec.update_strategy.as_ref();
@@ -106,7 +79,7 @@ fn desired(gss: &GameServerSet) -> Result<Desired, String> {
         .unwrap_or(DEFAULT_DRAIN_TIMEOUT);
     let desired = Desired {
         replicas,
-        revision: revision(gss),
+        revision: gss.revision(),
         strategy: Strategy::parse(strategy.and_then(|s| s.r#type.as_deref()))?,
         max_surge: rolling.and_then(|r| r.max_surge.clone()),
         max_unavailable: rolling.and_then(|r| r.max_unavailable.clone()),
@@ -535,16 +508,16 @@ spec:
         let a = gss(SEED);
         let mut b = a.clone();
         b.spec.replicas = 6;
-        assert_eq!(revision(&a), revision(&b), "replicas alone do not roll");
+        assert_eq!(a.revision(), b.revision(), "replicas alone do not roll");
         let c = gss(&SEED.replace("1.12.2", "1.12.2-new"));
-        assert_ne!(revision(&a), revision(&c));
+        assert_ne!(a.revision(), c.revision());
         let mut d = a.clone();
         d.spec.parameters = Some(crate::api::Parameters {
             max_players: Some(32),
         });
         assert_ne!(
-            revision(&a),
-            revision(&d),
+            a.revision(),
+            d.revision(),
             "a parameter change rolls like an image change"
         );
     }
