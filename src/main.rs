@@ -7,10 +7,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gameops::cli::serve::{self, ServeOptions};
-use gameops::registry::Resolver;
-use gameops::registry::config::Config;
-use gameops::registry::filter::Filter;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -47,10 +43,10 @@ enum Command {
     Plugin(Box<PluginArgs>),
     /// Print the tag an environment should run (or a repository's newest
     /// tag under an ad hoc filter), with its digest and image reference.
-    Resolve(Box<ResolveArgs>),
+    Resolve(Box<gameops::cli::resolve::ResolveArgs>),
     /// Run a Workflow or WorkflowTemplate locally, as Argo would: plugin
     /// steps go to the executor plugin over HTTP.
-    Run(Box<RunArgs>),
+    Run(Box<gameops::cli::run::RunArgs>),
     /// The main job: an embedded fleet, seed 001's starting state, and the
     /// seamless-release pipeline run against it, with the resulting table.
     Demo(DemoArgs),
@@ -61,36 +57,6 @@ enum Command {
         #[arg(default_value = "workflow-templates")]
         dir: PathBuf,
     },
-}
-
-/// `gameops run`.
-#[derive(clap::Args)]
-struct RunArgs {
-    /// A Workflow/WorkflowTemplate file, or the name of a WorkflowTemplate
-    /// in --templates.
-    target: String,
-    /// A workflow parameter (repeatable).
-    #[arg(short = 'p', long = "parameter", value_name = "KEY=VALUE")]
-    parameters: Vec<String>,
-    /// The WorkflowTemplates that templateRef and workflowTemplateRef may name.
-    #[arg(long, default_value = "workflow-templates")]
-    templates: PathBuf,
-    /// Approve every suspend step without asking.
-    #[arg(long)]
-    approve: bool,
-    /// Another plugin to call (http://HOST:PORT), instead of one in-process.
-    #[arg(long, requires = "plugin_token_file")]
-    plugin: Option<String>,
-    /// The token that plugin expects (with --plugin).
-    #[arg(long)]
-    plugin_token_file: Option<PathBuf>,
-    /// In-process plugin: a named target cluster NAME=KUBECONFIG[:CONTEXT]
-    /// (repeatable); without any, the current kubeconfig.
-    #[arg(long = "cluster", value_name = "NAME=KUBECONFIG[:CONTEXT]")]
-    clusters: Vec<String>,
-    /// The namespace the workflow runs in (the ops' default namespace).
-    #[arg(long, default_value = "default")]
-    namespace: String,
 }
 
 /// `gameops demo`.
@@ -105,57 +71,6 @@ struct DemoArgs {
     /// Where the kubeconfig goes.
     #[arg(long, default_value = ".gameops-demo")]
     workdir: PathBuf,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Output {
-    Text,
-    Json,
-}
-
-/// `gameops resolve`.
-#[derive(clap::Args)]
-struct ResolveArgs {
-    /// A configured environment (gameops.yaml).
-    #[arg(
-        long = "env",
-        conflicts_with = "repository",
-        required_unless_present = "repository"
-    )]
-    env: Option<String>,
-    /// Or a repository, e.g. registry.example.com/game/server.
-    #[arg(long)]
-    repository: Option<String>,
-    /// Use plain HTTP for the repository's registry.
-    #[arg(long, requires = "repository")]
-    insecure: bool,
-    /// Unanchored regex the tag must match (Flux includeTag).
-    #[arg(long, requires = "repository")]
-    include_tag: Option<String>,
-    /// Unanchored regex the tag must not match (Flux excludeTag).
-    #[arg(long, requires = "repository")]
-    exclude_tag: Option<String>,
-    /// Semver constraint, e.g. ">=1.0.0 <2.0.0" (Flux semver).
-    #[arg(long, requires = "repository")]
-    semver: Option<String>,
-    /// Regex selecting tags, with groups for --extract (ImagePolicy pattern).
-    #[arg(long, requires = "repository")]
-    pattern: Option<String>,
-    /// What to sort by, from the pattern's groups, e.g. '$version'.
-    #[arg(long, requires = "pattern")]
-    extract: Option<String>,
-    /// Order: semver, alphabetical or numerical.
-    #[arg(long, requires = "repository")]
-    order_by: Option<String>,
-    /// Direction of --order-by: asc or desc (default desc: newest first).
-    #[arg(long, requires = "order_by")]
-    direction: Option<String>,
-    /// How many tags to print (default 1).
-    #[arg(long, default_value_t = 1)]
-    limit: usize,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
 }
 
 #[derive(clap::Args)]
@@ -275,235 +190,8 @@ impl SimulationArgs {
     }
 }
 
-fn init_logging(format: LogFormat, quiet: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
-/// Reads `--config` (an empty configuration without one).
-fn load_config(path: Option<&PathBuf>) -> Result<Arc<Config>, String> {
-    match path {
-        Some(p) => Config::load(p).map(Arc::new).map_err(|e| e.to_string()),
-        None => Ok(Arc::default()),
-    }
-}
-
-async fn resolve(config: Arc<Config>, a: ResolveArgs) -> Result<(), String> {
-    let mut config = Config::clone(&config);
-    let (what, repository, filter) = match (&a.env, &a.repository) {
-        (Some(env), _) => {
-            let e = config
-                .environments
-                .get(env)
-                .ok_or_else(|| {
-                    format!(
-                        "environment {env:?} is not in the config; known: {} (pass --config gameops.yaml)",
-                        if config.environments.is_empty() { "none".to_owned() } else { config.environment_names().join(", ") }
-                    )
-                })?;
-            (env.clone(), e.repository.clone(), e.filter.clone())
-        }
-        (None, Some(repository)) => {
-            let mut order = serde_json::Map::new();
-            if let Some(by) = &a.order_by {
-                order.insert("by".into(), by.as_str().into());
-            }
-            if let Some(d) = &a.direction {
-                order.insert("direction".into(), d.as_str().into());
-            }
-            let mut f = serde_json::Map::new();
-            for (k, v) in [
-                ("includeTag", &a.include_tag),
-                ("excludeTag", &a.exclude_tag),
-                ("semver", &a.semver),
-                ("pattern", &a.pattern),
-                ("extract", &a.extract),
-            ] {
-                if let Some(v) = v {
-                    f.insert(k.into(), v.as_str().into());
-                }
-            }
-            if !order.is_empty() {
-                f.insert("order".into(), order.into());
-            }
-            let filter: Filter = serde_json::from_value(f.into())
-                .map_err(|e| format!("--order-by/--direction: {e}"))?;
-            if a.insecure {
-                let host = gameops::registry::config::registry_host(repository).to_owned();
-                let mut registry = config.registry(&host);
-                registry.insecure = true;
-                config.registries.insert(host, registry);
-            }
-            (repository.clone(), repository.clone(), filter)
-        }
-        (None, None) => return Err("give --env NAME or --repository REPOSITORY".into()),
-    };
-    // --limit may ask for more than the filter's own limit keeps.
-    let mut filter = filter;
-    filter.limit = Some(filter.limit.unwrap_or(100).max(a.limit));
-    let compiled = filter
-        .compile()
-        .map_err(|e| format!("the filter of {what}: {e}"))?;
-    let resolver = Resolver::new(Arc::new(config)).map_err(|e| e.to_string())?;
-    let found = resolver
-        .resolve(&repository, &compiled, a.limit)
-        .await
-        .map_err(|e| format!("{what}: {e}"))?;
-    let shown = found;
-    match a.output {
-        Output::Json => {
-            let list: Vec<serde_json::Value> = shown
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "tag": r.tag, "digest": r.digest, "image": r.image,
-                        "repository": repository, "environment": a.env,
-                    })
-                })
-                .collect();
-            let value = if a.limit == 1 {
-                list.into_iter().next().unwrap_or_default()
-            } else {
-                list.into()
-            };
-            println!("{value:#}");
-        }
-        Output::Text => {
-            for r in &shown {
-                println!("{}\t{}\t{}", r.tag, r.digest, r.image);
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn run_workflow(config: Arc<Config>, a: RunArgs) -> Result<(), String> {
-    use gameops::argo::runner::{self, Library, PluginEndpoint, RunOptions, Runner};
-    let library = Library::load_dir(&a.templates).map_err(|e| e.to_string())?;
-    let path = PathBuf::from(&a.target);
-    let doc = if path.exists() {
-        runner::load_file(&path).map_err(|e| e.to_string())?
-    } else {
-        let found = library.get(&a.target).ok_or_else(|| {
-            format!(
-                "{} is neither a file nor a WorkflowTemplate in {} (it has: {})",
-                a.target,
-                a.templates.display(),
-                library.names().join(", ")
-            )
-        })?;
-        Arc::unwrap_or_clone(found)
-    };
-    let mut parameters = Vec::new();
-    for p in &a.parameters {
-        let (k, v) = p.split_once('=').ok_or_else(|| {
-            format!("-p {p}: write KEY=VALUE, e.g. -p image=registry.example.com/game:1.2")
-        })?;
-        parameters.push((k.to_owned(), v.to_owned()));
-    }
-    // The plugin: another one, or one in-process over the given clusters.
-    let (plugin, _serving) = match (&a.plugin, &a.plugin_token_file) {
-        (Some(url), Some(file)) => {
-            let token = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read --plugin-token-file {}: {e}", file.display()))?;
-            (
-                PluginEndpoint {
-                    url: url.clone(),
-                    token: token.trim().to_owned(),
-                },
-                None,
-            )
-        }
-        _ => {
-            let clusters = gameops::cli::plugin::connect(&a.clusters)
-                .await
-                .map_err(|e| e.to_string())?;
-            let resolver = Arc::new(Resolver::new(config).map_err(|e| e.to_string())?);
-            let plugin = Arc::new(
-                gameops::argo::plugin::Plugin::new(clusters).with_resolver(resolver.clone()),
-            );
-            let token = uuid::Uuid::new_v4().to_string();
-            let flux = Arc::new(gameops::registry::flux::FluxInputs::new(resolver));
-            let router = gameops::cli::plugin::router(plugin, Some(&token), flux);
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|e| format!("cannot start the in-process plugin: {e}"))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| format!("cannot start the in-process plugin: {e}"))?;
-            let serving = tokio::spawn(async move {
-                let _ = axum::serve(listener, router).await;
-            });
-            (
-                PluginEndpoint {
-                    url: format!("http://{addr}"),
-                    token,
-                },
-                Some(serving),
-            )
-        }
-    };
-    let runner = Runner::new(
-        library,
-        RunOptions {
-            plugin,
-            approve: a.approve,
-            parameters,
-            namespace: a.namespace,
-            live: true,
-        },
-    );
-    let result = runner.run(doc).await.map_err(|e| e.to_string())?;
-    print!("{}", runner::summary(&result));
-    if result.phase == "Succeeded" {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} {}: {}",
-            result.name, result.phase, result.message
-        ))
-    }
-}
-
-async fn demo(a: DemoArgs) -> Result<(), String> {
-    let options = gameops::cli::demo::DemoOptions {
-        templates: a.templates,
-        workdir: a.workdir.clone(),
-        live: true,
-    };
-    let demo = gameops::cli::demo::run(&options)
-        .await
-        .map_err(|e| e.to_string())?;
-    let kubeconfig = std::fs::canonicalize(&demo.kubeconfig).unwrap_or(demo.kubeconfig.clone());
-    print!(
-        "{}",
-        gameops::cli::demo::report(&demo, a.keep.then_some(kubeconfig.as_path()))
-    );
-    if a.keep {
-        eprintln!("serving until Ctrl-C");
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    demo.server.abort();
-    if demo.result.phase == "Succeeded" {
-        Ok(())
-    } else {
-        Err(format!(
-            "the release {}: {}",
-            demo.result.phase, demo.result.message
-        ))
-    }
-}
-
 async fn run(cli: Cli) -> Result<(), String> {
-    let config = load_config(cli.config.as_ref())?;
+    let config = gameops::cli::load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Crds => {
             let yaml =
@@ -511,21 +199,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{yaml}");
             Ok(())
         }
-        Command::Resolve(args) => resolve(config, *args).await,
-        Command::Run(args) => run_workflow(config, *args).await,
-        Command::Demo(args) => demo(args).await,
-        Command::Lint { dir } => {
-            let findings = gameops::argo::lint::lint_dir(&dir).map_err(|e| e.to_string())?;
-            for f in &findings {
-                println!("{f}");
-            }
-            if findings.is_empty() {
-                println!("{}: every template is well-formed", dir.display());
-                Ok(())
-            } else {
-                Err(format!("{} problems in {}", findings.len(), dir.display()))
-            }
+        Command::Resolve(args) => gameops::cli::resolve::run(config, *args).await,
+        Command::Run(args) => gameops::cli::run::run(config, *args).await,
+        Command::Demo(a) => {
+            let options = gameops::cli::demo::DemoOptions {
+                templates: a.templates,
+                workdir: a.workdir,
+                live: true,
+            };
+            gameops::cli::demo::main(&options, a.keep).await
         }
+        Command::Lint { dir } => gameops::cli::lint::run(&dir),
         Command::Plugin(args) => match args.command {
             Some(PluginCommand::Build { dir }) => {
                 let built = gameops::argo::packaging::build(&dir).map_err(|e| e.to_string())?;
@@ -572,7 +256,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo's own output tells the story; its server's logs stay quiet.
     let quiet = matches!(cli.command, Command::Demo(_));
-    init_logging(cli.log_format, quiet);
+    gameops::cli::init_logging(matches!(cli.log_format, LogFormat::Json), quiet);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

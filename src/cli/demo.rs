@@ -183,6 +183,43 @@ pub async fn gs_table(client: &kube::Client, namespace: &str) -> Result<String, 
     Ok(out)
 }
 
+/// Seed 001's starting state: the set, its 3 servers Ready, `minecraft-0`
+/// in a match.
+async fn seed(client: &kube::Client, options: &DemoOptions) -> Result<(), DemoError> {
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
+    let gss: GameServerSet = serde_json::from_str(SEED_GSS)
+        .map_err(|e| DemoError::Timeout(format!("the seed GameServerSet: {e}")))?;
+    sets.create(&PostParams::default(), &gss).await?;
+    let servers: Api<GameServer> = Api::namespaced(client.clone(), "default");
+    say(
+        options,
+        "seed 001: GameServerSet minecraft, 3 servers of 1.12.2 starting…",
+    );
+    wait_for("3 Ready servers", Duration::from_secs(60), || async {
+        let list = servers.list(&ListParams::default()).await?;
+        Ok(list
+            .items
+            .iter()
+            .filter(|g| g.status.as_ref().and_then(|s| s.current_state.as_deref()) == Some("Ready"))
+            .count()
+            >= 3)
+    })
+    .await?;
+    servers
+        .patch(
+            "minecraft-0",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"opsState": "Allocated"}})),
+        )
+        .await?;
+    say(
+        options,
+        "seed 001: minecraft-0 is in a match (opsState Allocated)",
+    );
+
+    Ok(())
+}
+
 /// Runs the demo; the embedded server keeps serving until the returned
 /// handle is aborted.
 pub async fn run(options: &DemoOptions) -> Result<Demo, DemoError> {
@@ -220,37 +257,7 @@ pub async fn run(options: &DemoOptions) -> Result<Demo, DemoError> {
     .await?;
     let token = std::fs::read_to_string(&token_file)?.trim().to_owned();
 
-    // Seed 001's starting state.
-    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
-    let gss: GameServerSet = serde_json::from_str(SEED_GSS)
-        .map_err(|e| DemoError::Timeout(format!("the seed GameServerSet: {e}")))?;
-    sets.create(&PostParams::default(), &gss).await?;
-    let servers: Api<GameServer> = Api::namespaced(client.clone(), "default");
-    say(
-        options,
-        "seed 001: GameServerSet minecraft, 3 servers of 1.12.2 starting…",
-    );
-    wait_for("3 Ready servers", Duration::from_secs(60), || async {
-        let list = servers.list(&ListParams::default()).await?;
-        Ok(list
-            .items
-            .iter()
-            .filter(|g| g.status.as_ref().and_then(|s| s.current_state.as_deref()) == Some("Ready"))
-            .count()
-            >= 3)
-    })
-    .await?;
-    servers
-        .patch(
-            "minecraft-0",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"opsState": "Allocated"}})),
-        )
-        .await?;
-    say(
-        options,
-        "seed 001: minecraft-0 is in a match (opsState Allocated)",
-    );
+    seed(&client, options).await?;
 
     let runner = Runner::new(
         library,
@@ -299,4 +306,24 @@ pub fn report(demo: &Demo, kubeconfig: Option<&Path>) -> String {
         ));
     }
     out
+}
+/// `gameops demo`: runs the demo, prints its report and, with `keep`, keeps
+/// serving until Ctrl-C or SIGTERM. `Err` unless the release Succeeded.
+pub async fn main(options: &DemoOptions, keep: bool) -> Result<(), String> {
+    let demo = run(options).await.map_err(|e| e.to_string())?;
+    let kubeconfig = std::fs::canonicalize(&demo.kubeconfig).unwrap_or(demo.kubeconfig.clone());
+    print!("{}", report(&demo, keep.then_some(kubeconfig.as_path())));
+    if keep {
+        eprintln!("serving until Ctrl-C (or SIGTERM)");
+        super::shutdown_signal().await;
+    }
+    demo.server.abort();
+    if demo.result.phase == "Succeeded" {
+        Ok(())
+    } else {
+        Err(format!(
+            "the release {}: {}",
+            demo.result.phase, demo.result.message
+        ))
+    }
 }

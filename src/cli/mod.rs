@@ -1,5 +1,111 @@
 //! One module per subcommand: the only place that wires the parts together.
+//! `main.rs` parses the command line (clap) and calls one of these.
 
 pub mod demo;
+pub mod lint;
 pub mod plugin;
+pub mod resolve;
+pub mod run;
 pub mod serve;
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`kill`, a pod stopping): the one
+/// shutdown signal of every long-running subcommand.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Logs to stderr: human-readable, or JSON lines for clusters (`json`);
+/// warnings only when `quiet`. `RUST_LOG` overrides the level.
+pub fn init_logging(json: bool, quiet: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Reads `--config` (an empty configuration without one).
+pub fn load_config(
+    path: Option<&std::path::Path>,
+) -> Result<std::sync::Arc<crate::registry::config::Config>, String> {
+    match path {
+        Some(p) => crate::registry::config::Config::load(p)
+            .map(std::sync::Arc::new)
+            .map_err(|e| e.to_string()),
+        None => Ok(std::sync::Arc::default()),
+    }
+}
+
+/// Why a token file gave no token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenProblem {
+    /// No such file (after waiting).
+    #[error("does not exist{0}")]
+    Missing(String),
+    /// The file holds only whitespace (after waiting).
+    #[error("is empty{0}; put a random token in it")]
+    Empty(String),
+    /// The file exists but cannot be read.
+    #[error("cannot be read: {0}")]
+    Unreadable(std::io::Error),
+}
+
+/// The one token reader: the trimmed contents of `path`, waiting up to
+/// `wait` for the file to appear or be written (Argo's agent may write it
+/// just after its sidecars start). An unreadable file fails at once.
+pub async fn read_token(
+    path: &std::path::Path,
+    wait: std::time::Duration,
+) -> Result<String, TokenProblem> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut waiting = false;
+    loop {
+        let empty = match tokio::fs::read_to_string(path).await {
+            Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(TokenProblem::Unreadable(e)),
+        };
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            let waited = if wait.is_zero() {
+                String::new()
+            } else {
+                format!(" after waiting {} s", wait.as_secs())
+            };
+            return Err(if empty {
+                TokenProblem::Empty(waited)
+            } else {
+                TokenProblem::Missing(waited)
+            });
+        }
+        if !waiting {
+            tracing::info!(path = %path.display(), wait_secs = wait.as_secs(), "waiting for the token file");
+            waiting = true;
+        }
+        tokio::time::sleep((deadline - now).min(std::time::Duration::from_millis(100))).await;
+    }
+}

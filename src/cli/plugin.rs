@@ -13,10 +13,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::net::TcpListener;
@@ -228,49 +227,24 @@ pub async fn connect(specs: &[String]) -> Result<Vec<(String, Client)>, SidecarE
     Ok(clusters)
 }
 
-/// Reads the token, waiting up to `wait` for the file to appear (or to be
-/// written). A file that exists but cannot be read fails at once.
+/// Reads the token of `--token-file`, waiting up to `wait` for the file to
+/// appear (or to be written). A file that exists but cannot be read fails
+/// at once.
 pub async fn read_token(path: &Path, wait: Duration) -> Result<String, SidecarError> {
-    let shown = path.display();
-    let deadline = Instant::now() + wait;
-    let mut waiting = false;
-    loop {
-        let problem = match tokio::fs::read_to_string(path).await {
-            Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
-            Ok(_) => format!("--token-file {shown} is empty"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                format!("--token-file {shown} does not exist")
+    super::read_token(path, wait).await.map_err(|e| {
+        let shown = path.display();
+        let problem = match e {
+            super::TokenProblem::Unreadable(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                format!(
+                    "cannot read --token-file {shown}: {e}. Argo's agent writes it as uid 8737 with mode 0440: run the sidecar with securityContext.runAsUser: 8737 (plugin/plugin.yaml does)"
+                )
             }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(SidecarError::Token {
-                    problem: format!(
-                        "cannot read --token-file {shown}: {e}. Argo's agent writes it as uid 8737 with mode 0440: run the sidecar with securityContext.runAsUser: 8737 (plugin/plugin.yaml does)"
-                    ),
-                });
-            }
-            Err(e) => {
-                return Err(SidecarError::Token {
-                    problem: format!("cannot read --token-file {shown}: {e}"),
-                });
-            }
+            other => format!("--token-file {shown} {other}"),
         };
-        let now = Instant::now();
-        if now >= deadline {
-            let waited = if wait.is_zero() {
-                String::new()
-            } else {
-                format!(" after waiting {} s", wait.as_secs())
-            };
-            return Err(SidecarError::Token {
-                problem: format!("{problem}{waited}"),
-            });
-        }
-        if !waiting {
-            tracing::info!(path = %shown, wait_secs = wait.as_secs(), "waiting for the agent to write the token");
-            waiting = true;
-        }
-        tokio::time::sleep((deadline - now).min(Duration::from_millis(100))).await;
-    }
+        SidecarError::Token { problem }
+    })
 }
 
 /// The token to require, or `None` (with a warning) under
@@ -293,15 +267,17 @@ pub async fn token(options: &SidecarOptions) -> Result<Option<String>, SidecarEr
     }
 }
 
-/// The sidecar's routes: the plugin (behind the token, if any), the Flux
-/// endpoint (behind its own auth), `/healthz` and `/readyz` (open, for
-/// probes).
-pub fn router(plugin: Arc<Plugin>, token: Option<&str>, flux: Arc<FluxInputs>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .merge(flux.router())
-        .merge(plugin::router(plugin, token))
+/// The one plugin assembly, for `serve`, `plugin` and `run`: the executor
+/// plugin over `clusters` (behind `token`, if any) and the Flux endpoint
+/// (behind its own auth), both resolving tags with `resolver`.
+pub fn plugin_routes(
+    clusters: Vec<(String, Client)>,
+    resolver: Arc<Resolver>,
+    token: Option<&str>,
+) -> Router {
+    let plugin = Arc::new(Plugin::new(clusters).with_resolver(resolver.clone()));
+    let flux = Arc::new(FluxInputs::new(resolver));
+    flux.router().merge(plugin::router(plugin, token))
 }
 
 /// Connects to the clusters, reads the token, then serves until SIGINT or
@@ -327,34 +303,13 @@ pub async fn run(options: &SidecarOptions) -> Result<(), SidecarError> {
     let resolver = Arc::new(
         Resolver::new(options.config.clone()).map_err(|e| SidecarError::Config(e.to_string()))?,
     );
-    let plugin = Arc::new(Plugin::new(clusters).with_resolver(resolver.clone()));
-    let flux = Arc::new(FluxInputs::new(resolver));
-    axum::serve(listener, router(plugin, token.as_deref(), flux))
-        .with_graceful_shutdown(shutdown_signal())
+    let routes =
+        crate::http::health_routes().merge(plugin_routes(clusters, resolver, token.as_deref()));
+    axum::serve(listener, routes)
+        .with_graceful_shutdown(super::shutdown_signal())
         .await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
 use tokio::net::TcpListener;
 
 use std::sync::Arc;
@@ -72,7 +71,7 @@ pub enum ServeError {
     )]
     Unprotected(SocketAddr),
     /// The token file is unreadable or empty.
-    #[error("cannot use --api-token-file {path}: {reason}")]
+    #[error("--api-token-file {path} {reason}")]
     Token {
         /// The file.
         path: String,
@@ -127,19 +126,6 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-fn read_token(path: &Path) -> Result<String, ServeError> {
-    let err = |reason: String| ServeError::Token {
-        path: path.display().to_string(),
-        reason,
-    };
-    let token = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let token = token.trim().to_owned();
-    if token.is_empty() {
-        return Err(err("the file is empty; put a random token in it".into()));
-    }
-    Ok(token)
-}
-
 fn check_names(names: &[String]) -> Result<Vec<String>, ServeError> {
     let names = if names.is_empty() {
         vec![DEFAULT_CLUSTER.to_owned()]
@@ -179,11 +165,16 @@ pub struct Running {
 
 /// Opens the stores, binds both ports and writes the kubeconfig.
 pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
-    let token = options
-        .api_token_file
-        .as_deref()
-        .map(read_token)
-        .transpose()?;
+    let token =
+        match options.api_token_file.as_deref() {
+            Some(path) => Some(super::read_token(path, Duration::ZERO).await.map_err(|e| {
+                ServeError::Token {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?),
+            None => None,
+        };
     if !options.api_listen.ip().is_loopback() && token.is_none() {
         return Err(ServeError::Unprotected(options.api_listen));
     }
@@ -274,31 +265,7 @@ pub const PLUGIN_TOKEN_FILE: &str = "plugin-token";
 /// The service port's router: health and metrics (`serve` adds the
 /// allocator and the executor plugin).
 pub fn service_router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .merge(crate::metrics::router(metrics))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    crate::http::health_routes().merge(crate::metrics::router(metrics))
 }
 
 impl Running {
@@ -370,24 +337,22 @@ impl Running {
             }
         };
         let plugin_token = plugin_token(&self.data_dir)?;
-        let plugin = Arc::new(
-            crate::argo::plugin::Plugin::new(clients.clone()).with_resolver(self.resolver.clone()),
-        );
-        let flux = Arc::new(crate::registry::flux::FluxInputs::new(
+        let plugin = super::plugin::plugin_routes(
+            clients.clone(),
             self.resolver.clone(),
-        ));
+            Some(&plugin_token),
+        );
         let allocator = crate::fleet::allocator::Allocator::start(clients, self.metrics.clone());
         let service = axum::serve(
             self.service,
             service_router(self.metrics.clone())
                 .merge(allocator.router())
-                .merge(flux.router())
-                .merge(crate::argo::plugin::router(plugin, Some(&plugin_token))),
+                .merge(plugin),
         );
         tokio::select! {
             r = api => r?,
             r = service => r?,
-            _ = shutdown_signal() => tracing::info!("shutting down"),
+            _ = super::shutdown_signal() => tracing::info!("shutting down"),
         }
         // Open watches would hold a graceful shutdown forever: close the
         // stores (finishing queued writes) and stop.
