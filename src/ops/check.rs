@@ -322,92 +322,67 @@ fn literal_flag(v: &Value) -> Option<bool> {
 
 /// Checks the parts of `value` without a `{{...}}` against `ty`.
 fn check_value(ty: Ty, value: &Value, field: &str, out: &mut Problems) {
-    if value.is_null() {
-        return;
-    }
     match ty {
-        Ty::Select => return check_select(value, field, out),
-        Ty::Filter => return check_filter(value, field, out),
-        Ty::Entries => return check_entries(value, field, out),
-        _ => {}
+        _ if value.is_null() => {}
+        Ty::Select => check_select(value, field, out),
+        Ty::Filter => check_filter(value, field, out),
+        Ty::Entries => check_entries(value, field, out),
+        _ if templated(value) => {}
+        _ => {
+            if let Some(message) = literal_problem(ty, value) {
+                out.add(field, message);
+            }
+        }
     }
-    if templated(value) {
-        return;
-    }
+}
+
+/// What is wrong with a literal `value` for an argument of type `ty`.
+fn literal_problem(ty: Ty, value: &Value) -> Option<String> {
     let shown = value.to_string();
+    let number = |signed: bool| match value {
+        Value::Number(n) if signed => n.as_i64().is_some(),
+        Value::Number(n) => n.as_u64().is_some(),
+        Value::String(s) if signed => s.trim().is_empty() || s.trim().parse::<i64>().is_ok(),
+        Value::String(s) => s.trim().is_empty() || s.trim().parse::<u64>().is_ok(),
+        _ => false,
+    };
+    let one_of = |allowed: &[&str]| match value.as_str().map(str::trim) {
+        Some("") => None,
+        Some(v) if allowed.contains(&v) => None,
+        _ => Some(format!(
+            "{shown} is not {}{}",
+            allowed.join(" or "),
+            value
+                .as_str()
+                .map(|v| suggest(v, allowed.iter().copied()))
+                .unwrap_or_default()
+        )),
+    };
     match ty {
-        Ty::Text => {
-            if !value.is_string() {
-                out.add(
-                    field,
-                    format!("must be a string, not {shown} (quote it: \"{}\")", shown.trim_matches('"')),
-                );
-            }
-        }
-        Ty::Int => {
-            let ok = match value {
-                Value::Number(n) => n.as_i64().is_some(),
-                Value::String(s) => s.trim().is_empty() || s.trim().parse::<i64>().is_ok(),
-                _ => false,
-            };
-            if !ok {
-                out.add(
-                    field,
-                    format!("expected a whole number such as 3 or -2 (or \"3\"), not {shown}"),
-                );
-            }
-        }
-        Ty::Whole => {
-            let ok = match value {
-                Value::Number(n) => n.as_u64().is_some(),
-                Value::String(s) => s.trim().is_empty() || s.trim().parse::<u64>().is_ok(),
-                _ => false,
-            };
-            if !ok {
-                out.add(
-                    field,
-                    format!("expected a whole number such as 3 (or \"3\"), not {shown}"),
-                );
-            }
-        }
-        Ty::Flag => {
-            if literal_flag(value).is_none() && !blank(value) {
-                out.add(field, format!("expected true or false, not {shown}"));
-            }
-        }
+        Ty::Text => (!value.is_string()).then(|| {
+            format!(
+                "must be a string, not {shown} (quote it: \"{}\")",
+                shown.trim_matches('"')
+            )
+        }),
+        Ty::Int => (!number(true))
+            .then(|| format!("expected a whole number such as 3 or -2 (or \"3\"), not {shown}")),
+        Ty::Whole => (!number(false))
+            .then(|| format!("expected a whole number such as 3 (or \"3\"), not {shown}")),
+        Ty::Flag => (literal_flag(value).is_none() && !blank(value))
+            .then(|| format!("expected true or false, not {shown}")),
         Ty::Image => match value.as_str() {
-            None => out.add(field, format!("must be an image reference (a string), not {shown}")),
-            Some(text) if !text.trim().is_empty() && !is_image(text) => out.add(
-                field,
-                format!(
-                    "{text:?} is not an image reference, e.g. registry.example.com/game/server:v1.2.3"
-                ),
-            ),
-            Some(_) => {}
+            None => Some(format!(
+                "must be an image reference (a string), not {shown}"
+            )),
+            Some(text) if !text.trim().is_empty() && !is_image(text) => Some(format!(
+                "{text:?} is not an image reference, e.g. registry.example.com/game/server:v1.2.3"
+            )),
+            Some(_) => None,
         },
-        Ty::OpsState | Ty::Then => {
-            let allowed: &[&str] = if ty == Ty::Then {
-                &THEN
-            } else {
-                &OPS_STATES
-            };
-            match value.as_str().map(str::trim) {
-                Some("") => {}
-                Some(v) if allowed.contains(&v) => {}
-                _ => out.add(
-                    field,
-                    format!(
-                        "{shown} is not {}{}",
-                        allowed.join(" or "),
-                        value
-                            .as_str()
-                            .map(|v| suggest(v, allowed.iter().copied()))
-                            .unwrap_or_default()
-                    ),
-                ),
-            }
-        }
-        Ty::Select | Ty::Filter | Ty::Entries => {}
+        Ty::OpsState => one_of(&OPS_STATES),
+        Ty::Then => one_of(&THEN),
+        Ty::Select | Ty::Filter | Ty::Entries => None,
     }
 }
 

@@ -136,224 +136,191 @@ impl<'s, 'a> References<'s, 'a> {
     /// One variable; `expr`: inside `{{=...}}`, where a prefix such as
     /// `inputs.parameters` is an object, not a mistake.
     fn var(&self, var: &str, expr: bool, scope: &Scope<'_>, field: &str, sink: &mut Sink<'_>) {
-        let shown = if expr {
-            format!("{var} (in {{{{=...}}}})")
-        } else {
-            format!("{{{{{var}}}}}")
+        let v = Var {
+            shown: if expr {
+                format!("{var} (in {{{{=...}}}})")
+            } else {
+                format!("{{{{{var}}}}}")
+            },
+            expr,
         };
         let parts: Vec<&str> = var.split('.').collect();
-        let unknown = |sink: &mut Sink<'_>| {
-            sink.add(
-                field,
-                format!("{shown} is not a variable Argo sets for a template"),
-            );
-        };
         let rest = &parts[1..];
-        match parts[0] {
-            "item" => {
-                if !matches!(scope, Scope::Call { loops: true, .. }) {
-                    sink.add(
-                        field,
-                        format!(
-                            "{shown}: item is set only in a step or task with withItems, withParam or withSequence"
-                        ),
-                    );
-                }
-            }
-            "inputs" => match rest {
-                [] | ["parameters"] | ["artifacts"] => {
-                    if !expr && rest.is_empty() {
-                        unknown(sink);
-                    }
-                }
-                ["parameters", name, ..] => {
-                    if !self.inputs.contains(name) {
-                        sink.add(
-                            field,
-                            format!(
-                                "{shown}: the template has no input {name}{}; its inputs: {}",
-                                suggest(name, self.inputs.iter().copied()),
-                                listing(&self.inputs.iter().copied().collect::<Vec<_>>())
-                            ),
-                        );
-                    }
-                }
-                ["artifacts", name, ..] => {
-                    if !self.input_artifacts.contains(name) {
-                        sink.add(
-                            field,
-                            format!("{shown}: the template has no input artifact {name}"),
-                        );
-                    }
-                }
-                _ => unknown(sink),
-            },
-            "outputs" => {}
-            "workflow" => match rest {
-                [] => {
-                    if !expr {
-                        unknown(sink);
-                    }
-                }
-                ["parameters"] | ["parameters", "json"] => {}
-                ["parameters", name, ..] => {
-                    if !self.arguments.contains(name) {
-                        let known: Vec<&str> = self.arguments.iter().copied().collect();
-                        sink.add(
-                            field,
-                            format!(
-                                "{shown}: {} has no argument {name}{} in spec.arguments.parameters; it has {}",
-                                self.set.docs[self.d].name,
-                                suggest(name, known.iter().copied()),
-                                listing(&known)
-                            ),
-                        );
-                    } else if self.via_ref {
-                        sink.add(
-                            field,
-                            format!(
-                                "{shown}: other WorkflowTemplates run this template by templateRef, and there workflow.parameters are the caller's: take an input instead"
-                            ),
-                        );
-                    }
-                }
-                [v] if WORKFLOW_VARS.contains(v) => {}
-                [p, ..] if WORKFLOW_PREFIXES.contains(p) => {}
-                _ => unknown(sink),
-            },
+        let problems = match parts[0] {
+            "item" => Vec::from_iter((!matches!(scope, Scope::Call { loops: true, .. })).then(|| {
+                format!(
+                    "{}: item is set only in a step or task with withItems, withParam or withSequence",
+                    v.shown
+                )
+            })),
+            "inputs" => Vec::from_iter(self.input_var(&v, rest)),
+            "workflow" => Vec::from_iter(self.workflow_var(&v, rest)),
             "steps" | "tasks" => match rest {
-                [] | ["name"] => {
-                    if !expr && rest.is_empty() {
-                        unknown(sink);
-                    }
-                }
-                [step, tail @ ..] => {
-                    self.call_ref(parts[0], step, tail, expr, scope, field, &shown, sink);
-                }
+                [] | ["name"] => Vec::from_iter((!expr && rest.is_empty()).then(|| v.unknown())),
+                [step, tail @ ..] => self.call_ref(&v, parts[0], step, tail, scope),
             },
-            "pod" | "node" | "retries" | "lastRetry" | "cronworkflow" => {}
-            _ => unknown(sink),
+            "outputs" | "pod" | "node" | "retries" | "lastRetry" | "cronworkflow" => Vec::new(),
+            _ => vec![v.unknown()],
+        };
+        for message in problems {
+            sink.add(field, message);
         }
     }
 
-    /// `{{steps.S.REST}}` / `{{tasks.T.REST}}`.
-    #[allow(clippy::too_many_arguments)]
+    /// `inputs.parameters.X` / `inputs.artifacts.X`: an input of the template.
+    fn input_var(&self, v: &Var, rest: &[&str]) -> Option<String> {
+        let shown = &v.shown;
+        match rest {
+            [] | ["parameters"] | ["artifacts"] => {
+                (!v.expr && rest.is_empty()).then(|| v.unknown())
+            }
+            ["parameters", name, ..] => (!self.inputs.contains(name)).then(|| {
+                format!(
+                    "{shown}: the template has no input {name}{}; its inputs: {}",
+                    suggest(name, self.inputs.iter().copied()),
+                    listing(&self.inputs.iter().copied().collect::<Vec<_>>())
+                )
+            }),
+            ["artifacts", name, ..] => (!self.input_artifacts.contains(name))
+                .then(|| format!("{shown}: the template has no input artifact {name}")),
+            _ => Some(v.unknown()),
+        }
+    }
+
+    /// `workflow.X`: a variable Argo sets, or an argument of the document
+    /// (and not in a template others run by `templateRef`).
+    fn workflow_var(&self, v: &Var, rest: &[&str]) -> Option<String> {
+        let shown = &v.shown;
+        match rest {
+            [] => (!v.expr).then(|| v.unknown()),
+            ["parameters"] | ["parameters", "json"] => None,
+            ["parameters", name, ..] if !self.arguments.contains(name) => {
+                let known: Vec<&str> = self.arguments.iter().copied().collect();
+                Some(format!(
+                    "{shown}: {} has no argument {name}{} in spec.arguments.parameters; it has {}",
+                    self.set.docs[self.d].name,
+                    suggest(name, known.iter().copied()),
+                    listing(&known)
+                ))
+            }
+            ["parameters", ..] => self.via_ref.then(|| {
+                format!(
+                    "{shown}: other WorkflowTemplates run this template by templateRef, and there workflow.parameters are the caller's: take an input instead"
+                )
+            }),
+            [v] if WORKFLOW_VARS.contains(v) => None,
+            [p, ..] if WORKFLOW_PREFIXES.contains(p) => None,
+            _ => Some(v.unknown()),
+        }
+    }
+
+    /// `{{steps.S.REST}}` / `{{tasks.T.REST}}`: a step or task of this
+    /// template, visible from where it is named, and a field of it.
     fn call_ref(
         &self,
+        v: &Var,
         written: &str,
         name: &str,
         rest: &[&str],
-        expr: bool,
         scope: &Scope<'_>,
-        field: &str,
-        shown: &str,
-        sink: &mut Sink<'_>,
-    ) {
+    ) -> Vec<String> {
+        let shown = &v.shown;
         let Some(kind) = self.kind else {
-            sink.add(
-                field,
-                format!(
-                    "{shown}: this template has no {written}; only steps and dag templates name their {written}"
-                ),
-            );
-            return;
+            return vec![format!(
+                "{shown}: this template has no {written}; only steps and dag templates name their {written}"
+            )];
         };
         if written != kind {
-            sink.add(
-                field,
-                format!("{shown}: this template's calls are {kind}: write {kind}.{name}..."),
-            );
-            return;
+            return vec![format!(
+                "{shown}: this template's calls are {kind}: write {kind}.{name}..."
+            )];
         }
         let noun = if kind == "steps" { "step" } else { "task" };
         let Some(target) = self.calls.iter().find(|c| c.name == name) else {
-            sink.add(
-                field,
-                format!(
-                    "{shown}: no {noun} {name} in this template{}",
-                    suggest(name, self.calls.iter().map(|c| c.name))
-                ),
-            );
-            return;
+            return vec![format!(
+                "{shown}: no {noun} {name} in this template{}",
+                suggest(name, self.calls.iter().map(|c| c.name))
+            )];
         };
-        match scope {
-            Scope::Body => sink.add(
-                field,
-                format!(
-                    "{shown}: {kind} are visible only in the {kind} themselves and in the template's outputs"
-                ),
-            ),
-            Scope::Call {
-                name: from,
-                visible,
-                ..
-            } if !visible.contains(name) => {
-                let why = if kind == "steps" {
-                    format!(
-                        "step {name} runs in the same or a later group than step {from}: it has not run yet"
-                    )
-                } else {
-                    format!("task {from} does not depend on task {name} (add it to depends)")
-                };
-                sink.add(field, format!("{shown}: {why}"));
-            }
-            _ => {}
-        }
         let callee = self.set.callee(self.d, target.step).ok().map(|(_, t)| t);
-        match rest {
-            [] => {
-                if !expr {
-                    sink.add(field, format!("{shown}: name what of {noun} {name} to use"));
-                }
-            }
-            [v] if STEP_VARS.contains(v) => {}
-            ["outputs"] | ["outputs", "parameters"] => {}
-            ["outputs", "result"] => {
-                if let Some(t) = callee
-                    && ["plugin", "suspend", "steps", "dag"]
-                        .iter()
-                        .any(|k| t.get(*k).is_some())
-                {
-                    sink.add(
-                        field,
-                        format!(
-                            "{shown}: template {} prints no result (only script and container templates do); use an output parameter",
-                            s(&t["name"])
-                        ),
-                    );
-                }
-            }
+        let seen = visibility(kind, name, scope).map(|why| format!("{shown}: {why}"));
+        let field = match rest {
+            [] => (!v.expr).then(|| format!("{shown}: name what of {noun} {name} to use")),
+            [v] if STEP_VARS.contains(v) => None,
+            ["outputs"] | ["outputs", "parameters"] => None,
+            ["outputs", "result"] => callee.and_then(|t| no_result(shown, t)),
             ["outputs", group @ ("parameters" | "artifacts"), output, ..] => {
-                if let Some(t) = callee {
-                    let declared = names(&t["outputs"][*group]);
-                    if !declared.contains(output) {
-                        let what = if *group == "parameters" {
-                            "output"
-                        } else {
-                            "output artifact"
-                        };
-                        sink.add(
-                            field,
-                            format!(
-                                "{shown}: template {} declares no {what} {output}{}; it declares {}",
-                                s(&t["name"]),
-                                suggest(output, declared.iter().copied()),
-                                listing(&declared.iter().copied().collect::<Vec<_>>())
-                            ),
-                        );
-                    }
-                }
+                callee.and_then(|t| undeclared_output(shown, t, group, output))
             }
-            _ => {
-                if !expr {
-                    sink.add(
-                        field,
-                        format!("{shown} is not a variable Argo sets for a {noun}"),
-                    );
-                }
-            }
-        }
+            _ => (!v.expr).then(|| format!("{shown} is not a variable Argo sets for a {noun}")),
+        };
+        seen.into_iter().chain(field).collect()
     }
+}
+
+/// A variable as a finding shows it, and whether it is inside `{{=...}}`.
+struct Var {
+    shown: String,
+    expr: bool,
+}
+
+impl Var {
+    fn unknown(&self) -> String {
+        format!("{} is not a variable Argo sets for a template", self.shown)
+    }
+}
+
+/// Why step or task `name` is not visible from `scope`, if it is not.
+fn visibility(kind: &str, name: &str, scope: &Scope<'_>) -> Option<String> {
+    match scope {
+        Scope::Body => Some(format!(
+            "{kind} are visible only in the {kind} themselves and in the template's outputs"
+        )),
+        Scope::Call {
+            name: from,
+            visible,
+            ..
+        } if !visible.contains(name) => Some(if kind == "steps" {
+            format!(
+                "step {name} runs in the same or a later group than step {from}: it has not run yet"
+            )
+        } else {
+            format!("task {from} does not depend on task {name} (add it to depends)")
+        }),
+        _ => None,
+    }
+}
+
+/// `outputs.result` of a template that prints none.
+fn no_result(shown: &str, t: &Value) -> Option<String> {
+    ["plugin", "suspend", "steps", "dag"]
+        .iter()
+        .any(|k| t.get(*k).is_some())
+        .then(|| {
+            format!(
+                "{shown}: template {} prints no result (only script and container templates do); use an output parameter",
+                s(&t["name"])
+            )
+        })
+}
+
+/// `outputs.parameters.X` / `outputs.artifacts.X` the template does not
+/// declare.
+fn undeclared_output(shown: &str, t: &Value, group: &str, output: &str) -> Option<String> {
+    let declared = names(&t["outputs"][group]);
+    let what = if group == "parameters" {
+        "output"
+    } else {
+        "output artifact"
+    };
+    (!declared.contains(output)).then(|| {
+        format!(
+            "{shown}: template {} declares no {what} {output}{}; it declares {}",
+            s(&t["name"]),
+            suggest(output, declared.iter().copied()),
+            listing(&declared.iter().copied().collect::<Vec<_>>())
+        )
+    })
 }
 
 /// Calls `visit(field, text)` for every string in `value`, naming fields as
