@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::Finding;
 use crate::argo::expr;
+use crate::argo::workflow::KINDS;
 use crate::ops::check::{join, suggest};
 
 pub(super) fn arr(v: &Value) -> &[Value] {
@@ -32,14 +33,6 @@ pub(super) fn template_kind(cluster: bool) -> &'static str {
         "WorkflowTemplate"
     }
 }
-
-/// The Argo kinds that are checked.
-const KINDS: [&str; 4] = [
-    "Workflow",
-    "WorkflowTemplate",
-    "ClusterWorkflowTemplate",
-    "CronWorkflow",
-];
 
 /// One Argo document.
 pub(super) struct Doc<'a> {

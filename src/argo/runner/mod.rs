@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::argo::workflow::Document;
 pub use workflow_run::Runner;
+
+use crate::argo::workflow::Document;
 
 /// Why a run could not start, or stopped.
 #[derive(Debug, thiserror::Error)]
