@@ -25,7 +25,7 @@ pub struct Problem {
 
 /// The problems found so far.
 #[derive(Debug, Default)]
-pub struct Problems(pub Vec<Problem>);
+struct Problems(Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {

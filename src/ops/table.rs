@@ -154,7 +154,12 @@ pub const SELECT_KEYS: [&str; 7] = [
 ];
 
 const DAY: i128 = MAX_TIMEOUT_SECONDS as i128;
+const MAX: i128 = i128::MAX;
 const TIMEOUT: &str = "give 1 to {max} seconds";
+const REPLICAS: &str = "replicas cannot be negative";
+const PERCENT: &str = "give 0 to 100 (of spec.replicas)";
+const CRASHES: &str = "must be at least 1 (crashed servers that fail the wait)";
+const STEPS: &str = "must be at least 1 (1: the image before the last change)";
 
 /// Every op, in the order messages list them.
 pub const OPS: [OpSpec; 9] = [
@@ -172,13 +177,7 @@ pub const OPS: [OpSpec; 9] = [
         name: "scale",
         on_set: true,
         args: &[
-            bounded(
-                "replicas",
-                Ty::Int,
-                0,
-                i128::MAX,
-                "replicas cannot be negative",
-            ),
+            bounded("replicas", Ty::Int, 0, MAX, REPLICAS),
             arg("delta", Ty::Int),
         ],
         exactly_one: &[&["replicas", "delta"]],
@@ -192,21 +191,9 @@ pub const OPS: [OpSpec; 9] = [
         args: &[
             arg("image", Ty::Image),
             arg("count", Ty::Whole),
-            bounded(
-                "percent",
-                Ty::Whole,
-                0,
-                100,
-                "give 0 to 100 (of spec.replicas)",
-            ),
+            bounded("percent", Ty::Whole, 0, 100, PERCENT),
             bounded("timeoutSeconds", Ty::Whole, 1, DAY, TIMEOUT),
-            bounded(
-                "crashThreshold",
-                Ty::Whole,
-                1,
-                i128::MAX,
-                "must be at least 1 (crashed servers that fail the wait)",
-            ),
+            bounded("crashThreshold", Ty::Whole, 1, MAX, CRASHES),
         ],
         exactly_one: &[&["count", "percent"], &["timeoutSeconds"]],
         at_most_one: &[],
@@ -247,13 +234,7 @@ pub const OPS: [OpSpec; 9] = [
         on_set: true,
         args: &[
             arg("toImage", Ty::Image),
-            bounded(
-                "steps",
-                Ty::Whole,
-                1,
-                i128::MAX,
-                "must be at least 1 (1: the image before the last change)",
-            ),
+            bounded("steps", Ty::Whole, 1, MAX, STEPS),
             arg("container", Ty::Text),
         ],
         exactly_one: &[],

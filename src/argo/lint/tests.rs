@@ -365,7 +365,10 @@ fn check_2_arguments_are_known_and_the_required_ones_given() {
         "plugin.gameops.waitReady.timeoutSeconds",
         "is missing",
     );
+}
 
+#[test]
+fn check_2_required_arguments_of_the_other_ops() {
     let f = lint_documents(&[plugin("setOpsState", json!({"gameServerSet": "m"}))]);
     assert_finding(
         &f,
@@ -471,7 +474,10 @@ fn check_2_literal_values_are_type_checked() {
         json!({"gameServerSet": "m", "percent": 150, "timeoutSeconds": 60}),
     )]);
     assert_finding(&f, "t/main", "plugin.gameops.waitReady.percent", "0 to 100");
+}
 
+#[test]
+fn check_2_literal_values_of_set_ops_state_and_drain_are_type_checked() {
     let f = lint_documents(&[plugin(
         "setOpsState",
         json!({"gameServerSet": 7, "select": {"opsState": "Idle", "ids": "1,x", "networkDisabled": "maybe", "zone": "a"},
