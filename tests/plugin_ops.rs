@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::agent::{Agent, message, output, phase};
 use common::{MINECRAFT_GSS, Server};
 use gameops::api::{GameServer, GameServerSet, REVISION_LABEL};
-use gameops::argo::runner::parse_go_duration;
+use gameops::argo::plugin::wire::parse_duration as parse_go_duration;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 

@@ -528,3 +528,38 @@ spec:
         "a dependency runs after what it depends on: {stderr}"
     );
 }
+
+#[test]
+fn the_runner_refuses_a_gameops_call_the_op_table_rejects_before_it_starts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: x-}\nspec:\n  entrypoint: main\n  templates:\n    - name: main\n      plugin: {gameops: {scale: {gameServerSet: minecraft, replica: 3}}}\n",
+    )
+    .expect("write");
+    // No plugin listens there: the run must stop before calling anything.
+    let out = gameops()
+        .arg("run")
+        .arg(&file)
+        .args([
+            "--templates",
+            TEMPLATES,
+            "--plugin",
+            "http://127.0.0.1:9",
+            "--plugin-token-file",
+        ])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plugin.gameops.scale.replica") && err.contains("did you mean replicas?"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("did not answer"),
+        "it called the plugin: {err}"
+    );
+}

@@ -7,7 +7,7 @@
 //! field fails here instead of being dropped by the API server.
 //!
 //! The ops, their arguments and outputs, and every reference are
-//! `gameops lint`'s business ([`gameops::argo::lint`], tested in `src/lint.rs`):
+//! `gameops lint`'s business ([`gameops::argo::lint`], tested in `src/argo/lint/`):
 //! here the templates must lint clean. On top of that, the Argo UI can
 //! explain them (title, description, a description for every argument),
 //! plugin templates call only the gameops plugin and declare their outputs

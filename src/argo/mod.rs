@@ -1,8 +1,11 @@
 //! Everything that speaks Argo Workflows: the executor [`plugin`] endpoint
-//! and its wire types, the local [`runner`], [`lint`] and the plugin's
-//! [`packaging`] as an ExecutorPlugin ConfigMap.
+//! and its wire types, the one typed [`workflow`] model and the one
+//! [`expr`]ession module that the local [`runner`] and [`lint`] share, and
+//! the plugin's [`packaging`] as an ExecutorPlugin ConfigMap.
 
+pub mod expr;
 pub mod lint;
 pub mod packaging;
 pub mod plugin;
 pub mod runner;
+pub mod workflow;

@@ -4,6 +4,7 @@
 //! `gameServerSet`, and optionally `namespace` (default: the workflow's) and
 //! `cluster` (default: the first).
 
+pub mod check;
 mod drain;
 pub mod ledger;
 mod patch_image;
@@ -15,6 +16,7 @@ mod scale;
 pub mod select;
 mod set_ops_state;
 mod status;
+pub mod table;
 mod values;
 mod wait_ready;
 
@@ -27,22 +29,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::GameServerSet;
-
-/// The ops, by the key a template names them with.
-pub const OPS: &[&str] = &[
-    "patchImage",
-    "scale",
-    "waitReady",
-    "setOpsState",
-    "drain",
-    "rollback",
-    "status",
-    "resolveTag",
-    "promoteTag",
-];
-
-/// The ops that act on a registry, not on a GameServerSet.
-const REGISTRY_OPS: &[&str] = &["resolveTag", "promoteTag"];
+use table::Op;
 
 /// Who calls an op: the workflow, as Argo names it.
 #[derive(Debug, Clone, Default)]
@@ -115,17 +102,11 @@ fn fingerprint(workflow_uid: &str, template: &str, op: &str, args: &Value) -> St
     )
 }
 
-/// Parses an op's own arguments (everything but the common ones), naming
-/// the offending field on error. An argument that is the empty string
-/// counts as not given: an Argo template cannot leave a key out, so an
-/// optional parameter left empty (`toImage: "{{inputs.parameters.toImage}}"`)
-/// arrives as `""`.
-fn args<T: serde::de::DeserializeOwned>(op: &str, value: &Value) -> Result<T, String> {
-    parse(op, value, &["gameServerSet", "namespace", "cluster"])
-}
-
 /// Parses `value` without the keys in `skip` and without empty-string
-/// arguments (see [`args`]), naming the offending field on error.
+/// arguments, naming the offending field on error. An argument that is
+/// the empty string counts as not given: an Argo template cannot leave a
+/// key out, so an optional parameter left empty
+/// (`toImage: "{{inputs.parameters.toImage}}"`) arrives as `""`.
 fn parse<T: serde::de::DeserializeOwned>(
     op: &str,
     value: &Value,
@@ -196,24 +177,74 @@ pub trait Clusters {
     }
 }
 
+/// Parses an op's arguments (without `skip`) and runs it, or fails
+/// naming the bad field.
+macro_rules! parsed {
+    ($op:expr, $value:expr, $skip:expr, |$a:ident| $run:expr) => {
+        match parse($op, $value, $skip) {
+            Ok($a) => $run.await,
+            Err(e) => Outcome::Failed(e),
+        }
+    };
+}
+
+/// The arguments of an op on a set that are not its own.
+const COMMON: &[&str] = &[
+    table::COMMON[0].name,
+    table::COMMON[1].name,
+    table::COMMON[2].name,
+];
+
 /// Runs a registry op.
-async fn run_registry_op(clusters: &impl Clusters, op: &str, value: &Value) -> Outcome {
+async fn run_registry_op(clusters: &impl Clusters, op: Op, name: &str, value: &Value) -> Outcome {
     let Some(resolver) = clusters.resolver() else {
         return Outcome::Failed(format!(
-            "plugin.gameops.{op} needs registries and environments: start the plugin with --config gameops.yaml"
+            "plugin.gameops.{name} needs registries and environments: start the plugin with --config gameops.yaml"
         ));
     };
     // Registry ops take no set, so every key is their own.
     match op {
-        "resolveTag" => match parse(op, value, &[]) {
-            Ok(a) => resolve_tag::run(&resolver, a).await,
-            Err(e) => Outcome::Failed(e),
-        },
-        _ => match parse(op, value, &[]) {
-            Ok(a) => promote_tag::run(&resolver, a).await,
-            Err(e) => Outcome::Failed(e),
-        },
+        Op::ResolveTag => parsed!(name, value, &[], |a| resolve_tag::run(&resolver, a)),
+        _ => parsed!(name, value, &[], |a| promote_tag::run(&resolver, a)),
     }
+}
+
+/// The call an op on a set makes: its set, cluster and namespace, from the
+/// common arguments; or why there is none.
+fn target<'a>(
+    clusters: &impl Clusters,
+    workflow: &'a Caller,
+    template: &'a str,
+    op: &str,
+    value: &Value,
+) -> Result<Call<'a>, Outcome> {
+    let target: Target = serde_json::from_value(value.clone())
+        .map_err(|e| Outcome::Failed(format!("plugin.gameops.{op}: {e}")))?;
+    let Some(set) = target.game_server_set.filter(|s| !s.is_empty()) else {
+        return Err(Outcome::Failed(format!(
+            "plugin.gameops.{op}.gameServerSet is missing: name the GameServerSet to act on"
+        )));
+    };
+    let Some(client) = clusters.client(target.cluster.as_deref()) else {
+        return Err(Outcome::Failed(format!(
+            "plugin.gameops.{op}.cluster {:?} is not a cluster this plugin knows; known: {}",
+            target.cluster.unwrap_or_default(),
+            clusters.names().join(", ")
+        )));
+    };
+    let namespace = target
+        .namespace
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| workflow.namespace.clone());
+    Ok(Call {
+        workflow,
+        template,
+        client,
+        cache: clusters.cache(target.cluster.as_deref()),
+        namespace,
+        game_server_set: set,
+        fingerprint: fingerprint(&workflow.uid, template, op, value),
+    })
 }
 
 /// Runs `op` with `value` (`plugin.gameops.<op>`) for a workflow's template.
@@ -229,71 +260,30 @@ pub async fn run(
             "plugin.gameops.{op} must be an object of arguments, e.g. {{\"gameServerSet\": \"minecraft\"}}"
         ));
     }
-    if REGISTRY_OPS.contains(&op) {
-        return run_registry_op(clusters, op, value).await;
+    let spec = table::find(op);
+    if let Some(spec) = spec.filter(|s| !s.on_set) {
+        return run_registry_op(clusters, spec.op, op, value).await;
     }
-    let target: Target = match serde_json::from_value(value.clone()) {
-        Ok(t) => t,
-        Err(e) => return Outcome::Failed(format!("plugin.gameops.{op}: {e}")),
+    let call = match target(clusters, workflow, template, op, value) {
+        Ok(call) => call,
+        Err(outcome) => return outcome,
     };
-    let Some(set) = target.game_server_set.filter(|s| !s.is_empty()) else {
+    let Some(spec) = spec else {
         return Outcome::Failed(format!(
-            "plugin.gameops.{op}.gameServerSet is missing: name the GameServerSet to act on"
+            "plugin.gameops.{op} is not an op; the ops are {}",
+            table::listing()
         ));
     };
-    let Some(client) = clusters.client(target.cluster.as_deref()) else {
-        return Outcome::Failed(format!(
-            "plugin.gameops.{op}.cluster {:?} is not a cluster this plugin knows; known: {}",
-            target.cluster.unwrap_or_default(),
-            clusters.names().join(", ")
-        ));
-    };
-    let namespace = target
-        .namespace
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| workflow.namespace.clone());
-    let call = Call {
-        workflow,
-        template,
-        client,
-        cache: clusters.cache(target.cluster.as_deref()),
-        namespace,
-        game_server_set: set,
-        fingerprint: fingerprint(&workflow.uid, template, op, value),
-    };
-    match op {
-        "patchImage" => match args(op, value) {
-            Ok(a) => patch_image::run(&call, a).await,
-            Err(e) => Outcome::Failed(e),
-        },
-        "scale" => match args(op, value) {
-            Ok(a) => scale::run(&call, a).await,
-            Err(e) => Outcome::Failed(e),
-        },
-        "waitReady" => match args(op, value) {
-            Ok(a) => wait_ready::run(&call, a).await,
-            Err(e) => Outcome::Failed(e),
-        },
-        "setOpsState" => match args(op, value) {
-            Ok(a) => set_ops_state::run(&call, a).await,
-            Err(e) => Outcome::Failed(e),
-        },
-        "drain" => match args(op, value) {
-            Ok(a) => drain::run(&call, a).await,
-            Err(e) => Outcome::Failed(e),
-        },
-        "rollback" => match args(op, value) {
-            Ok(a) => rollback::run(&call, a).await,
-            Err(e) => Outcome::Failed(e),
-        },
-        "status" => match args(op, value) {
-            Ok(a) => status::run(&call, a).await,
-            Err(e) => Outcome::Failed(e),
-        },
-        other => Outcome::Failed(format!(
-            "plugin.gameops.{other} is not an op; the ops are {}",
-            OPS.join(", ")
-        )),
+    let call = &call;
+    match spec.op {
+        Op::PatchImage => parsed!(op, value, COMMON, |a| patch_image::run(call, a)),
+        Op::Scale => parsed!(op, value, COMMON, |a| scale::run(call, a)),
+        Op::WaitReady => parsed!(op, value, COMMON, |a| wait_ready::run(call, a)),
+        Op::SetOpsState => parsed!(op, value, COMMON, |a| set_ops_state::run(call, a)),
+        Op::Drain => parsed!(op, value, COMMON, |a| drain::run(call, a)),
+        Op::Rollback => parsed!(op, value, COMMON, |a| rollback::run(call, a)),
+        Op::Status => parsed!(op, value, COMMON, |a| status::run(call, a)),
+        Op::ResolveTag | Op::PromoteTag => run_registry_op(clusters, spec.op, op, value).await,
     }
 }
 
@@ -331,14 +321,76 @@ mod tests {
             #[allow(dead_code)]
             replicas: Option<i32>,
         }
-        let e = args::<A>("scale", &json!({"gameServerSet": "m", "replica": 3})).unwrap_err();
+        let e = parse::<A>(
+            "scale",
+            &json!({"gameServerSet": "m", "replica": 3}),
+            COMMON,
+        )
+        .unwrap_err();
         assert!(
             e.contains("plugin.gameops.scale") && e.contains("replica"),
             "{e}"
         );
-        let e =
-            args::<A>("scale", &json!({"gameServerSet": "m", "replicas": "three"})).unwrap_err();
+        let e = parse::<A>(
+            "scale",
+            &json!({"gameServerSet": "m", "replicas": "three"}),
+            COMMON,
+        )
+        .unwrap_err();
         assert!(e.contains("invalid type"), "{e}");
+    }
+
+    /// Parses `value` as `op`'s own arguments, as [`run`] does.
+    fn own_args(op: Op, value: &Value) -> Result<(), String> {
+        let name = table::OPS
+            .iter()
+            .find(|s| s.op == op)
+            .map_or("", |s| s.name);
+        let skip = if matches!(op, Op::ResolveTag | Op::PromoteTag) {
+            &[][..]
+        } else {
+            COMMON
+        };
+        match op {
+            Op::PatchImage => parse::<patch_image::Args>(name, value, skip).map(drop),
+            Op::Scale => parse::<scale::Args>(name, value, skip).map(drop),
+            Op::WaitReady => parse::<wait_ready::Args>(name, value, skip).map(drop),
+            Op::SetOpsState => parse::<set_ops_state::Args>(name, value, skip).map(drop),
+            Op::Drain => parse::<drain::Args>(name, value, skip).map(drop),
+            Op::Rollback => parse::<rollback::Args>(name, value, skip).map(drop),
+            Op::Status => parse::<status::Args>(name, value, skip).map(drop),
+            Op::ResolveTag => parse::<resolve_tag::Args>(name, value, skip).map(drop),
+            Op::PromoteTag => parse::<promote_tag::Args>(name, value, skip).map(drop),
+        }
+    }
+
+    /// Each op's parser takes exactly the arguments of its row in the op
+    /// table: every one (with a value of its type), and no other.
+    #[test]
+    fn the_op_parsers_take_the_tables_arguments() {
+        use table::Ty;
+        for spec in &table::OPS {
+            let mut all = serde_json::Map::new();
+            for arg in spec.all_args() {
+                let sample = match arg.ty {
+                    Ty::Text => json!("x"),
+                    Ty::Int | Ty::Whole => json!("1"),
+                    Ty::Flag => json!("true"),
+                    Ty::Image => json!("mc:1"),
+                    Ty::Entries => json!("minecraft/mc:1"),
+                    Ty::OpsState => json!("None"),
+                    Ty::Then => json!("Kill"),
+                    Ty::Select | Ty::Filter => json!({}),
+                };
+                all.insert(arg.name.to_owned(), sample);
+            }
+            let all = Value::Object(all);
+            assert_eq!(own_args(spec.op, &all), Ok(()), "{}", spec.name);
+            let mut extra = all.clone();
+            extra["notAnArgument"] = json!("x");
+            let e = own_args(spec.op, &extra).unwrap_err();
+            assert!(e.contains("notAnArgument"), "{}: {e}", spec.name);
+        }
     }
 
     #[test]
@@ -350,7 +402,7 @@ mod tests {
             #[serde(default, deserialize_with = "values::integer")]
             delta: Option<i64>,
         }
-        let a = args::<A>("rollback", &json!({"toImage": " ", "delta": ""})).unwrap();
+        let a = parse::<A>("rollback", &json!({"toImage": " ", "delta": ""}), COMMON).unwrap();
         assert_eq!(
             a,
             A {
@@ -358,7 +410,7 @@ mod tests {
                 delta: None
             }
         );
-        let a = args::<A>("scale", &json!({"toImage": "mc:1", "delta": "-2"})).unwrap();
+        let a = parse::<A>("scale", &json!({"toImage": "mc:1", "delta": "-2"}), COMMON).unwrap();
         assert_eq!(
             a,
             A {

@@ -87,7 +87,7 @@ impl Plugin {
         else {
             return ExecuteTemplateReply::default();
         };
-        let ops = ops::OPS.join(", ");
+        let ops = ops::table::listing();
         let (op, value) = match spec.as_object().map(|o| o.iter().collect::<Vec<_>>()) {
             Some(entries) if entries.len() == 1 => entries[0],
             _ => {

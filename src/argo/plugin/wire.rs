@@ -57,6 +57,9 @@ pub struct Template {
     /// The template's name.
     #[serde(default)]
     pub name: String,
+    /// Its inputs, with their values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Outputs>,
     /// Declared outputs (`value: ""` placeholders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Outputs>,
@@ -65,7 +68,7 @@ pub struct Template {
     pub plugin: Option<Map<String, Value>>,
 }
 
-/// Output parameters of a node.
+/// Input or output parameters of a node.
 #[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
 pub struct Outputs {
     /// The parameters.
@@ -83,15 +86,20 @@ pub struct Parameter {
     pub value: Option<String>,
 }
 
-/// A node phase Argo understands.
+/// A node phase Argo understands (the gameops plugin answers `Running`,
+/// `Succeeded` or `Failed`).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 pub enum Phase {
+    /// Not started: the agent calls again after `requeue`.
+    Pending,
     /// Still working: the agent calls again after `requeue`.
     Running,
     /// Done.
     Succeeded,
     /// Failed for good (no requeue).
     Failed,
+    /// Failed by an error (no requeue).
+    Error,
 }
 
 /// The node result.
@@ -119,6 +127,8 @@ pub struct ExecuteTemplateReply {
 
 /// Formats a duration as Go's `time.Duration.String()` does for the values
 /// the plugin uses (whole milliseconds): `500ms`, `5s`, `1m30s`, `1h0m0s`.
+/// (`kube::core::Duration` prints `90s` for `1m30s`: valid, but not what
+/// Argo's own plugins write.)
 ///
 /// ```
 /// use std::time::Duration;
@@ -149,6 +159,14 @@ pub fn go_duration(d: Duration) -> String {
         (0, m) => format!("{m}m{secs}"),
         (h, m) => format!("{h}h{m}m{secs}"),
     }
+}
+
+/// Parses a Go duration (`requeue`: `5s`, `1m30s`, `500ms`, `+1.5s`) with
+/// `kube::core::Duration`, as Go's `time.ParseDuration` reads it; a
+/// negative one is not a time to wait.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let d: kube::core::Duration = text.trim().parse().ok()?;
+    (!d.is_negative()).then(|| d.into())
 }
 
 impl ExecuteTemplateReply {
@@ -228,6 +246,31 @@ mod tests {
         for (ms, want) in cases {
             assert_eq!(go_duration(Duration::from_millis(ms)), want);
         }
+    }
+
+    #[test]
+    fn go_durations_parse_as_the_plugin_writes_them() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h0m0s"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("soon"), None);
+        for d in [1u64, 999, 1000, 61_500, 3_600_000] {
+            let d = Duration::from_millis(d);
+            assert_eq!(parse_duration(&go_duration(d)), Some(d));
+        }
+    }
+
+    /// Where the two hand-written copies disagreed, Go's
+    /// `time.ParseDuration` decides: a sign is allowed (`+5s`), a number
+    /// without a unit is not, and a negative duration is no time to wait.
+    #[test]
+    fn go_durations_parse_as_go_reads_them() {
+        assert_eq!(parse_duration("+5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("-5s"), None);
     }
 
     #[test]

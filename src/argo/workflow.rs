@@ -1,10 +1,34 @@
-//! The part of Argo's Workflow and WorkflowTemplate the runner executes,
-//! as Argo's JSON names it (`argoproj.io/v1alpha1`). Fields the runner
-//! does not use are ignored here; `gameops lint` and the schema test check
-//! the documents as a whole.
+//! Argo's Workflow and WorkflowTemplate (`argoproj.io/v1alpha1`), typed as
+//! far as the runner executes them, with the kinds of document and of
+//! template that the runner and `gameops lint` both name. Fields the runner
+//! does not use are ignored here; lint and the schema test check the
+//! documents as a whole.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
+
+/// The Argo kinds of document `gameops lint` checks.
+pub const KINDS: [&str; 4] = [
+    "Workflow",
+    "WorkflowTemplate",
+    "ClusterWorkflowTemplate",
+    "CronWorkflow",
+];
+
+/// The kinds of template the local runner executes.
+pub const RUNNABLE_KINDS: [&str; 4] = ["steps", "dag", "suspend", "plugin"];
+
+/// The kinds it cannot run (they need pods or an agent of their own).
+pub const POD_KINDS: [&str; 6] = [
+    "container",
+    "script",
+    "resource",
+    "http",
+    "containerSet",
+    "data",
+];
 
 /// A Workflow or WorkflowTemplate.
 #[derive(Debug, Clone, Deserialize)]
@@ -117,18 +141,10 @@ pub struct Template {
     pub suspend: Option<Value>,
     /// Retries.
     pub retry_strategy: Option<RetryStrategy>,
-    /// Kinds the runner refuses (it runs no pods).
-    pub container: Option<Value>,
-    /// A script pod.
-    pub script: Option<Value>,
-    /// A Kubernetes resource.
-    pub resource: Option<Value>,
-    /// An HTTP call.
-    pub http: Option<Value>,
-    /// Several containers.
-    pub container_set: Option<Value>,
-    /// A data template.
-    pub data: Option<Value>,
+    /// Everything else, among it the kinds the runner refuses
+    /// ([`POD_KINDS`]).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
 }
 
 /// `retryStrategy`.
@@ -193,17 +209,9 @@ pub struct Dag {
 impl Template {
     /// The kind of a template the runner cannot run, if it is one.
     pub fn unsupported_kind(&self) -> Option<&'static str> {
-        [
-            (self.container.is_some(), "container"),
-            (self.script.is_some(), "script"),
-            (self.resource.is_some(), "resource"),
-            (self.http.is_some(), "http"),
-            (self.container_set.is_some(), "containerSet"),
-            (self.data.is_some(), "data"),
-        ]
-        .into_iter()
-        .find(|(present, _)| *present)
-        .map(|(_, kind)| kind)
+        POD_KINDS
+            .into_iter()
+            .find(|k| self.other.get(*k).is_some_and(|v| !v.is_null()))
     }
 }
 

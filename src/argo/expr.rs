@@ -1,0 +1,362 @@
+//! Argo's template expressions, for the runner and lint alike: `{{name}}`
+//! references (substituted by the runner, resolved by lint, including the
+//! variables a `{{= expression}}` names), `when` conditions (the govaluate
+//! subset Argo templates use: `==`, `!=`, `&&`, `||`, parentheses-free,
+//! operands compared as strings once quotes are dropped) and DAG `depends`
+//! (`a`, `a.Succeeded`, `a.Failed`, ..., joined by `&&`, `||`, `!` and
+//! parentheses, as Argo's enhanced depends logic reads them).
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::Value;
+
+/// Why an expression cannot be evaluated.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ExprError {
+    /// A `{{…}}` reference with nothing behind it.
+    #[error("{{{{{0}}}}} does not resolve to anything here")]
+    Unresolved(String),
+    /// A `when` (or `depends`) the runner cannot read.
+    #[error("cannot evaluate when: {0:?} (use A == B or A != B, joined by && or ||)")]
+    When(String),
+}
+
+/// `{{ VAR }}` and `{{= EXPRESSION }}`.
+static TAG: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"\{\{\s*(=?)\s*([^{}]*?)\s*\}\}").ok());
+
+/// The variables an expression names (after `['x']` became `.x`).
+static EXPR_VAR: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"(?:^|[^\w.'\x22])((?:inputs|outputs|steps|tasks|workflow|item)(?:\.\w+(?:-\w+)*)*)",
+    )
+    .ok()
+});
+
+/// `['x']` / `["x"]` in an expression.
+static EXPR_INDEX: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r#"\[\s*['"]([^'"]+)['"]\s*\]"#).ok());
+
+/// One variable a string names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// `inputs.parameters.image`.
+    pub var: String,
+    /// Named inside a `{{= expression}}`, where a prefix such as
+    /// `inputs.parameters` is an object, not a mistake.
+    pub expression: bool,
+}
+
+/// Every variable `text` names: each `{{name}}`, and the variables inside
+/// each `{{= expression}}`.
+pub fn references(text: &str) -> Vec<Reference> {
+    let (Some(tag), Some(var), Some(index)) =
+        (TAG.as_ref(), EXPR_VAR.as_ref(), EXPR_INDEX.as_ref())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for c in tag.captures_iter(text) {
+        let body = c.get(2).map_or("", |m| m.as_str());
+        if c.get(1).is_some_and(|m| !m.as_str().is_empty()) {
+            let body = index.replace_all(body, ".$1");
+            out.extend(var.captures_iter(&body).filter_map(|v| {
+                Some(Reference {
+                    var: v.get(1)?.as_str().to_owned(),
+                    expression: true,
+                })
+            }));
+        } else {
+            out.push(Reference {
+                var: body.to_owned(),
+                expression: false,
+            });
+        }
+    }
+    out
+}
+
+/// Replaces every `{{name}}` in `text` from `scope`; a name not in scope is
+/// an error.
+pub fn substitute(text: &str, scope: &BTreeMap<String, String>) -> Result<String, ExprError> {
+    let Some(tag) = TAG.as_ref() else {
+        return Ok(text.to_owned());
+    };
+    let mut error = None;
+    let out = tag.replace_all(text, |c: &regex::Captures<'_>| {
+        let name = format!("{}{}", &c[1], &c[2]);
+        match scope.get(&name) {
+            Some(v) => v.clone(),
+            None => {
+                error.get_or_insert(ExprError::Unresolved(name));
+                String::new()
+            }
+        }
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok(out.into_owned()),
+    }
+}
+
+/// [`substitute`] over every string inside a JSON value.
+pub fn substitute_json(
+    value: &Value,
+    scope: &BTreeMap<String, String>,
+) -> Result<Value, ExprError> {
+    Ok(match value {
+        Value::String(s) => Value::String(substitute(s, scope)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| substitute_json(i, scope))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), substitute_json(v, scope)?)))
+                .collect::<Result<_, ExprError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn operand(s: &str) -> String {
+    let s = s.trim();
+    let unquoted = s
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .or_else(|| s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')));
+    unquoted.unwrap_or(s).to_owned()
+}
+
+/// Evaluates an already substituted `when`.
+pub fn when(expression: &str) -> Result<bool, ExprError> {
+    let bad = || ExprError::When(expression.to_owned());
+    let mut any = false;
+    for alternative in expression.split("||") {
+        let mut all = true;
+        for term in alternative.split("&&") {
+            let term = term.trim();
+            let holds = if let Some((a, b)) = term.split_once("!=") {
+                operand(a) != operand(b)
+            } else if let Some((a, b)) = term.split_once("==") {
+                operand(a) == operand(b)
+            } else {
+                match operand(term).as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad()),
+                }
+            };
+            all &= holds;
+        }
+        any |= all;
+    }
+    Ok(any)
+}
+
+/// The tasks a `depends` expression names.
+pub fn depends_on(expression: &str) -> Vec<String> {
+    expression
+        .split(['&', '|', '(', ')', '!', ' '])
+        .filter(|t| !t.is_empty())
+        .map(|t| t.split('.').next().unwrap_or(t).to_owned())
+        .collect()
+}
+
+/// Evaluates a DAG `depends` given each finished task's phase
+/// (`Succeeded`, `Failed`, `Skipped`, `Error`). As in Argo, a task named
+/// without a result means `(T.Succeeded || T.Skipped || T.Daemoned)`.
+pub fn depends(expression: &str, phases: &BTreeMap<String, String>) -> Result<bool, ExprError> {
+    let tokens = tokens(expression);
+    let mut parser = Depends {
+        tokens: &tokens,
+        at: 0,
+        phases,
+    };
+    match parser.or() {
+        Some(v) if parser.at == tokens.len() => Ok(v),
+        _ => Err(ExprError::When(expression.to_owned())),
+    }
+}
+
+/// `&&`, `||`, `!`, `(`, `)` and operands.
+fn tokens(expression: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = expression.trim_start();
+    while !rest.is_empty() {
+        let len = if rest.starts_with("&&") || rest.starts_with("||") {
+            2
+        } else if rest.starts_with(['!', '(', ')']) {
+            1
+        } else {
+            rest.find(|c: char| c.is_whitespace() || "&|!()".contains(c))
+                .unwrap_or(rest.len())
+                .max(1)
+        };
+        out.push(&rest[..len]);
+        rest = rest[len..].trim_start();
+    }
+    out
+}
+
+/// A recursive-descent reader of `depends`: `or := and ("||" and)*`,
+/// `and := not ("&&" not)*`, `not := "!" not | "(" or ")" | OPERAND`.
+struct Depends<'t> {
+    tokens: &'t [&'t str],
+    at: usize,
+    phases: &'t BTreeMap<String, String>,
+}
+
+impl Depends<'_> {
+    fn next_is(&mut self, token: &str) -> bool {
+        let is = self.tokens.get(self.at) == Some(&token);
+        self.at += usize::from(is);
+        is
+    }
+
+    fn or(&mut self) -> Option<bool> {
+        let mut v = self.and()?;
+        while self.next_is("||") {
+            v |= self.and()?;
+        }
+        Some(v)
+    }
+
+    fn and(&mut self) -> Option<bool> {
+        let mut v = self.not()?;
+        while self.next_is("&&") {
+            v &= self.not()?;
+        }
+        Some(v)
+    }
+
+    fn not(&mut self) -> Option<bool> {
+        if self.next_is("!") {
+            return self.not().map(|v| !v);
+        }
+        if self.next_is("(") {
+            let v = self.or()?;
+            return self.next_is(")").then_some(v);
+        }
+        let operand = self.tokens.get(self.at)?;
+        self.at += 1;
+        self.operand(operand)
+    }
+
+    fn operand(&self, operand: &str) -> Option<bool> {
+        let (task, result) = operand.split_once('.').unwrap_or((operand, ""));
+        let phase = self.phases.get(task)?.as_str();
+        Some(match result {
+            "" => matches!(phase, "Succeeded" | "Skipped"),
+            "Succeeded" | "AnySucceeded" => phase == "Succeeded",
+            "Failed" | "AllFailed" => phase == "Failed",
+            "Errored" => phase == "Error",
+            "Skipped" => phase == "Skipped",
+            "Completed" => phase == "Succeeded" || phase == "Failed",
+            "Daemoned" => false,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("inputs.parameters.surge".into(), "3".into()),
+            ("steps.wait.status".into(), "Failed".into()),
+        ])
+    }
+
+    #[test]
+    fn substitution_fills_names_and_refuses_unknown_ones() {
+        assert_eq!(
+            substitute(
+                "delta {{inputs.parameters.surge}} / {{ steps.wait.status }}",
+                &scope()
+            ),
+            Ok("delta 3 / Failed".into())
+        );
+        assert_eq!(
+            substitute("{{inputs.parameters.nope}}", &scope()),
+            Err(ExprError::Unresolved("inputs.parameters.nope".into()))
+        );
+        let v = substitute_json(
+            &serde_json::json!({"scale": {"delta": "{{inputs.parameters.surge}}", "n": 1}}),
+            &scope(),
+        )
+        .unwrap();
+        assert_eq!(v, serde_json::json!({"scale": {"delta": "3", "n": 1}}));
+    }
+
+    #[test]
+    fn references_name_variables_of_tags_and_expressions() {
+        let refs = references(
+            "{{ inputs.parameters.x }} and {{= asInt(steps['a'].outputs.parameters.n) + 1 }}",
+        );
+        assert_eq!(
+            refs,
+            [
+                Reference {
+                    var: "inputs.parameters.x".into(),
+                    expression: false
+                },
+                Reference {
+                    var: "steps.a.outputs.parameters.n".into(),
+                    expression: true
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn when_compares_strings_with_and_or() {
+        assert_eq!(when("Failed == Failed"), Ok(true));
+        assert_eq!(when("Failed == Succeeded"), Ok(false));
+        assert_eq!(when("Failed != Succeeded"), Ok(true));
+        assert_eq!(when("Failed == Failed && true == true"), Ok(true));
+        assert_eq!(when("Failed == Failed && false == true"), Ok(false));
+        assert_eq!(when("a == b || 'x' == \"x\""), Ok(true));
+        assert_eq!(when("true"), Ok(true));
+        assert!(when("3 > 2").is_err());
+    }
+
+    #[test]
+    fn depends_follows_task_results() {
+        let phases = BTreeMap::from([
+            ("a".to_owned(), "Succeeded".to_owned()),
+            ("b".to_owned(), "Failed".to_owned()),
+        ]);
+        assert_eq!(depends("a", &phases), Ok(true));
+        assert_eq!(depends("a && b", &phases), Ok(false));
+        assert_eq!(depends("a && b.Failed", &phases), Ok(true));
+        assert_eq!(depends("b || a.Failed", &phases), Ok(false));
+        assert_eq!(depends("!b", &phases), Ok(true));
+        assert!(depends("c", &phases).is_err());
+        assert_eq!(depends_on("(a.Succeeded && !b) || c"), ["a", "b", "c"]);
+    }
+
+    /// Argo's enhanced depends logic: a bare task means
+    /// `(T.Succeeded || T.Skipped || T.Daemoned)`, and parentheses group.
+    #[test]
+    fn depends_reads_as_argo_does() {
+        let phases = BTreeMap::from([
+            ("a".to_owned(), "Skipped".to_owned()),
+            ("b".to_owned(), "Failed".to_owned()),
+            ("c".to_owned(), "Succeeded".to_owned()),
+        ]);
+        assert_eq!(depends("a", &phases), Ok(true));
+        assert_eq!(depends("a.Succeeded", &phases), Ok(false));
+        assert_eq!(depends("(a || b) && c", &phases), Ok(true));
+        assert_eq!(depends("(a.Succeeded || b) && c", &phases), Ok(false));
+        assert_eq!(depends("!(b.Failed || a.Succeeded)", &phases), Ok(false));
+        assert!(depends("(a && c", &phases).is_err());
+        assert!(depends("a.Nope", &phases).is_err());
+    }
+}

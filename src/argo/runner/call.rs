@@ -1,0 +1,158 @@
+//! A plugin template, run as Argo's agent runs it: the template with its
+//! `{{...}}` filled in goes to the plugin as an [`ExecuteTemplateArgs`]
+//! with the agent's bearer token, and the [`ExecuteTemplateReply`] is
+//! followed, calling again after each `requeue` until the node finishes.
+
+use serde_json::Value;
+
+use super::workflow_run::Runner;
+use super::{Node, Scope};
+use crate::argo::expr;
+use crate::argo::plugin::wire::{
+    self, ExecuteTemplateArgs, ExecuteTemplateReply, Outputs, Parameter, Phase, WorkflowMeta,
+};
+use crate::argo::workflow::{Template, value_string};
+
+/// What a reply means for the run.
+enum Next {
+    /// The node finished.
+    Done(Node),
+    /// Call again after this long; the plugin said this.
+    Again(std::time::Duration, String),
+}
+
+impl Runner {
+    /// The request Argo's agent sends for `template`: its inputs with their
+    /// values, its declared outputs, the plugin call with `{{...}}` filled in.
+    fn request(
+        &self,
+        template: &Template,
+        plugin: &Value,
+        scope: &Scope,
+    ) -> Result<ExecuteTemplateArgs, expr::ExprError> {
+        let plugin = expr::substitute_json(plugin, scope)?;
+        let parameters = |params: Vec<Parameter>| Some(Outputs { parameters: params });
+        let inputs = template.inputs.parameters.iter().map(|p| Parameter {
+            name: p.name.clone(),
+            value: scope.get(&format!("inputs.parameters.{}", p.name)).cloned(),
+        });
+        let outputs = template.outputs.parameters.iter().map(|p| Parameter {
+            name: p.name.clone(),
+            value: Some(p.value.as_ref().map(value_string).unwrap_or_default()),
+        });
+        let mut args = ExecuteTemplateArgs::default();
+        args.workflow.metadata = WorkflowMeta {
+            name: self.name.clone(),
+            namespace: self.options.namespace.clone(),
+            uid: self.uid.clone(),
+        };
+        args.template = wire::Template {
+            name: template.name.clone(),
+            inputs: parameters(inputs.collect()),
+            outputs: parameters(outputs.collect()),
+            plugin: plugin.as_object().cloned(),
+        };
+        Ok(args)
+    }
+
+    /// Runs a plugin template to its end.
+    pub(super) async fn call_plugin(
+        &self,
+        template: &Template,
+        plugin: &Value,
+        scope: &Scope,
+        path: &str,
+    ) -> Node {
+        let body = match self.request(template, plugin, scope) {
+            Ok(body) => body,
+            Err(e) => return Node::failed(format!("{path}: {e}")),
+        };
+        let url = format!(
+            "{}/api/v1/template.execute",
+            self.options.plugin.url.trim_end_matches('/')
+        );
+        let mut last_message = String::new();
+        loop {
+            let reply = match self.post(&url, &body).await {
+                Ok(reply) => reply,
+                Err(node) => return node,
+            };
+            match next(reply) {
+                Next::Done(node) => return node,
+                Next::Again(after, message) => {
+                    if message != last_message {
+                        self.say(&format!("… {path}  {message}"));
+                        last_message = message;
+                    }
+                    tokio::time::sleep(after).await;
+                }
+            }
+        }
+    }
+
+    /// One call; an answer that is not a reply fails the node.
+    async fn post(
+        &self,
+        url: &str,
+        body: &ExecuteTemplateArgs,
+    ) -> Result<ExecuteTemplateReply, Node> {
+        let reply = self
+            .http
+            .post(url)
+            .bearer_auth(&self.options.plugin.token)
+            .json(body)
+            .send()
+            .await;
+        match reply {
+            Ok(r) if r.status().is_success() => r.json().await.map_err(|e| {
+                Node::failed(format!(
+                    "the plugin's reply is not an ExecuteTemplateReply: {e}"
+                ))
+            }),
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                Err(Node::failed(format!(
+                    "the plugin answered HTTP {status}: {text}"
+                )))
+            }
+            Err(e) => Err(Node::failed(format!(
+                "the plugin at {url} did not answer: {e}"
+            ))),
+        }
+    }
+}
+
+/// What a reply means: a finished node (`Error` counts as `Failed`), or a
+/// requeue; running without a requeue is a failure.
+fn next(reply: ExecuteTemplateReply) -> Next {
+    let shown = serde_json::to_string(&reply).unwrap_or_default();
+    let Some(node) = reply.node else {
+        return Next::Done(Node::failed(format!(
+            "the plugin answered phase \"\" without a requeue: {shown}"
+        )));
+    };
+    let phase = match node.phase {
+        Phase::Succeeded => "Succeeded",
+        Phase::Failed | Phase::Error => "Failed",
+        Phase::Running | Phase::Pending => {
+            let after = reply.requeue.as_deref().and_then(wire::parse_duration);
+            return match after {
+                Some(after) => Next::Again(after, node.message),
+                None => Next::Done(Node::failed(format!(
+                    "the plugin answered phase \"{:?}\" without a requeue: {shown}",
+                    node.phase
+                ))),
+            };
+        }
+    };
+    let outputs = node.outputs.map(|o| o.parameters).unwrap_or_default();
+    Next::Done(Node {
+        phase: phase.into(),
+        message: node.message,
+        outputs: outputs
+            .into_iter()
+            .map(|p| (p.name, p.value.unwrap_or_default()))
+            .collect(),
+    })
+}

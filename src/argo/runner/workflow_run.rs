@@ -1,0 +1,372 @@
+//! The runner of one workflow: what it starts from (the spec, its
+//! parameters, the workflow's name and globals), then each template run
+//! with its retries, inputs and outputs; suspend prompts. Steps, DAGs and
+//! loops are in [`super::flow`], plugin calls in [`super::call`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+
+use super::precheck::{display_name, find, reachable};
+use super::{Library, Node, NodeRecord, RunError, RunOptions, RunResult, Scope};
+use crate::argo::expr;
+use crate::argo::workflow::{Document, Parameter, Template, value_string};
+
+/// The runner for one workflow.
+pub struct Runner {
+    pub(super) library: Library,
+    pub(super) options: RunOptions,
+    pub(super) http: reqwest::Client,
+    pub(super) name: String,
+    pub(super) uid: String,
+    started: Instant,
+    globals: Mutex<BTreeMap<String, String>>,
+    nodes: Mutex<Vec<NodeRecord>>,
+    /// Serialises approval prompts.
+    prompt: tokio::sync::Mutex<()>,
+}
+
+/// What a run starts from: the document whose templates run and the
+/// parameters of its spec.
+struct Start {
+    owner: Arc<Document>,
+    entry: String,
+    parameters: Vec<Parameter>,
+}
+
+impl Runner {
+    /// A runner with `library` for references.
+    pub fn new(library: Library, options: RunOptions) -> Self {
+        let uid = uuid::Uuid::new_v4().to_string();
+        Self {
+            library,
+            options,
+            http: reqwest::Client::new(),
+            name: String::new(),
+            uid,
+            started: Instant::now(),
+            globals: Mutex::default(),
+            nodes: Mutex::default(),
+            prompt: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(super) fn say(&self, line: &str) {
+        if self.options.live {
+            let t = self.started.elapsed().as_secs_f64();
+            eprintln!("[{t:7.1}s] {line}");
+        }
+    }
+
+    pub(super) fn record(&self, path: &str, node: &Node, started: Instant) {
+        let mark = match node.phase.as_str() {
+            "Succeeded" => "✔",
+            "Skipped" => "○",
+            _ => "✖",
+        };
+        self.say(&format!("{mark} {path}  {}  {}", node.phase, node.message));
+        if let Ok(mut nodes) = self.nodes.lock() {
+            nodes.push(NodeRecord {
+                path: path.to_owned(),
+                phase: node.phase.clone(),
+                message: node.message.clone(),
+                duration: started.elapsed(),
+            });
+        }
+    }
+
+    fn globals(&self) -> BTreeMap<String, String> {
+        self.globals.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// The spec that runs: a workflowTemplateRef's, with this workflow's
+    /// arguments over it; checked before anything runs.
+    fn start(&self, doc: &Document) -> Result<Start, RunError> {
+        let (owner, parameters) = match &doc.spec.workflow_template_ref {
+            Some(r) => {
+                let referenced = self.library.get(&r.name).ok_or_else(|| {
+                    RunError::Invalid(format!(
+                        "workflowTemplateRef {:?} is not in the templates directory (it has: {})",
+                        r.name,
+                        self.library.names().join(", ")
+                    ))
+                })?;
+                let mut args = referenced.spec.arguments.parameters.clone();
+                for p in &doc.spec.arguments.parameters {
+                    match args.iter_mut().find(|a| a.name == p.name) {
+                        Some(a) => a.value = p.value.clone(),
+                        None => args.push(p.clone()),
+                    }
+                }
+                (referenced, args)
+            }
+            None => (Arc::new(doc.clone()), doc.spec.arguments.parameters.clone()),
+        };
+        let entry = owner.spec.entrypoint.clone().ok_or_else(|| {
+            RunError::Invalid(format!("{} has no spec.entrypoint", display_name(&owner)))
+        })?;
+        let mut seen = BTreeSet::new();
+        reachable(&self.library, &owner, &entry, &mut seen)?;
+        if let Some(exit) = &owner.spec.on_exit {
+            reachable(&self.library, &owner, exit, &mut seen)?;
+        }
+        Ok(Start {
+            owner,
+            entry,
+            parameters,
+        })
+    }
+
+    /// The workflow's parameters: the spec's, then the `-p` overrides;
+    /// every one must have a value.
+    fn parameters(&self, spec: &[Parameter]) -> Result<BTreeMap<String, String>, RunError> {
+        let mut parameters: BTreeMap<String, String> = BTreeMap::new();
+        for p in spec {
+            if let Some(v) = p.value.as_ref().or(p.default.as_ref()) {
+                parameters.insert(p.name.clone(), value_string(v));
+            }
+        }
+        for (k, v) in &self.options.parameters {
+            if !spec.iter().any(|p| &p.name == k) {
+                return Err(RunError::Invalid(format!(
+                    "-p {k}: the workflow has no parameter {k:?} (it has: {})",
+                    spec.iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            parameters.insert(k.clone(), v.clone());
+        }
+        if let Some(missing) = spec.iter().find(|p| !parameters.contains_key(&p.name)) {
+            return Err(RunError::Invalid(format!(
+                "parameter {:?} has no value: pass -p {}=VALUE",
+                missing.name, missing.name
+            )));
+        }
+        Ok(parameters)
+    }
+
+    /// The workflow's name: its own, or its generateName with a suffix, or
+    /// the template it starts.
+    fn workflow_name(&self, doc: &Document, owner: &Document) -> String {
+        doc.metadata
+            .name
+            .clone()
+            .or_else(|| {
+                doc.metadata
+                    .generate_name
+                    .as_ref()
+                    .map(|g| format!("{g}{}", &self.uid[..5]))
+            })
+            .or_else(|| owner.metadata.name.clone())
+            .unwrap_or_else(|| "workflow".into())
+    }
+
+    /// Sets the `workflow.*` variables.
+    fn set_globals(&self, parameters: &BTreeMap<String, String>) {
+        let mut globals = BTreeMap::from([
+            ("workflow.name".to_owned(), self.name.clone()),
+            (
+                "workflow.namespace".to_owned(),
+                self.options.namespace.clone(),
+            ),
+            ("workflow.uid".to_owned(), self.uid.clone()),
+        ]);
+        for (k, v) in parameters {
+            globals.insert(format!("workflow.parameters.{k}"), v.clone());
+        }
+        if let Ok(mut g) = self.globals.lock() {
+            *g = globals;
+        }
+    }
+
+    /// Runs `doc` (a Workflow, possibly with `workflowTemplateRef`, or a
+    /// WorkflowTemplate) to the end.
+    pub async fn run(mut self, doc: Document) -> Result<RunResult, RunError> {
+        let Start {
+            owner,
+            entry,
+            parameters,
+        } = self.start(&doc)?;
+        let parameters = self.parameters(&parameters)?;
+        self.name = self.workflow_name(&doc, &owner);
+        self.set_globals(&parameters);
+        self.started = Instant::now();
+        self.say(&format!("▶ {} ({})", self.name, display_name(&owner)));
+        let runner = Arc::new(self);
+        let entry_template = find(&owner, &entry).cloned().unwrap_or_default();
+        let main = runner
+            .clone()
+            .execute(owner.clone(), entry_template, parameters, entry.clone())
+            .await;
+        if let Some(exit) = &owner.spec.on_exit {
+            if let Ok(mut g) = runner.globals.lock() {
+                g.insert("workflow.status".into(), main.phase.clone());
+            }
+            let exit_template = find(&owner, exit).cloned().unwrap_or_default();
+            let path = format!("{exit} (onExit)");
+            let inputs = BTreeMap::new();
+            runner
+                .clone()
+                .execute(owner.clone(), exit_template, inputs, path)
+                .await;
+        }
+        let nodes = runner.nodes.lock().map(|n| n.clone()).unwrap_or_default();
+        Ok(RunResult {
+            name: runner.name.clone(),
+            phase: if main.ok() { "Succeeded" } else { "Failed" }.into(),
+            message: main.message,
+            outputs: main.outputs,
+            nodes,
+            duration: runner.started.elapsed(),
+        })
+    }
+
+    /// Runs `template` of `owner` with `inputs`, retrying per its strategy.
+    pub(super) fn execute(
+        self: Arc<Self>,
+        owner: Arc<Document>,
+        template: Template,
+        inputs: BTreeMap<String, String>,
+        path: String,
+    ) -> BoxFuture<'static, Node> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let limit = template
+                .retry_strategy
+                .as_ref()
+                .and_then(|r| r.limit.as_ref())
+                .and_then(|l| value_string(l).parse::<u32>().ok())
+                .unwrap_or(0);
+            let mut node = self
+                .clone()
+                .attempt(owner.clone(), &template, &inputs, &path)
+                .await;
+            for retry in 1..=limit {
+                if node.ok() {
+                    break;
+                }
+                self.say(&format!(
+                    "↻ {path}: retry {retry} of {limit} after: {}",
+                    node.message
+                ));
+                node = self
+                    .clone()
+                    .attempt(owner.clone(), &template, &inputs, &path)
+                    .await;
+            }
+            self.record(&path, &node, started);
+            node
+        })
+    }
+
+    /// The scope of a template's run: the globals and its inputs (given,
+    /// or their value or default); or the node that failed for want of one.
+    fn scope(&self, template: &Template, inputs: &BTreeMap<String, String>) -> Result<Scope, Node> {
+        let mut scope = self.globals();
+        for p in &template.inputs.parameters {
+            let value = inputs
+                .get(&p.name)
+                .cloned()
+                .or_else(|| p.value.as_ref().or(p.default.as_ref()).map(value_string));
+            let Some(v) = value else {
+                return Err(Node::failed(format!(
+                    "input parameter {:?} of template {:?} has no value",
+                    p.name, template.name
+                )));
+            };
+            scope.insert(format!("inputs.parameters.{}", p.name), v);
+        }
+        Ok(scope)
+    }
+
+    async fn attempt(
+        self: Arc<Self>,
+        owner: Arc<Document>,
+        template: &Template,
+        inputs: &BTreeMap<String, String>,
+        path: &str,
+    ) -> Node {
+        let mut scope = match self.scope(template, inputs) {
+            Ok(scope) => scope,
+            Err(node) => return node,
+        };
+        if let Some(plugin) = &template.plugin {
+            return self.call_plugin(template, plugin, &scope, path).await;
+        }
+        if template.suspend.is_some() {
+            return self.suspend(path).await;
+        }
+        let node = if let Some(groups) = &template.steps {
+            self.clone()
+                .run_steps(owner, groups, &mut scope, path)
+                .await
+        } else if let Some(dag) = &template.dag {
+            self.clone()
+                .run_dag(owner, &dag.tasks, &mut scope, path)
+                .await
+        } else {
+            return Node::failed(format!("template {:?} has nothing to run", template.name));
+        };
+        outputs(template, &scope, node)
+    }
+
+    async fn suspend(&self, path: &str) -> Node {
+        let _one_at_a_time = self.prompt.lock().await;
+        if self.options.approve {
+            self.say(&format!("⏸ {path}: approved (--approve)"));
+            return Node::with("Succeeded", "approved (--approve)");
+        }
+        if !std::io::stdin().is_terminal() {
+            return Node::failed(format!(
+                "{path} waits for approval, and there is no terminal to ask: pass --approve"
+            ));
+        }
+        let path = path.to_owned();
+        let answer = tokio::task::spawn_blocking(move || {
+            eprint!("⏸ {path} is waiting for approval. Resume? [y/N] ");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut line);
+            line
+        })
+        .await
+        .unwrap_or_default();
+        if matches!(answer.trim(), "y" | "Y" | "yes") {
+            Node::with("Succeeded", "approved")
+        } else {
+            Node::failed("not approved")
+        }
+    }
+}
+
+/// The outputs of a steps or dag template, from its children: each
+/// `valueFrom.parameter` (or its default), or `value`.
+fn outputs(template: &Template, scope: &Scope, mut node: Node) -> Node {
+    for out in &template.outputs.parameters {
+        let value = match out.value_from.as_ref().and_then(|v| v.parameter.as_ref()) {
+            Some(expression) => match expr::substitute(expression, scope) {
+                Ok(v) => Some(v),
+                Err(_) => out
+                    .value_from
+                    .as_ref()
+                    .and_then(|v| v.default.as_ref())
+                    .map(value_string),
+            },
+            None => out.value.as_ref().map(value_string),
+        };
+        if let Some(v) = value {
+            node.outputs.insert(out.name.clone(), v);
+        } else if node.ok() {
+            node = Node::failed(format!(
+                "output {:?} of template {:?} did not resolve",
+                out.name, template.name
+            ));
+        }
+    }
+    node
+}

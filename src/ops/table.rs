@@ -1,0 +1,316 @@
+//! The op table: every op of the executor plugin with its arguments (names,
+//! types, which are required or exactly-one-of), the ranges of its numbers
+//! and its outputs, defined once. Dispatch ([`super::run`]), `gameops
+//! lint`, the runner's pre-check ([`super::check`]) and the README drift
+//! test all read it.
+
+use super::progress::MAX_TIMEOUT_SECONDS;
+
+/// The ops, one variant each: dispatch matches on it, so an op in the
+/// table without code (or code without a row) does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `patchImage`.
+    PatchImage,
+    /// `scale`.
+    Scale,
+    /// `waitReady`.
+    WaitReady,
+    /// `setOpsState`.
+    SetOpsState,
+    /// `drain`.
+    Drain,
+    /// `rollback`.
+    Rollback,
+    /// `status`.
+    Status,
+    /// `resolveTag`.
+    ResolveTag,
+    /// `promoteTag`.
+    PromoteTag,
+}
+
+/// What an argument's value must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// A string.
+    Text,
+    /// A signed whole number, or a string of one.
+    Int,
+    /// A whole number (not negative), or a string of one.
+    Whole,
+    /// true or false, or a string of one.
+    Flag,
+    /// An image reference.
+    Image,
+    /// `CONTAINER/IMAGE` entries: a string (comma-separated) or a list.
+    Entries,
+    /// An opsState OpenKruiseGame knows ([`OPS_STATES`]).
+    OpsState,
+    /// `WaitToBeDeleted` or `Kill`.
+    Then,
+    /// `setOpsState`'s `select`.
+    Select,
+    /// `resolveTag`'s tag filter.
+    Filter,
+}
+
+/// The numbers a whole-number argument may take, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// The least.
+    pub min: i128,
+    /// The most.
+    pub max: i128,
+    /// Why, for a value outside.
+    pub why: &'static str,
+}
+
+/// One argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arg {
+    /// Its key under `plugin.gameops.<op>`.
+    pub name: &'static str,
+    /// What its value must be.
+    pub ty: Ty,
+    /// For numbers: the values it may take.
+    pub range: Option<Range>,
+}
+
+/// One op: its arguments, the groups of which exactly one (or at most one)
+/// must be given, and its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpSpec {
+    /// Which op.
+    pub op: Op,
+    /// Its key under `plugin.gameops`.
+    pub name: &'static str,
+    /// Takes `gameServerSet` (required), `namespace` and `cluster`
+    /// ([`COMMON`]); the registry ops do not.
+    pub on_set: bool,
+    /// Its own arguments (for an op on a set: besides [`COMMON`]).
+    pub args: &'static [Arg],
+    /// Groups of which exactly one must be given (a group of one: a
+    /// required argument).
+    pub exactly_one: &'static [&'static [&'static str]],
+    /// Groups of which at most one may be given.
+    pub at_most_one: &'static [&'static [&'static str]],
+    /// The output parameters it gives.
+    pub outputs: &'static [&'static str],
+}
+
+impl OpSpec {
+    /// Every argument it takes: [`COMMON`] (for an op on a set), then its own.
+    pub fn all_args(&self) -> impl Iterator<Item = &'static Arg> + use<> {
+        let common: &'static [Arg] = if self.on_set { &COMMON } else { &[] };
+        common.iter().chain(self.args)
+    }
+}
+
+const fn arg(name: &'static str, ty: Ty) -> Arg {
+    Arg {
+        name,
+        ty,
+        range: None,
+    }
+}
+
+const fn bounded(name: &'static str, ty: Ty, min: i128, max: i128, why: &'static str) -> Arg {
+    Arg {
+        name,
+        ty,
+        range: Some(Range { min, max, why }),
+    }
+}
+
+/// The arguments every op on a set takes (`gameServerSet` is required).
+pub const COMMON: [Arg; 3] = [
+    arg("gameServerSet", Ty::Text),
+    arg("namespace", Ty::Text),
+    arg("cluster", Ty::Text),
+];
+
+/// The opsStates OpenKruiseGame knows.
+pub const OPS_STATES: [&str; 5] = [
+    "None",
+    "Allocated",
+    "WaitToBeDeleted",
+    "Maintaining",
+    "Kill",
+];
+
+/// The values of `drain`'s `then`.
+pub const THEN: [&str; 2] = ["WaitToBeDeleted", "Kill"];
+
+/// The fields of `setOpsState`'s `select`.
+pub const SELECT_KEYS: [&str; 7] = [
+    "opsState",
+    "notImage",
+    "image",
+    "ids",
+    "currentState",
+    "labels",
+    "networkDisabled",
+];
+
+const DAY: i128 = MAX_TIMEOUT_SECONDS as i128;
+const MAX: i128 = i128::MAX;
+const TIMEOUT: &str = "give 1 to {max} seconds";
+const REPLICAS: &str = "replicas cannot be negative";
+const PERCENT: &str = "give 0 to 100 (of spec.replicas)";
+const CRASHES: &str = "must be at least 1 (crashed servers that fail the wait)";
+const STEPS: &str = "must be at least 1 (1: the image before the last change)";
+
+/// Every op, in the order messages list them.
+pub const OPS: [OpSpec; 9] = [
+    OpSpec {
+        op: Op::PatchImage,
+        name: "patchImage",
+        on_set: true,
+        args: &[arg("image", Ty::Image), arg("container", Ty::Text)],
+        exactly_one: &[&["image"]],
+        at_most_one: &[],
+        outputs: &["previousImage", "revision"],
+    },
+    OpSpec {
+        op: Op::Scale,
+        name: "scale",
+        on_set: true,
+        args: &[
+            bounded("replicas", Ty::Int, 0, MAX, REPLICAS),
+            arg("delta", Ty::Int),
+        ],
+        exactly_one: &[&["replicas", "delta"]],
+        at_most_one: &[],
+        outputs: &["replicas"],
+    },
+    OpSpec {
+        op: Op::WaitReady,
+        name: "waitReady",
+        on_set: true,
+        args: &[
+            arg("image", Ty::Image),
+            arg("count", Ty::Whole),
+            bounded("percent", Ty::Whole, 0, 100, PERCENT),
+            bounded("timeoutSeconds", Ty::Whole, 1, DAY, TIMEOUT),
+            bounded("crashThreshold", Ty::Whole, 1, MAX, CRASHES),
+        ],
+        exactly_one: &[&["count", "percent"], &["timeoutSeconds"]],
+        at_most_one: &[],
+        outputs: &["ready"],
+    },
+    OpSpec {
+        op: Op::SetOpsState,
+        name: "setOpsState",
+        on_set: true,
+        args: &[
+            arg("select", Ty::Select),
+            arg("opsState", Ty::OpsState),
+            arg("limit", Ty::Whole),
+            arg("dryRun", Ty::Flag),
+        ],
+        exactly_one: &[&["select"], &["opsState"]],
+        at_most_one: &[],
+        outputs: &["count", "names"],
+    },
+    OpSpec {
+        op: Op::Drain,
+        name: "drain",
+        on_set: true,
+        args: &[
+            arg("notImage", Ty::Entries),
+            arg("image", Ty::Entries),
+            bounded("timeoutSeconds", Ty::Whole, 1, DAY, TIMEOUT),
+            arg("then", Ty::Then),
+            arg("scaleDown", Ty::Flag),
+        ],
+        exactly_one: &[&["notImage", "image"], &["timeoutSeconds"], &["then"]],
+        at_most_one: &[],
+        outputs: &["drained", "remaining"],
+    },
+    OpSpec {
+        op: Op::Rollback,
+        name: "rollback",
+        on_set: true,
+        args: &[
+            arg("toImage", Ty::Image),
+            bounded("steps", Ty::Whole, 1, MAX, STEPS),
+            arg("container", Ty::Text),
+        ],
+        exactly_one: &[],
+        at_most_one: &[&["toImage", "steps"]],
+        outputs: &["image", "previousImage", "revision"],
+    },
+    OpSpec {
+        op: Op::Status,
+        name: "status",
+        on_set: true,
+        args: &[],
+        exactly_one: &[],
+        at_most_one: &[],
+        outputs: &["summary", "total", "ready"],
+    },
+    OpSpec {
+        op: Op::ResolveTag,
+        name: "resolveTag",
+        on_set: false,
+        args: &[
+            arg("environment", Ty::Text),
+            arg("repository", Ty::Text),
+            arg("filter", Ty::Filter),
+        ],
+        exactly_one: &[&["environment", "repository"]],
+        at_most_one: &[],
+        outputs: &["tag", "digest", "image"],
+    },
+    OpSpec {
+        op: Op::PromoteTag,
+        name: "promoteTag",
+        on_set: false,
+        args: &[
+            arg("repository", Ty::Text),
+            arg("from", Ty::Text),
+            arg("to", Ty::Text),
+        ],
+        exactly_one: &[&["repository"], &["from"], &["to"]],
+        at_most_one: &[],
+        outputs: &["image", "digest", "previousDigest", "changed"],
+    },
+];
+
+/// The op called `name`.
+pub fn find(name: &str) -> Option<&'static OpSpec> {
+    OPS.iter().find(|o| o.name == name)
+}
+
+/// The names of every op, in table order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    OPS.iter().map(|o| o.name)
+}
+
+/// `patchImage, scale, ...`: the ops, for messages.
+pub fn listing() -> String {
+    names().collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_group_names_arguments_of_its_op() {
+        for spec in &OPS {
+            for group in spec.exactly_one.iter().chain(spec.at_most_one) {
+                for name in *group {
+                    assert!(
+                        spec.all_args().any(|a| a.name == *name),
+                        "{}: {name}",
+                        spec.name
+                    );
+                }
+            }
+        }
+        assert_eq!(find("scale").map(|s| s.op), Some(Op::Scale));
+        assert!(listing().starts_with("patchImage, scale, waitReady"));
+    }
+}
