@@ -54,8 +54,8 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::api::{
-    DRAINING_LABEL, GameServer, GameServerState, MATCH_STARTED_ANNOTATION, OWNER_GSS_LABEL,
-    OpsState, images_match, normalise_image,
+    DRAINING_LABEL, GameServer, GameServerState, ImageRef, MATCH_STARTED_ANNOTATION,
+    OWNER_GSS_LABEL, OpsState, normalise_image,
 };
 use crate::metrics::{AllocationLabels, Metrics};
 
@@ -281,9 +281,7 @@ impl GameServerSelector {
             return false;
         }
         if let Some(image) = &self.image {
-            return gs
-                .running_image()
-                .is_some_and(|running| images_match(image, running));
+            return gs.runs_image(&ImageRef::parse(image));
         }
         true
     }
@@ -1163,6 +1161,36 @@ mod tests {
             "gameServerSet=x labels version=v1 image=docker.io/library/nginx:1.25"
         );
         assert_eq!(GameServerSelector::default().to_string(), "any server");
+    }
+
+    /// kubelet lists container statuses by name, so a sidecar may come
+    /// first; the image selector matches the image any container runs (by
+    /// name, with its imageID digest), as the ops' selections do.
+    #[test]
+    fn image_selectors_see_every_container_by_name() {
+        let mut gs = server("x-0", "x", "envoy:1");
+        if let Some(statuses) = gs
+            .status
+            .as_mut()
+            .and_then(|s| s.pod_status.as_mut())
+            .and_then(|p| p.container_statuses.as_mut())
+        {
+            statuses[0].name = "a-sidecar".into();
+            statuses.push(ContainerStatus {
+                name: "main".into(),
+                image: "game:2".into(),
+                image_id: "docker.io/library/game@sha256:abc".into(),
+                ..Default::default()
+            });
+        }
+        let image = |i: &str| GameServerSelector {
+            image: Some(i.into()),
+            ..Default::default()
+        };
+        assert!(image("game:2").matches(&gs));
+        assert!(image("game@sha256:abc").matches(&gs));
+        assert!(image("envoy:1").matches(&gs));
+        assert!(!image("game:3").matches(&gs));
     }
 
     #[test]

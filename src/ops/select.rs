@@ -108,18 +108,14 @@ pub fn container_images(
         .collect()
 }
 
-/// The images a server's containers run, by container name: the status's
-/// where it reports one, else the server's spec.
+/// The images a server's containers run, by container name
+/// ([`GameServer::running_images`]), and for a container no status
+/// reports yet, the server's spec.
 pub fn running_images(gs: &GameServer) -> Vec<(String, ImageRef)> {
     let mut out: Vec<(String, ImageRef)> = gs
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_status.as_ref())
-        .and_then(|p| p.container_statuses.as_ref())
+        .running_images()
         .into_iter()
-        .flatten()
-        .filter(|c| !c.image.is_empty())
-        .map(|c| (c.name.clone(), ImageRef::running(&c.image, &c.image_id)))
+        .map(|(name, image)| (name.to_owned(), image))
         .collect();
     for c in gs.spec.containers.iter().flatten() {
         if let Some(image) = c.image.as_deref().filter(|i| !i.is_empty())
