@@ -4,6 +4,7 @@
 //! `gameServerSet`, and optionally `namespace` (default: the workflow's) and
 //! `cluster` (default: the first).
 
+pub mod cas;
 mod drain;
 pub mod ledger;
 mod patch_image;
