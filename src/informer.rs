@@ -1,6 +1,8 @@
-//! The ops' view of a cluster's GameServers: a kube-runtime reflector per
-//! namespace, started on the first call that needs it, so that reading a
-//! set's servers costs a walk over memory instead of a LIST over HTTP.
+//! The one view of a cluster's GameServers, shared by the ops and the
+//! allocator: a kube-runtime reflector per namespace, started on the first
+//! call that needs it (the ops), or one over all namespaces started at once
+//! ([`ServerCache::cluster_wide`], the allocator), so that reading servers
+//! costs a walk over memory instead of a LIST over HTTP.
 //!
 //! Freshness: the cache follows a watch, as the Kubernetes API server's own
 //! watch cache does, and it always holds the plugin's own writes before it
@@ -10,7 +12,7 @@
 //! every change an op makes to a server is a patch conditioned on the
 //! resourceVersion it read (a stale read ends in a conflict and a fresh
 //! read). When the cache cannot answer (the watch is refused or slow, or the
-//! cluster's resourceVersions are not numbers), the ops LIST as before.
+//! cluster's resourceVersions are not numbers), the readers LIST instead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,8 +33,8 @@ const FIRST_SYNC: Duration = Duration::from_secs(5);
 /// How long a read waits for the watch to deliver the plugin's own writes.
 const OWN_WRITES: Duration = Duration::from_secs(2);
 
-/// One namespace's reflector.
-struct Namespace {
+/// One reflector (of a namespace, or of all of them).
+struct Watch {
     store: Store<GameServer>,
     /// The highest resourceVersion the store holds (0 until synced).
     seen: watch::Receiver<u64>,
@@ -44,74 +46,18 @@ struct Namespace {
     task: AbortHandle,
 }
 
-/// The GameServer cache of one cluster.
-pub struct ServerCache {
-    client: Client,
-    namespaces: Mutex<HashMap<String, Namespace>>,
-}
-
-impl std::fmt::Debug for ServerCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerCache").finish_non_exhaustive()
-    }
-}
-
-impl Drop for ServerCache {
-    fn drop(&mut self) {
-        let namespaces = self
-            .namespaces
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for ns in namespaces.values() {
-            ns.task.abort();
-        }
-    }
-}
-
-fn resource_version(gs: &GameServer) -> Option<u64> {
-    gs.metadata.resource_version.as_deref()?.parse().ok()
-}
-
-impl ServerCache {
-    /// A cache over `client`'s cluster; it watches nothing until asked.
-    pub fn new(client: Client) -> Self {
-        Self {
-            client,
-            namespaces: Mutex::default(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Namespace>> {
-        self.namespaces
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Starts watching `namespace` (once) and returns its store, its
-    /// progress, the resourceVersion the store must reach, and whether the
-    /// watch was started just now.
-    fn namespace(
-        &self,
-        namespace: &str,
-    ) -> Option<(Store<GameServer>, watch::Receiver<u64>, u64, bool)> {
-        let mut namespaces = self.lock();
-        if let Some(ns) = namespaces.get(namespace) {
-            if ns.opaque {
-                return None;
-            }
-            return Some((ns.store.clone(), ns.seen.clone(), ns.wrote, false));
-        }
+impl Watch {
+    /// Starts watching `api`'s GameServers in a spawned task.
+    fn start(api: Api<GameServer>, scope: String) -> Self {
         let (store, writer) = reflector::store();
         let (seen_tx, seen) = watch::channel(0u64);
-        let api: Api<GameServer> = Api::namespaced(self.client.clone(), namespace);
         let stream = reflector::reflector(
             writer,
             watcher(api, watcher::Config::default())
                 .default_backoff()
-                // The ops never read them; they are most of an object's size.
+                // Nobody reads them; they are most of an object's size.
                 .modify(|gs| gs.managed_fields_mut().clear()),
         );
-        let name = namespace.to_owned();
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             // The highest resourceVersion of a relist, published when the
@@ -132,7 +78,7 @@ impl ServerCache {
                     }
                     Ok(watcher::Event::InitDone) => Some(listing.max(1)),
                     Err(error) => {
-                        tracing::warn!(namespace = %name, %error, "plugin: GameServer watch failed; retrying");
+                        tracing::warn!(namespace = %scope, %error, "GameServer watch failed; retrying");
                         None
                     }
                 };
@@ -146,34 +92,150 @@ impl ServerCache {
             }
         })
         .abort_handle();
-        namespaces.insert(
-            namespace.to_owned(),
-            Namespace {
-                store: store.clone(),
-                seen: seen.clone(),
-                wrote: 0,
-                opaque: false,
-                task,
-            },
-        );
-        Some((store, seen, 0, true))
+        Self {
+            store,
+            seen,
+            wrote: 0,
+            opaque: false,
+            task,
+        }
+    }
+}
+
+/// The GameServer cache of one cluster.
+pub struct ServerCache {
+    client: Client,
+    /// By namespace, or one under `""` when cluster-wide.
+    watches: Mutex<HashMap<String, Watch>>,
+    cluster_wide: bool,
+}
+
+impl std::fmt::Debug for ServerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCache").finish_non_exhaustive()
+    }
+}
+
+impl Drop for ServerCache {
+    fn drop(&mut self) {
+        let watches = self
+            .watches
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for watch in watches.values() {
+            watch.task.abort();
+        }
+    }
+}
+
+fn resource_version(gs: &GameServer) -> Option<u64> {
+    gs.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+impl ServerCache {
+    /// A cache over `client`'s cluster that watches a namespace from the
+    /// first read of it.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            watches: Mutex::default(),
+            cluster_wide: false,
+        }
     }
 
-    /// Records a write the plugin made in `namespace` (the object as the
-    /// API server returned it), so that later reads include it.
+    /// A cache over `client`'s cluster that watches every namespace at
+    /// once, starting now (within a Tokio runtime).
+    pub fn cluster_wide(client: Client) -> Self {
+        let watch = Watch::start(Api::all(client.clone()), "(all)".to_owned());
+        Self {
+            client,
+            watches: Mutex::new(HashMap::from([(String::new(), watch)])),
+            cluster_wide: true,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Watch>> {
+        self.watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The key of `namespace`'s watch.
+    fn key<'a>(&self, namespace: &'a str) -> &'a str {
+        if self.cluster_wide { "" } else { namespace }
+    }
+
+    /// Starts watching `namespace` (once) and returns its store, its
+    /// progress, the resourceVersion the store must reach, and whether the
+    /// watch was started just now.
+    fn watch(
+        &self,
+        namespace: &str,
+    ) -> Option<(Store<GameServer>, watch::Receiver<u64>, u64, bool)> {
+        let mut watches = self.lock();
+        if let Some(w) = watches.get(self.key(namespace)) {
+            if w.opaque {
+                return None;
+            }
+            return Some((w.store.clone(), w.seen.clone(), w.wrote, false));
+        }
+        let api = Api::namespaced(self.client.clone(), namespace);
+        let w = Watch::start(api, namespace.to_owned());
+        let started = (w.store.clone(), w.seen.clone(), 0, true);
+        watches.insert(namespace.to_owned(), w);
+        Some(started)
+    }
+
+    /// Records a write made in `namespace` (the object as the API server
+    /// returned it), so that later reads include it.
     pub fn wrote(&self, namespace: &str, gs: &GameServer) {
-        if let Some(ns) = self.lock().get_mut(namespace) {
+        if let Some(w) = self.lock().get_mut(self.key(namespace)) {
             match resource_version(gs) {
-                Some(rv) => ns.wrote = ns.wrote.max(rv),
-                None => ns.opaque = true,
+                Some(rv) => w.wrote = w.wrote.max(rv),
+                None => w.opaque = true,
             }
         }
     }
 
-    /// The servers of `set` in `namespace`, or `None` when the cache cannot
-    /// answer (the caller then LISTs).
+    /// The store of a cluster-wide cache (e.g. to wait until it has seen a
+    /// change, or to count servers).
+    pub fn store(&self) -> Option<Store<GameServer>> {
+        self.lock().get("").map(|w| w.store.clone())
+    }
+
+    /// Waits up to `timeout` until every started watch holds its servers.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let stores: Vec<Store<GameServer>> =
+            self.lock().values().map(|w| w.store.clone()).collect();
+        let all = futures::future::join_all(stores.iter().map(Store::wait_until_ready));
+        matches!(tokio::time::timeout(timeout, all).await, Ok(r) if r.iter().all(Result::is_ok))
+    }
+
+    /// The servers of `set` in `namespace`, by name, or `None` when the
+    /// cache cannot answer (the caller then LISTs).
     pub async fn servers(&self, namespace: &str, set: &str) -> Option<Vec<Arc<GameServer>>> {
-        let (store, mut seen, wrote, started) = self.namespace(namespace)?;
+        let mut servers = self
+            .select(namespace, |gs| {
+                gs.labels().get(OWNER_GSS_LABEL).map(String::as_str) == Some(set)
+            })
+            .await?;
+        servers.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Some(servers)
+    }
+
+    /// Every server in `namespace`, or `None` when the cache cannot answer.
+    pub async fn namespace(&self, namespace: &str) -> Option<Vec<Arc<GameServer>>> {
+        self.select(namespace, |_| true).await
+    }
+
+    /// The servers of `namespace` that pass `keep`, once the cache holds
+    /// every write recorded with [`ServerCache::wrote`].
+    async fn select(
+        &self,
+        namespace: &str,
+        keep: impl Fn(&GameServer) -> bool,
+    ) -> Option<Vec<Arc<GameServer>>> {
+        let (store, mut seen, wrote, started) = self.watch(namespace)?;
         let synced = store.wait_until_ready();
         let ready = if started {
             matches!(tokio::time::timeout(FIRST_SYNC, synced).await, Ok(Ok(())))
@@ -185,12 +247,12 @@ impl ServerCache {
         }
         let caught_up = tokio::time::timeout(OWN_WRITES, seen.wait_for(|v| *v >= wrote)).await;
         if !matches!(caught_up, Ok(Ok(_))) {
-            tracing::debug!(namespace, set, "plugin: the GameServer cache lags; listing");
+            tracing::debug!(namespace, "the GameServer cache lags; listing");
             return None;
         }
-        let mut servers: Vec<Arc<GameServer>> = store
-            .state_filter(|gs| gs.labels().get(OWNER_GSS_LABEL).map(String::as_str) == Some(set));
-        servers.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        Some(servers)
+        Some(
+            store
+                .state_filter(|gs| gs.metadata.namespace.as_deref() == Some(namespace) && keep(gs)),
+        )
     }
 }

@@ -211,18 +211,3 @@ pub struct NetworkPortRange {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub port_range: Option<String>,
 }
-
-impl GameServer {
-    /// The image the server runs: `status.podStatus.containerStatuses[0].image`
-    /// (what OKG's status shows; the template may already name a newer one).
-    pub fn running_image(&self) -> Option<&str> {
-        self.status
-            .as_ref()?
-            .pod_status
-            .as_ref()?
-            .container_statuses
-            .as_ref()?
-            .first()
-            .map(|c| c.image.as_str())
-    }
-}

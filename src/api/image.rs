@@ -1,8 +1,26 @@
-//! Docker image references, normalised as Docker does, so that `nginx`,
-//! `library/nginx` and `docker.io/library/nginx:latest` name one image.
-//! Shared by the allocator's image selectors and the plugin's ops.
+//! Image references and the one definition of the image a server runs.
+//!
+//! References are parsed by [`oci_client::Reference`] and normalised as
+//! Docker does, so that `nginx`, `library/nginx` and
+//! `docker.io/library/nginx:latest` name one image. What a server runs is
+//! what kubelet reports per container name in
+//! `status.containerStatuses[].image`/`imageID` (OKG copies the pod's
+//! status to the GameServer's `status.podStatus`), never the spec, which may
+//! already name a newer image. Shared by the allocator's image selectors,
+//! the plugin's ops and the simulator.
 
 use std::fmt;
+
+use k8s_openapi::api::core::v1::ContainerStatus;
+use oci_client::Reference;
+
+use super::{GameServer, GameServerStatus};
+
+/// A well-formed digest put in place of the real one while parsing: the
+/// real one is kept as written (a status may report a short or unusual
+/// digest, which [`Reference`] refuses), and with a digest present
+/// [`Reference`] sets a tag only when one is written.
+const ANY_DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A Docker image reference, normalised as Docker does: `nginx` is
 /// `docker.io/library/nginx:latest`; a reference with a digest keeps it.
@@ -17,46 +35,30 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
-    /// Parses and normalises `image`.
+    /// Parses and normalises `image`; what [`Reference`] refuses (an
+    /// upper-case repository, say) is kept as written, so that it equals
+    /// only itself.
     pub fn parse(image: &str) -> Self {
         let image = image.trim();
         let (rest, digest) = match image.split_once('@') {
             Some((rest, digest)) => (rest, Some(digest.to_owned())),
             None => (image, None),
         };
-        let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_owned())),
-            _ => (rest, None),
+        let parsed = match digest {
+            Some(_) => Reference::try_from(format!("{rest}@{ANY_DIGEST}")),
+            None => Reference::try_from(rest),
         };
-        let (domain, path) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains('.')
-                    || first.contains(':')
-                    || first == "localhost"
-                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
-            {
-                (first.to_ascii_lowercase(), path)
-            }
-            _ => ("docker.io".to_owned(), name),
-        };
-        let domain = if domain == "index.docker.io" {
-            "docker.io".to_owned()
-        } else {
-            domain
-        };
-        let path = if domain == "docker.io" && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path.to_owned()
-        };
-        let tag = match (tag, &digest) {
-            (None, None) => Some("latest".to_owned()),
-            (tag, _) => tag,
-        };
-        Self {
-            name: format!("{domain}/{path}"),
-            tag,
-            digest,
+        match parsed {
+            Ok(r) => Self {
+                name: format!("{}/{}", r.registry(), r.repository()),
+                tag: r.tag().map(str::to_owned),
+                digest,
+            },
+            Err(_) => Self {
+                name: rest.to_owned(),
+                tag: None,
+                digest,
+            },
         }
     }
 
@@ -70,6 +72,28 @@ impl ImageRef {
             (Some(a), Some(b)) => a == b,
             _ => self.tag == other.tag,
         }
+    }
+
+    /// The image a container runs, from its status: `image` with the
+    /// digest of `image_id` (`repo@sha256:…`, as kubelet reports it, any
+    /// `docker-pullable://` scheme aside) when `image` has none and the
+    /// digest is of the same repository. A bare `sha256:…` image id is the
+    /// image's config id, not a registry digest, and is ignored.
+    pub fn running(image: &str, image_id: &str) -> Self {
+        let mut running = Self::parse(image);
+        if running.digest.is_none() {
+            let id = image_id
+                .trim()
+                .split_once("://")
+                .map_or(image_id.trim(), |(_, rest)| rest);
+            if let Some((repo, digest)) = id.split_once('@')
+                && !repo.is_empty()
+                && Self::parse(repo).name == running.name
+            {
+                running.digest = Some(digest.to_owned());
+            }
+        }
+        running
     }
 }
 
@@ -96,27 +120,62 @@ pub fn images_match(a: &str, b: &str) -> bool {
     ImageRef::parse(a).same_image(&ImageRef::parse(b))
 }
 
-impl ImageRef {
-    /// The image a container runs, from its status: `image` with the
-    /// digest of `image_id` (`repo@sha256:…`, as kubelet reports it, any
-    /// `docker-pullable://` scheme aside) when `image` has none and the
-    /// digest is of the same repository. A bare `sha256:…` image id is the
-    /// image's config id, not a registry digest, and is ignored.
-    pub fn running(image: &str, image_id: &str) -> Self {
-        let mut running = Self::parse(image);
-        if running.digest.is_none() {
-            let id = image_id
-                .trim()
-                .split_once("://")
-                .map_or(image_id.trim(), |(_, rest)| rest);
-            if let Some((repo, digest)) = id.split_once('@')
-                && !repo.is_empty()
-                && Self::parse(repo).name == running.name
-            {
-                running.digest = Some(digest.to_owned());
-            }
-        }
-        running
+/// The repository of `image` as written, without tag or digest
+/// (`nginx:1.2` → `nginx`), as kubelet names it in an `imageID`.
+pub fn repository_as_written(image: &str) -> &str {
+    let image = image.trim();
+    let rest = image.split_once('@').map_or(image, |(rest, _)| rest);
+    ImageRef::parse(image)
+        .tag
+        .and_then(|tag| {
+            rest.strip_suffix(tag.as_str())?
+                .strip_suffix(':')
+                .map(str::len)
+        })
+        .map_or(rest, |len| &rest[..len])
+}
+
+/// The container statuses of a server, as kubelet lists them (by name).
+fn container_statuses(status: &GameServerStatus) -> impl Iterator<Item = &ContainerStatus> {
+    status
+        .pod_status
+        .iter()
+        .flat_map(|p| p.container_statuses.iter().flatten())
+}
+
+/// The image container `container` runs as its status reports it
+/// (`containerStatuses[name].image`, as written).
+pub fn reported_image<'a>(status: &'a GameServerStatus, container: &str) -> Option<&'a str> {
+    container_statuses(status)
+        .find(|c| c.name == container)
+        .map(|c| c.image.as_str())
+}
+
+impl GameServer {
+    /// The images the server's containers run, by container name, as their
+    /// statuses report them (with the registry digest of each `imageID`).
+    pub fn running_images(&self) -> Vec<(&str, ImageRef)> {
+        self.status
+            .iter()
+            .flat_map(container_statuses)
+            .filter(|c| !c.image.is_empty())
+            .map(|c| (c.name.as_str(), ImageRef::running(&c.image, &c.image_id)))
+            .collect()
+    }
+
+    /// Whether any container of the server runs `image`.
+    pub fn runs_image(&self, image: &ImageRef) -> bool {
+        self.running_images()
+            .iter()
+            .any(|(_, running)| image.same_image(running))
+    }
+
+    /// The image of the first container status (kubelet lists them by
+    /// name; a one-container server's image), as written, for display.
+    pub fn running_image(&self) -> Option<&str> {
+        container_statuses(self.status.as_ref()?)
+            .next()
+            .map(|c| c.image.as_str())
     }
 }
 
@@ -195,5 +254,46 @@ mod tests {
                 .as_deref(),
             Some("sha256:abc")
         );
+    }
+
+    #[test]
+    fn the_repository_as_written_drops_tag_and_digest() {
+        assert_eq!(repository_as_written("nginx:1.2"), "nginx");
+        assert_eq!(repository_as_written("host:5000/app"), "host:5000/app");
+        assert_eq!(repository_as_written("host:5000/app:v1"), "host:5000/app");
+        assert_eq!(repository_as_written("a@sha256:00"), "a");
+        assert_eq!(repository_as_written("nginx"), "nginx");
+    }
+
+    fn server(statuses: &[(&str, &str, &str)]) -> GameServer {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "game.kruise.io/v1alpha1", "kind": "GameServer",
+            "metadata": {"name": "s-0"},
+            "spec": {"containers": [{"name": "main", "image": "spec:9"}]},
+            "status": {"podStatus": {"containerStatuses": statuses.iter().map(|(name, image, id)| serde_json::json!({
+                "name": name, "image": image, "imageID": id, "ready": true, "restartCount": 0,
+            })).collect::<Vec<_>>()}},
+        }))
+        .unwrap_or_default()
+    }
+
+    /// kubelet lists container statuses sorted by name, so a sidecar may
+    /// come first: a server runs the image of every container, by name,
+    /// with the digest of its imageID, and never the spec's.
+    #[test]
+    fn a_server_runs_each_containers_reported_image() {
+        let gs = server(&[
+            ("a-sidecar", "envoy:1", ""),
+            ("main", "game:2", "docker.io/library/game@sha256:abc"),
+        ]);
+        assert_eq!(gs.running_image(), Some("envoy:1"));
+        assert!(gs.runs_image(&ImageRef::parse("game:2")));
+        assert!(gs.runs_image(&ImageRef::parse("game@sha256:abc")));
+        assert!(gs.runs_image(&ImageRef::parse("docker.io/library/envoy:1")));
+        assert!(!gs.runs_image(&ImageRef::parse("spec:9")));
+        let status = gs.status.as_ref().expect("status");
+        assert_eq!(reported_image(status, "main"), Some("game:2"));
+        assert_eq!(reported_image(status, "nope"), None);
+        assert_eq!(server(&[]).running_image(), None);
     }
 }

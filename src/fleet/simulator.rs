@@ -62,6 +62,7 @@ use serde_json::{Map, Value, json};
 
 use crate::api::MAX_PLAYERS_ANNOTATION;
 use crate::api::hash::mixed as fnv1a;
+use crate::api::image::reported_image;
 use crate::api::{
     GameServer, GameServerCondition, GameServerSet, GameServerState, GameServerStatus,
     MATCH_STARTED_ANNOTATION, OWNER_GSS_LABEL, OpsState,
@@ -260,13 +261,7 @@ impl PodId<'_> {
 
 /// A fake but stable image digest reference, as kubelet reports `imageID`.
 fn image_id(image: &str) -> String {
-    let repo = match image.split_once('@') {
-        Some((repo, _)) => repo,
-        None => match image.rfind(':') {
-            Some(i) if !image[i..].contains('/') => &image[..i],
-            _ => image,
-        },
-    };
+    let repo = crate::api::image::repository_as_written(image);
     format!("{repo}@sha256:{}", hex64(image.as_bytes()))
 }
 
@@ -310,18 +305,6 @@ fn max_restarts(status: &GameServerStatus) -> i32 {
         .map(|(n, _)| *n)
         .max()
         .unwrap_or(0)
-}
-
-/// The running image of container `name`, if the status reports one.
-fn running_image<'a>(status: &'a GameServerStatus, name: &str) -> Option<&'a str> {
-    status
-        .pod_status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .iter()
-        .find(|c| c.name == name)
-        .map(|c| c.image.as_str())
 }
 
 fn crashes(config: &SimulatorConfig, image: &str) -> bool {
@@ -702,7 +685,7 @@ fn start(
         .iter()
         .map(|d| {
             let (count, last) = previous.get(&d.name).cloned().unwrap_or_default();
-            let replaced = was_updating && running_image(old, &d.name) != Some(d.image.as_str());
+            let replaced = was_updating && reported_image(old, &d.name) != Some(d.image.as_str());
             let count = if replaced {
                 count.saturating_add(1)
             } else {
@@ -840,7 +823,7 @@ pub fn transition(
             );
             let fixed = desired
                 .iter()
-                .any(|d| running_image(&old, &d.name) != Some(d.image.as_str()));
+                .any(|d| reported_image(&old, &d.name) != Some(d.image.as_str()));
             if now >= due || fixed {
                 create(&mut st, &old, &pod, &desired, startup, now)
             } else {
@@ -850,7 +833,7 @@ pub fn transition(
         Some(Ok(GameServerState::Ready)) => {
             let changed: Vec<&str> = desired
                 .iter()
-                .filter(|d| d.pinned && running_image(&old, &d.name) != Some(d.image.as_str()))
+                .filter(|d| d.pinned && reported_image(&old, &d.name) != Some(d.image.as_str()))
                 .map(|d| d.name.as_str())
                 .collect();
             if changed.is_empty() {

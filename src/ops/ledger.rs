@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::PatchParams;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -34,8 +34,6 @@ pub const OPS_ANNOTATION: &str = "gameops.io/ops";
 pub const LEASE_DURATION: Duration = Duration::from_secs(15 * 60);
 const KEEP_RECORDS: usize = 50;
 const RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Compare-and-swap attempts before giving up on a busy set.
-const ATTEMPTS: usize = 16;
 
 /// One workflow's hold on a set.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -142,48 +140,23 @@ pub fn lease_for(call: &Call<'_>, now: Timestamp) -> Lease {
 /// already `call`'s with at least half its duration to run, so a waiting
 /// op's repeated calls rarely write.
 pub async fn acquire(call: &Call<'_>) -> Result<GameServerSet, Outcome> {
-    let api: Api<GameServerSet> = Api::namespaced(call.client.clone(), &call.namespace);
     let half = jiff::SignedDuration::try_from(LEASE_DURATION / 2).unwrap_or_default();
-    for _ in 0..ATTEMPTS {
-        let gss = super::get_set(call).await?;
+    super::cas::update(call, None, |gss| {
         let now = Timestamp::now();
-        if let Some(done) = records(&gss).get(&call.fingerprint) {
+        if let Some(done) = records(gss).get(&call.fingerprint) {
             return Err(replay(done));
         }
-        if let Some(why) = held_by_other(&gss, call, now) {
+        if let Some(why) = held_by_other(gss, call, now) {
             return Err(Outcome::Failed(why));
         }
-        if lease(&gss).is_some_and(|l| l.holder == call.workflow.uid && l.until > now + half) {
-            return Ok(gss);
+        if lease(gss).is_some_and(|l| l.holder == call.workflow.uid && l.until > now + half) {
+            return Ok(None);
         }
-        let patch = json!({"metadata": {
-            "resourceVersion": gss.metadata.resource_version,
-            "annotations": {
-                LEASE_ANNOTATION: serde_json::to_string(&lease_for(call, now)).unwrap_or_default(),
-            },
-        }});
-        match api
-            .patch(
-                &call.game_server_set,
-                &plugin_params(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(gss) => return Ok(gss),
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => {
-                return Err(Outcome::Retry(format!(
-                    "could not take the release lease on GameServerSet {}/{}: {e}",
-                    call.namespace, call.game_server_set
-                )));
-            }
-        }
-    }
-    Err(Outcome::Retry(format!(
-        "GameServerSet {}/{} kept changing under this call; trying again",
-        call.namespace, call.game_server_set
-    )))
+        Ok(Some(json!({"metadata": {"annotations": {
+            LEASE_ANNOTATION: serde_json::to_string(&lease_for(call, now)).unwrap_or_default(),
+        }}})))
+    })
+    .await
 }
 
 /// Patch parameters of every write the plugin makes: attributed to
@@ -203,24 +176,17 @@ pub async fn mutate<F>(call: &Call<'_>, change: F) -> Outcome
 where
     F: Fn(&GameServerSet) -> Result<Change, String>,
 {
-    let api: Api<GameServerSet> = Api::namespaced(call.client.clone(), &call.namespace);
-    for _ in 0..ATTEMPTS {
-        let gss = match super::get_set(call).await {
-            Ok(gss) => gss,
-            Err(outcome) => return outcome,
-        };
+    let mut answer = None;
+    let written = super::cas::update(call, None, |gss| {
         let now = Timestamp::now();
-        let mut records = records(&gss);
+        let mut records = records(gss);
         if let Some(done) = records.get(&call.fingerprint) {
-            return replay(done);
+            return Err(replay(done));
         }
-        if let Some(why) = held_by_other(&gss, call, now) {
-            return Outcome::Failed(why);
+        if let Some(why) = held_by_other(gss, call, now) {
+            return Err(Outcome::Failed(why));
         }
-        let change = match change(&gss) {
-            Ok(c) => c,
-            Err(why) => return Outcome::Failed(why),
-        };
+        let change = change(gss).map_err(Outcome::Failed)?;
         records.insert(
             call.fingerprint.clone(),
             Record {
@@ -230,54 +196,29 @@ where
                 outputs: change.outputs.clone(),
             },
         );
-        let lease = lease_for(call, now);
         let mut patch = if change.patch.is_null() {
             json!({})
         } else {
             change.patch
         };
-        let bookkeeping = json!({
-            "resourceVersion": gss.metadata.resource_version,
-            "annotations": {
-                LEASE_ANNOTATION: serde_json::to_string(&lease).unwrap_or_default(),
-                OPS_ANNOTATION: serde_json::to_string(&pruned(records, now)).unwrap_or_default(),
-            },
-        });
+        let bookkeeping = json!({"annotations": {
+            LEASE_ANNOTATION: serde_json::to_string(&lease_for(call, now)).unwrap_or_default(),
+            OPS_ANNOTATION: serde_json::to_string(&pruned(records, now)).unwrap_or_default(),
+        }});
         json_patch::merge(&mut patch, &json!({"metadata": bookkeeping}));
-        match api
-            .patch(
-                &call.game_server_set,
-                &plugin_params(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(_) => {
-                return Outcome::Done {
-                    message: change.message,
-                    outputs: change.outputs,
-                };
-            }
-            // Someone else wrote the set meanwhile: read it again.
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
-                return Outcome::Failed(format!(
-                    "the API server refused the change to GameServerSet {}/{}: {}",
-                    call.namespace, call.game_server_set, e.message
-                ));
-            }
-            Err(e) => {
-                return Outcome::Retry(format!(
-                    "could not write GameServerSet {}/{}: {e}",
-                    call.namespace, call.game_server_set
-                ));
-            }
-        }
+        answer = Some((change.message, change.outputs));
+        Ok(Some(patch))
+    })
+    .await;
+    match (written, answer) {
+        (Err(outcome), _) => outcome,
+        (Ok(_), Some((message, outputs))) => Outcome::Done { message, outputs },
+        // Every path that writes sets the answer first.
+        (Ok(_), None) => Outcome::Retry(format!(
+            "GameServerSet {}/{} was not written; trying again",
+            call.namespace, call.game_server_set
+        )),
     }
-    Outcome::Retry(format!(
-        "GameServerSet {}/{} kept changing under this call; trying again",
-        call.namespace, call.game_server_set
-    ))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! `gameServerSet`, and optionally `namespace` (default: the workflow's) and
 //! `cluster` (default: the first).
 
+pub mod cas;
 pub mod check;
 mod drain;
 pub mod ledger;

@@ -22,11 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::ledger::plugin_params;
 use super::{Call, Outcome};
 use crate::api::GameServerSet;
 
@@ -37,7 +35,6 @@ const TTL: Duration = Duration::from_secs(24 * 3600);
 /// The longest `timeoutSeconds` a waiting op accepts (its entry must
 /// outlive it).
 pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 3600 - 60;
-const ATTEMPTS: usize = 16;
 
 /// One waiting call's progress.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -128,44 +125,7 @@ pub async fn write<F>(
 where
     F: Fn(&GameServerSet) -> Result<Option<Value>, String>,
 {
-    let api: Api<GameServerSet> = Api::namespaced(call.client.clone(), &call.namespace);
-    let mut gss = gss;
-    for _ in 0..ATTEMPTS {
-        let Some(mut patch) = change(&gss).map_err(Outcome::Failed)? else {
-            return Ok(gss);
-        };
-        json_patch::merge(
-            &mut patch,
-            &json!({"metadata": {"resourceVersion": gss.metadata.resource_version}}),
-        );
-        match api
-            .patch(
-                &call.game_server_set,
-                &plugin_params(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(written) => return Ok(written),
-            Err(kube::Error::Api(e)) if e.code == 409 => gss = super::get_set(call).await?,
-            Err(kube::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => {
-                return Err(Outcome::Failed(format!(
-                    "the API server refused the change to GameServerSet {}/{}: {}",
-                    call.namespace, call.game_server_set, e.message
-                )));
-            }
-            Err(e) => {
-                return Err(Outcome::Retry(format!(
-                    "could not write GameServerSet {}/{}: {e}",
-                    call.namespace, call.game_server_set
-                )));
-            }
-        }
-    }
-    Err(Outcome::Retry(format!(
-        "GameServerSet {}/{} kept changing under this call; trying again",
-        call.namespace, call.game_server_set
-    )))
+    super::cas::update(call, Some(gss), |g| change(g).map_err(Outcome::Failed)).await
 }
 
 /// `call`'s entry, written now if this is its first call.

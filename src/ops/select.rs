@@ -29,6 +29,7 @@ use kube::api::{Api, ListParams, Patch};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::cas::{WriteError, classify};
 use super::ledger::plugin_params;
 use super::{Call, Outcome, values};
 use crate::api::{GameServer, GameServerSet, ImageRef, OWNER_GSS_LABEL};
@@ -108,18 +109,14 @@ pub fn container_images(
         .collect()
 }
 
-/// The images a server's containers run, by container name: the status's
-/// where it reports one, else the server's spec.
+/// The images a server's containers run, by container name
+/// ([`GameServer::running_images`]), and for a container no status
+/// reports yet, the server's spec.
 pub fn running_images(gs: &GameServer) -> Vec<(String, ImageRef)> {
     let mut out: Vec<(String, ImageRef)> = gs
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_status.as_ref())
-        .and_then(|p| p.container_statuses.as_ref())
+        .running_images()
         .into_iter()
-        .flatten()
-        .filter(|c| !c.image.is_empty())
-        .map(|c| (c.name.clone(), ImageRef::running(&c.image, &c.image_id)))
+        .map(|(name, image)| (name.to_owned(), image))
         .collect();
     for c in gs.spec.containers.iter().flatten() {
         if let Some(image) = c.image.as_deref().filter(|i| !i.is_empty())
@@ -406,13 +403,13 @@ pub async fn set_ops_state(
             },
             "spec": {"opsState": target},
         });
-        match api
+        let written = api
             .patch(&server, &plugin_params(), &Patch::Merge(&patch))
-            .await
-        {
+            .await;
+        match written.map_err(classify) {
             Ok(written) => return Ok(Patched::Changed(written)),
-            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Patched::Gone),
-            Err(kube::Error::Api(e)) if e.code == 409 => match api.get_opt(&server).await {
+            Err(WriteError::Gone) => return Ok(Patched::Gone),
+            Err(WriteError::Conflict) => match api.get_opt(&server).await {
                 Ok(Some(fresh)) => gs = fresh,
                 Ok(None) => return Ok(Patched::Gone),
                 Err(e) => {
@@ -422,16 +419,15 @@ pub async fn set_ops_state(
                     });
                 }
             },
-            Err(kube::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => {
+            Err(WriteError::Refused(message)) => {
                 return Err(PatchError {
                     message: format!(
-                        "the API server refused opsState {target} on GameServer {server}: {}",
-                        e.message
+                        "the API server refused opsState {target} on GameServer {server}: {message}"
                     ),
                     transient: false,
                 });
             }
-            Err(e) => {
+            Err(WriteError::Transient(e)) => {
                 return Err(PatchError {
                     message: format!("could not write GameServer {server}: {e}"),
                     transient: true,
