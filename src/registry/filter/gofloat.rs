@@ -134,96 +134,20 @@ pub(super) fn go_parse_float(s: &str) -> Option<f64> {
     if let Some((f, n)) = go_special(s) {
         return (n == s.len()).then_some(f);
     }
-    let b = s.as_bytes();
-    let mut i = 0;
-    let neg = match b.first()? {
-        b'+' => {
-            i += 1;
-            false
-        }
-        b'-' => {
-            i += 1;
-            true
-        }
-        _ => false,
+    let (neg, unsigned) = match s.as_bytes().first()? {
+        b'+' => (false, &s[1..]),
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
     };
-    let hex = i + 2 < b.len() && b[i] == b'0' && b[i + 1].eq_ignore_ascii_case(&b'x');
-    if hex {
-        i += 2;
-    }
-    let mut underscores = false;
-    let mut saw_dot = false;
-    let mut saw_digits = false;
-    // Hexadecimal: significant digits into `mant` (with a sticky bit for
-    // the ones that do not fit) and the binary exponent they imply.
-    let mut mant: u128 = 0;
-    let mut mant_exp: i64 = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'_' {
-            underscores = true;
-        } else if c == b'.' {
-            if saw_dot {
-                break;
-            }
-            saw_dot = true;
-        } else if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
-            saw_digits = true;
-            if hex {
-                let d = u128::from((c as char).to_digit(16).unwrap_or_default());
-                if mant >> 120 == 0 {
-                    mant = (mant << 4) | d;
-                    if saw_dot {
-                        mant_exp -= 4;
-                    }
-                } else {
-                    mant |= u128::from(d != 0);
-                    if !saw_dot {
-                        mant_exp += 4;
-                    }
-                }
-            }
-        } else {
-            break;
-        }
-        i += 1;
-    }
-    if !saw_digits {
-        return None;
-    }
-    let exp_char = if hex { b'p' } else { b'e' };
-    let mut exp: i64 = 0;
-    if i < b.len() && b[i].eq_ignore_ascii_case(&exp_char) {
-        i += 1;
-        let mut esign = 1;
-        match b.get(i) {
-            Some(b'+') => i += 1,
-            Some(b'-') => {
-                i += 1;
-                esign = -1;
-            }
-            _ => {}
-        }
-        if !b.get(i).is_some_and(u8::is_ascii_digit) {
-            return None;
-        }
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-            if b[i] == b'_' {
-                underscores = true;
-            } else if exp < 10_000 {
-                exp = exp * 10 + i64::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        exp *= esign;
-    } else if hex {
-        return None;
-    }
-    if i != b.len() || (underscores && !go_underscore_ok(s)) {
+    let b = unsigned.as_bytes();
+    let hex = b.len() > 2 && b[0] == b'0' && b[1].eq_ignore_ascii_case(&b'x');
+    let m = mantissa(if hex { &b[2..] } else { b }, hex)?;
+    let (exp, rest, exp_underscores) = exponent(m.rest, hex)?;
+    if !rest.is_empty() || ((m.underscores || exp_underscores) && !go_underscore_ok(s)) {
         return None;
     }
     let value = if hex {
-        hex_to_f64(mant, mant_exp + exp)?
+        hex_to_f64(m.mant, m.mant_exp + exp)?
     } else {
         let digits: String = s.chars().filter(|&c| c != '_').collect();
         let f: f64 = digits.parse().ok()?;
@@ -233,4 +157,89 @@ pub(super) fn go_parse_float(s: &str) -> Option<f64> {
         f.abs()
     };
     Some(if neg { -value } else { value })
+}
+
+/// The digits of a float up to its exponent.
+struct Mantissa<'a> {
+    /// What follows them.
+    rest: &'a [u8],
+    /// Whether they held a `_`.
+    underscores: bool,
+    /// Hexadecimal only: the significant digits (with a sticky bit for the
+    /// ones that do not fit) ...
+    mant: u128,
+    /// ... and the binary exponent they imply.
+    mant_exp: i64,
+}
+
+/// Reads the digits and the one `.` of a float's mantissa (after the sign
+/// and a `0x`); `None` when there is no digit.
+fn mantissa(b: &[u8], hex: bool) -> Option<Mantissa<'_>> {
+    let mut m = Mantissa {
+        rest: &[],
+        underscores: false,
+        mant: 0,
+        mant_exp: 0,
+    };
+    let (mut saw_dot, mut saw_digits) = (false, false);
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'_' {
+            m.underscores = true;
+        } else if c == b'.' {
+            if saw_dot {
+                break;
+            }
+            saw_dot = true;
+        } else if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
+            saw_digits = true;
+            if hex {
+                let d = u128::from((c as char).to_digit(16).unwrap_or_default());
+                if m.mant >> 120 == 0 {
+                    m.mant = (m.mant << 4) | d;
+                    m.mant_exp -= if saw_dot { 4 } else { 0 };
+                } else {
+                    m.mant |= u128::from(d != 0);
+                    m.mant_exp += if saw_dot { 0 } else { 4 };
+                }
+            }
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    m.rest = &b[i..];
+    saw_digits.then_some(m)
+}
+
+/// Reads a float's exponent (`e` for decimal, `p` for hexadecimal, which
+/// needs one): its value (capped, as Go's), what follows it, and whether it
+/// held a `_`. `None` on a malformed exponent.
+fn exponent(b: &[u8], hex: bool) -> Option<(i64, &[u8], bool)> {
+    let exp_char = if hex { b'p' } else { b'e' };
+    let Some(after) = b
+        .split_first()
+        .filter(|(c, _)| c.eq_ignore_ascii_case(&exp_char))
+        .map(|(_, rest)| rest)
+    else {
+        return if hex { None } else { Some((0, b, false)) };
+    };
+    let (sign, digits) = match after.first() {
+        Some(b'+') => (1, &after[1..]),
+        Some(b'-') => (-1, &after[1..]),
+        _ => (1, after),
+    };
+    if !digits.first().is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let (mut exp, mut underscores, mut i) = (0i64, false, 0);
+    while let Some(&c) = digits.get(i).filter(|c| c.is_ascii_digit() || **c == b'_') {
+        if c == b'_' {
+            underscores = true;
+        } else if exp < 10_000 {
+            exp = exp * 10 + i64::from(c - b'0');
+        }
+        i += 1;
+    }
+    Some((sign * exp, &digits[i..], underscores))
 }
