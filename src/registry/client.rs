@@ -20,7 +20,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderValue, LINK, RETRY_AFTER, WWW_AUTHENTICATE};
 use tokio::sync::Mutex;
 
-use crate::registry::config::{Config, Credentials, registry_host};
+use crate::registry::config::{Config, Credentials};
 
 /// Tags asked for per page.
 const PAGE: usize = 1000;
@@ -149,6 +149,44 @@ fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
             let url = part.split(';').next()?.trim();
             Some(url.strip_prefix('<')?.strip_suffix('>')?.to_owned())
         })
+}
+
+/// What one tag-list page's answer means: the page (and the next page's
+/// link), a transient failure to retry, or a final refusal.
+fn page_attempt(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: bytes::Bytes,
+    host: &str,
+    repository: &str,
+) -> Attempt<(bytes::Bytes, Option<String>)> {
+    match status {
+        s if s.is_success() => Attempt::Done((body, next_link(headers))),
+        StatusCode::TOO_MANY_REQUESTS => {
+            Attempt::Again("HTTP 429 Too Many Requests".into(), retry_after(headers))
+        }
+        s if s.is_server_error() => Attempt::Again(format!("HTTP {s}"), retry_after(headers)),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            Attempt::Fail(RegistryError::Unauthorized {
+                host: host.to_owned(),
+                repository: repository.to_owned(),
+                reason: format!("HTTP {status}"),
+            })
+        }
+        StatusCode::NOT_FOUND => Attempt::Fail(RegistryError::NotFound {
+            what: format!("repository {repository}"),
+        }),
+        s => Attempt::Fail(RegistryError::Refused {
+            host: host.to_owned(),
+            reason: format!(
+                "listing the tags of {repository} got HTTP {s}: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ),
+        }),
+    }
 }
 
 impl RegistryClient {
@@ -292,8 +330,8 @@ impl RegistryClient {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let host = registry_host(repository);
         let reference = Self::reference(repository, "latest")?;
+        let host = reference.registry();
         let scheme = if self.config.registry(host).insecure {
             "http"
         } else {
@@ -384,42 +422,14 @@ impl RegistryClient {
                 Ok(b) => b,
                 Err(e) => return Attempt::Again(e.to_string(), None),
             };
-            return match status {
-                s if s.is_success() => Attempt::Done((body, next_link(&headers))),
-                StatusCode::TOO_MANY_REQUESTS => {
-                    Attempt::Again("HTTP 429 Too Many Requests".into(), retry_after(&headers))
-                }
-                s if s.is_server_error() => {
-                    Attempt::Again(format!("HTTP {s}"), retry_after(&headers))
-                }
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    Attempt::Fail(RegistryError::Unauthorized {
-                        host: host.to_owned(),
-                        repository: repository.to_owned(),
-                        reason: format!("HTTP {status}"),
-                    })
-                }
-                StatusCode::NOT_FOUND => Attempt::Fail(RegistryError::NotFound {
-                    what: format!("repository {repository}"),
-                }),
-                s => Attempt::Fail(RegistryError::Refused {
-                    host: host.to_owned(),
-                    reason: format!(
-                        "listing the tags of {repository} got HTTP {s}: {}",
-                        String::from_utf8_lossy(&body)
-                            .chars()
-                            .take(200)
-                            .collect::<String>()
-                    ),
-                }),
-            };
+            return page_attempt(status, &headers, body, host, repository);
         }
     }
 
     /// The digest `tag` names (a manifest HEAD; index, list or manifest).
     pub async fn digest(&self, repository: &str, tag: &str) -> Result<String, RegistryError> {
-        let host = registry_host(repository);
         let reference = Self::reference(repository, tag)?;
+        let host = reference.registry();
         let auth = self.auth(host);
         let what = format!("{repository}:{tag}");
         self.retried(host, || async {
@@ -451,8 +461,8 @@ impl RegistryClient {
         repository: &str,
         tag_or_digest: &str,
     ) -> Result<(bytes::Bytes, String, String), RegistryError> {
-        let host = registry_host(repository);
         let reference = Self::reference(repository, tag_or_digest)?;
+        let host = reference.registry();
         let auth = self.auth(host);
         let what = format!("{repository}:{tag_or_digest}");
         let (body, digest) = self
@@ -490,8 +500,8 @@ impl RegistryClient {
         manifest: bytes::Bytes,
         media_type: &str,
     ) -> Result<(), RegistryError> {
-        let host = registry_host(repository);
         let reference = Self::reference(repository, tag)?;
+        let host = reference.registry();
         let auth = self.auth(host);
         let what = format!("{repository}:{tag}");
         let content_type =
@@ -528,8 +538,8 @@ impl RegistryClient {
         tag: &str,
         layer: Vec<u8>,
     ) -> Result<String, RegistryError> {
-        let host = registry_host(repository);
         let reference = Self::reference(repository, tag)?;
+        let host = reference.registry();
         let auth = self.auth(host);
         let what = format!("{repository}:{tag}");
         let layers = vec![oci_client::client::ImageLayer::new(

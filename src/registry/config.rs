@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use oci_client::Reference;
 use regex::Regex;
 use serde::Deserialize;
 
@@ -337,13 +338,119 @@ fn docker_config(path: &Path, host: &str) -> Result<Credentials, String> {
     ))
 }
 
-/// The registry host of a repository (`host/path`); the first component
-/// counts as a host when it has a dot or a colon or is `localhost`, as
-/// docker decides.
-pub fn registry_host(repository: &str) -> &str {
-    match repository.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
-        _ => "docker.io",
+/// `repository` (`host/path`, no tag or digest) as an image reference
+/// (`oci_client::Reference`, tagged `latest`), or `None` when it is not one.
+pub fn repository_reference(repository: &str) -> Option<Reference> {
+    format!("{repository}:latest").parse().ok()
+}
+
+/// The registry host of a repository (`host/path`), as docker decides
+/// (`oci_client::Reference`): the first component when it has a dot or a
+/// colon or is `localhost`, else `docker.io`. Empty for a text that is no
+/// repository (every request for it then fails naming it).
+pub fn registry_host(repository: &str) -> String {
+    repository_reference(repository)
+        .map(|r| r.registry().to_owned())
+        .unwrap_or_default()
+}
+
+/// A mistake in the file: where (`environments.prod.repository`) and what.
+type Mistake = (String, String);
+
+/// `registries`: each host once, with its credentials read.
+fn registries(entries: &[RegistryEntry]) -> Result<BTreeMap<String, Registry>, Mistake> {
+    let mut registries = BTreeMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let place = format!("registries[{i}] ({})", entry.host);
+        if entry.host.is_empty() || entry.host.contains('/') {
+            return Err((
+                place,
+                "host must be host[:port], e.g. registry.example.com or localhost:5000".into(),
+            ));
+        }
+        let auth = entry.auth.clone().unwrap_or_default();
+        let credentials = match (&auth.basic, &auth.bearer, &auth.docker_config) {
+            (None, None, None) => Ok(Credentials::Anonymous),
+            (Some(s), None, None) => password(s).map(|(u, p)| Credentials::Basic(u, p)),
+            (None, Some(t), None) => token(t).map(Credentials::Bearer),
+            (None, None, Some(p)) => docker_config(p, &entry.host),
+            _ => Err("give one of basic, bearer or dockerConfig".into()),
+        }
+        .map_err(|m| (format!("{place}.auth"), m))?;
+        let registry = Registry {
+            host: entry.host.clone(),
+            insecure: entry.insecure,
+            credentials,
+        };
+        if registries.insert(entry.host.clone(), registry).is_some() {
+            return Err((place, "this host is listed twice".into()));
+        }
+    }
+    Ok(registries)
+}
+
+/// `environments`: each repository a repository, each filter compiled.
+fn environments(
+    entries: BTreeMap<String, EnvironmentEntry>,
+) -> Result<BTreeMap<String, Environment>, Mistake> {
+    let mut environments = BTreeMap::new();
+    for (name, entry) in entries {
+        let place = format!("environments.{name}");
+        if repository_reference(&entry.repository).is_none() {
+            return Err((
+                format!("{place}.repository"),
+                format!(
+                    "{:?} is not a repository: write host/path without a tag or digest, e.g. registry.example.com/game/server",
+                    entry.repository
+                ),
+            ));
+        }
+        let compiled = entry.filter.compile().map_err(|e| {
+            (
+                format!("{place}.filter.{}", e.field()),
+                e.to_string()
+                    .trim_start_matches(e.field())
+                    .trim_start_matches(':')
+                    .trim()
+                    .to_owned(),
+            )
+        })?;
+        environments.insert(
+            name.clone(),
+            Environment {
+                name,
+                repository: entry.repository,
+                filter: entry.filter,
+                compiled,
+            },
+        );
+    }
+    Ok(environments)
+}
+
+/// `protectedTags`: each a whole-tag regex.
+fn protected_tags(patterns: &[String]) -> Result<Vec<Regex>, Mistake> {
+    patterns
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Regex::new(&format!("^(?:{p})$"))
+                .map_err(|e| (format!("protectedTags[{i}]"), format!("{p:?}: {e}")))
+        })
+        .collect()
+}
+
+/// `flux.auth`: at most one of bearer or basic.
+fn flux_auth(auth: FluxAuthEntry) -> Result<FluxAuth, Mistake> {
+    match (&auth.bearer, &auth.basic) {
+        (None, None) => Ok(FluxAuth::None),
+        (Some(t), None) => token(t)
+            .map(FluxAuth::Bearer)
+            .map_err(|m| ("flux.auth.bearer".into(), m)),
+        (None, Some(s)) => password(s)
+            .map(|(u, p)| FluxAuth::Basic(u, p))
+            .map_err(|m| ("flux.auth.basic".into(), m)),
+        _ => Err(("flux.auth".into(), "give one of bearer or basic".into())),
     }
 }
 
@@ -371,102 +478,16 @@ impl Config {
     }
 
     fn check(file: ConfigFile, path: &Path) -> Result<Self, ConfigError> {
-        let invalid = |place: String, message: String| ConfigError::Invalid {
+        let invalid = |(place, message)| ConfigError::Invalid {
             path: path.to_owned(),
             place,
             message,
         };
-        let mut registries = BTreeMap::new();
-        for (i, entry) in file.registries.iter().enumerate() {
-            let place = format!("registries[{i}] ({})", entry.host);
-            if entry.host.is_empty() || entry.host.contains('/') {
-                return Err(invalid(
-                    place,
-                    "host must be host[:port], e.g. registry.example.com or localhost:5000".into(),
-                ));
-            }
-            let auth = entry.auth.clone().unwrap_or_default();
-            let credentials = match (&auth.basic, &auth.bearer, &auth.docker_config) {
-                (None, None, None) => Ok(Credentials::Anonymous),
-                (Some(s), None, None) => password(s).map(|(u, p)| Credentials::Basic(u, p)),
-                (None, Some(t), None) => token(t).map(Credentials::Bearer),
-                (None, None, Some(p)) => docker_config(p, &entry.host),
-                _ => Err("give one of basic, bearer or dockerConfig".into()),
-            }
-            .map_err(|m| invalid(format!("{place}.auth"), m))?;
-            let registry = Registry {
-                host: entry.host.clone(),
-                insecure: entry.insecure,
-                credentials,
-            };
-            if registries.insert(entry.host.clone(), registry).is_some() {
-                return Err(invalid(place, "this host is listed twice".into()));
-            }
-        }
-        let mut environments = BTreeMap::new();
-        for (name, entry) in file.environments {
-            let place = format!("environments.{name}");
-            let last = entry.repository.rsplit('/').next().unwrap_or_default();
-            if last.is_empty() || last.contains(':') || entry.repository.contains(['@', ' ']) {
-                return Err(invalid(
-                    format!("{place}.repository"),
-                    format!(
-                        "{:?} is not a repository: write host/path without a tag or digest, e.g. registry.example.com/game/server",
-                        entry.repository
-                    ),
-                ));
-            }
-            let compiled = entry.filter.compile().map_err(|e| {
-                invalid(
-                    format!("{place}.filter.{}", e.field()),
-                    e.to_string()
-                        .trim_start_matches(e.field())
-                        .trim_start_matches(':')
-                        .trim()
-                        .to_owned(),
-                )
-            })?;
-            environments.insert(
-                name.clone(),
-                Environment {
-                    name,
-                    repository: entry.repository,
-                    filter: entry.filter,
-                    compiled,
-                },
-            );
-        }
-        let protected_tags = file
-            .protected_tags
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                Regex::new(&format!("^(?:{p})$"))
-                    .map_err(|e| invalid(format!("protectedTags[{i}]"), format!("{p:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let flux = file.flux.auth.clone().unwrap_or_default();
-        let flux_auth = match (&flux.bearer, &flux.basic) {
-            (None, None) => FluxAuth::None,
-            (Some(t), None) => {
-                FluxAuth::Bearer(token(t).map_err(|m| invalid("flux.auth.bearer".into(), m))?)
-            }
-            (None, Some(s)) => {
-                let (u, p) = password(s).map_err(|m| invalid("flux.auth.basic".into(), m))?;
-                FluxAuth::Basic(u, p)
-            }
-            _ => {
-                return Err(invalid(
-                    "flux.auth".into(),
-                    "give one of bearer or basic".into(),
-                ));
-            }
-        };
         Ok(Self {
-            registries,
-            environments,
-            protected_tags,
-            flux_auth,
+            registries: registries(&file.registries).map_err(invalid)?,
+            environments: environments(file.environments).map_err(invalid)?,
+            protected_tags: protected_tags(&file.protected_tags).map_err(invalid)?,
+            flux_auth: flux_auth(file.flux.auth.unwrap_or_default()).map_err(invalid)?,
             flux_cache: file
                 .flux
                 .cache_seconds

@@ -24,7 +24,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::http::Credential;
-use crate::registry::config::FluxAuth;
+use crate::registry::config::{Config, FluxAuth};
 use crate::registry::filter::adler32_id;
 use crate::registry::{ResolveError, Resolver};
 
@@ -149,6 +149,7 @@ struct Params {
     env: Option<String>,
 }
 
+/// `GET /inputs?env=NAME`: checks the caller, picks the environment, answers.
 async fn inputs_handler(
     State(flux): State<Arc<FluxInputs>>,
     Query(params): Query<Params>,
@@ -156,46 +157,66 @@ async fn inputs_handler(
 ) -> Response {
     let config = flux.resolver.config();
     if !authorised(&config.flux_auth, &headers) {
-        let mut r = error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized: send the token (Flux secretRef key `token`) or the username and password configured under flux.auth in gameops.yaml".into(),
-            json!({}),
-        );
-        let challenge = match config.flux_auth {
-            FluxAuth::Basic(..) => "Basic realm=\"gameops\"",
-            _ => "Bearer realm=\"gameops\"",
-        };
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(challenge),
-        );
-        return r;
+        return unauthorised(&config.flux_auth);
     }
-    let known: Vec<String> = config.environment_names();
+    match environment(config, params) {
+        Ok(env) => answer(&flux, config, env).await,
+        Err((code, message)) => {
+            let known = config.environment_names();
+            error(code, message, json!({"known": known}))
+        }
+    }
+}
+
+/// 401 with the challenge for the configured scheme.
+fn unauthorised(auth: &FluxAuth) -> Response {
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized: send the token (Flux secretRef key `token`) or the username and password configured under flux.auth in gameops.yaml".into(),
+        json!({}),
+    );
+    let challenge = match auth {
+        FluxAuth::Basic(..) => "Basic realm=\"gameops\"",
+        _ => "Bearer realm=\"gameops\"",
+    };
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    r
+}
+
+/// The configured environment `?env=` names, or why not (400 or 404, the
+/// message listing the known ones).
+fn environment(config: &Config, params: Params) -> Result<String, (StatusCode, String)> {
+    let known = config.environment_names();
     let Some(env) = params.env.filter(|e| !e.is_empty()) else {
-        return error(
+        return Err((
             StatusCode::BAD_REQUEST,
             format!(
                 "give the environment as ?env=NAME in the provider's spec.url; known: {}",
                 known.join(", ")
             ),
-            json!({"known": known}),
-        );
+        ));
     };
-    if !config.environments.contains_key(&env) {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "environment {env:?} is not configured in gameops.yaml; known: {}",
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ),
-            json!({"known": known}),
-        );
+    if config.environments.contains_key(&env) {
+        return Ok(env);
     }
+    let known = if known.is_empty() {
+        "none".to_owned()
+    } else {
+        known.join(", ")
+    };
+    Err((
+        StatusCode::NOT_FOUND,
+        format!("environment {env:?} is not configured in gameops.yaml; known: {known}"),
+    ))
+}
+
+/// The inputs of `env`: the cached answer while it is fresh, else resolved
+/// again (a transient registry failure serves the last answer, with a
+/// warning).
+async fn answer(flux: &FluxInputs, config: &Config, env: String) -> Response {
     let slot = flux.slot(&env);
     let mut answer = slot.lock().await;
     if let Some(a) = answer.as_ref()
@@ -203,45 +224,39 @@ async fn inputs_handler(
     {
         return reply(&a.inputs, None);
     }
-    match flux.resolver.resolve_environment(&env).await {
-        Ok(resolved) => {
-            let inputs: Vec<Input> = resolved
-                .into_iter()
-                .map(|r| Input {
-                    id: adler32_id(&r.tag),
-                    tag: r.tag,
-                    digest: r.digest,
-                    image: r.image,
-                    env: env.clone(),
-                })
-                .collect();
-            let response = reply(&inputs, None);
-            *answer = Some(Answer {
-                at: Instant::now(),
-                inputs,
-            });
-            response
+    let inputs = match flux.resolver.resolve_environment(&env).await {
+        Ok(resolved) => resolved
+            .into_iter()
+            .map(|r| Input {
+                id: adler32_id(&r.tag),
+                tag: r.tag,
+                digest: r.digest,
+                image: r.image,
+                env: env.clone(),
+            })
+            .collect(),
+        Err(ResolveError::NoMatch { .. }) => Vec::new(),
+        Err(ResolveError::Registry(e)) if e.is_transient() => {
+            return match answer.as_ref() {
+                Some(stale) => {
+                    tracing::warn!(env, error = %e, age_s = stale.at.elapsed().as_secs(), "flux: registry unavailable; serving the last answer");
+                    reply(&stale.inputs, Some(&e.to_string()))
+                }
+                None => error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{e}; Flux will retry"),
+                    json!({}),
+                ),
+            };
         }
-        Err(ResolveError::NoMatch { .. }) => {
-            *answer = Some(Answer {
-                at: Instant::now(),
-                inputs: Vec::new(),
-            });
-            reply(&[], None)
-        }
-        Err(ResolveError::Registry(e)) if e.is_transient() => match answer.as_ref() {
-            Some(stale) => {
-                tracing::warn!(env, error = %e, age_s = stale.at.elapsed().as_secs(), "flux: registry unavailable; serving the last answer");
-                reply(&stale.inputs, Some(&e.to_string()))
-            }
-            None => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{e}; Flux will retry"),
-                json!({}),
-            ),
-        },
-        Err(e) => error(StatusCode::BAD_GATEWAY, e.to_string(), json!({})),
-    }
+        Err(e) => return error(StatusCode::BAD_GATEWAY, e.to_string(), json!({})),
+    };
+    let response = reply(&inputs, None);
+    *answer = Some(Answer {
+        at: Instant::now(),
+        inputs,
+    });
+    response
 }
 
 #[cfg(test)]

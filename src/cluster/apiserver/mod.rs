@@ -20,11 +20,12 @@ pub mod watch;
 use std::path::Path;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 
 use crate::cluster::store::{Store, StoreError};
 use request::Params;
@@ -50,39 +51,39 @@ impl Cluster {
     }
 }
 
-/// Answers every resource path (`/api/v1/...`, `/apis/G/V/...`).
-async fn resource(State(cluster): State<Cluster>, request: Request) -> Response {
-    match handle(&cluster, request).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+/// Answers every resource path (`/api/v1/...`, `/apis/G/V/...`). The body
+/// is read within [`request::MAX_BODY`] (the [`crate::http::body_limit`]
+/// layer on the routes); over it, the answer is kube-apiserver's 413 Status.
+async fn resource(
+    State(cluster): State<Cluster>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answer = match body {
+        Ok(body) => handle(&cluster, &method, &uri, &headers, body).await,
+        Err(_) => Err(ApiError::too_large(request::MAX_BODY)),
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn read_body(body: Body, headers: &HeaderMap) -> Result<bytes::Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > request::MAX_BODY) {
-        return Err(ApiError::too_large(request::MAX_BODY));
-    }
-    axum::body::to_bytes(body, request::MAX_BODY)
-        .await
-        .map_err(|_| ApiError::too_large(request::MAX_BODY))
-}
-
-async fn handle(cluster: &Cluster, request: Request) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
-    let path = parts.uri.path();
+async fn handle(
+    cluster: &Cluster,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let path = uri.path();
     let target = match request::parse_path(path) {
         Some(t) => t,
-        None => return discovery_path(path, &parts.headers),
+        None => return discovery_path(path, headers),
     };
-    let params = Params::parse(parts.uri.query())?;
-    let format = request::format(&parts.headers);
-    let body = read_body(body, &parts.headers).await?;
-    let decoded = || request::decode(&body, &parts.headers);
-    match (&parts.method, target.name.is_some()) {
+    let params = Params::parse(uri.query())?;
+    let format = request::format(headers);
+    let decoded = || request::decode(&body, headers);
+    match (method, target.name.is_some()) {
         (&Method::GET, false) if params.watch => watch::watch(cluster, &target, &params, format),
         (&Method::GET, false) => objects::list(cluster, &target, &params, format).await,
         (&Method::GET, true) => objects::get(cluster, &target, format),
@@ -91,7 +92,7 @@ async fn handle(cluster: &Cluster, request: Request) -> Result<Response, ApiErro
             objects::update(cluster, &target, &params, decoded()?, format).await
         }
         (&Method::PATCH, true) => {
-            let patch_type = request::patch_type(&parts.headers)?;
+            let patch_type = request::patch_type(headers)?;
             objects::patch(cluster, &target, &params, patch_type, decoded()?, format).await
         }
         (&Method::DELETE, named) => {
@@ -140,6 +141,7 @@ fn cluster_routes(cluster: Cluster) -> Router {
             get(|| async { axum::Json(discovery::version()) }),
         )
         .fallback(resource)
+        .layer(crate::http::body_limit(request::MAX_BODY))
         .with_state(cluster)
 }
 

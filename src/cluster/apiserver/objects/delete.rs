@@ -1,0 +1,169 @@
+//! DELETE of one object (finalizers, preconditions, propagation policy)
+//! and of a collection.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::{Cluster, json_response, key, meta_mut, name_of, now, store_error};
+use crate::cluster::apiserver::request::{Params, Target};
+use crate::cluster::apiserver::selector::Selection;
+use crate::cluster::apiserver::status::ApiError;
+use crate::cluster::store::Op;
+
+/// `DeleteOptions` from a DELETE body.
+struct DeleteOptions {
+    uid: Option<String>,
+    rv: Option<u64>,
+    orphan: bool,
+}
+
+fn delete_options(body: Option<&Value>, params: &Params) -> Result<DeleteOptions, ApiError> {
+    let pre = body.and_then(|b| b.get("preconditions"));
+    let policy = body
+        .and_then(|b| b.get("propagationPolicy"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| params.propagation_policy.clone());
+    let orphan = match policy.as_deref() {
+        None | Some("Background" | "Foreground") => false,
+        Some("Orphan") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: unsupported value \"{other}\": use Background, Foreground or Orphan"
+            )));
+        }
+    };
+    let orphan = orphan
+        || body
+            .and_then(|b| b.get("orphanDependents"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    Ok(DeleteOptions {
+        uid: pre
+            .and_then(|p| p.get("uid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        rv: pre
+            .and_then(|p| p.get("resourceVersion"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok()),
+        orphan,
+    })
+}
+
+/// DELETE of one object. Objects with finalizers are marked with a
+/// `deletionTimestamp` and go once their finalizers are removed; dependents
+/// (ownerReferences) are removed in the background by the garbage collector,
+/// or released when the policy is Orphan.
+pub async fn delete(
+    cluster: &Cluster,
+    target: &Target,
+    params: &Params,
+    body: Option<Value>,
+) -> Result<Response, ApiError> {
+    let name = name_of(target)?.to_owned();
+    let def = target.def;
+    if target.subresource.is_some() {
+        return Err(ApiError::method_not_allowed(
+            "DELETE is not supported on a subresource",
+        ));
+    }
+    let options = delete_options(body.as_ref(), params)?;
+    let current = cluster
+        .store
+        .get(&key(target, &name))
+        .ok_or_else(|| ApiError::not_found(&def.qualified(), &name))?;
+    if options
+        .uid
+        .as_deref()
+        .is_some_and(|u| Some(u) != current.uid())
+        || options.rv.is_some_and(|rv| rv != current.rv)
+    {
+        return Err(ApiError::conflict(&def.qualified(), &name));
+    }
+    if params.dry_run {
+        return Ok(json_response(StatusCode::OK, current.json.clone()));
+    }
+    if options.orphan
+        && let Some(uid) = current.uid()
+    {
+        crate::cluster::apiserver::gc::orphan_dependents(cluster, uid).await;
+    }
+    let has_finalizers = current
+        .value
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
+    let op = if has_finalizers {
+        if current
+            .value
+            .pointer("/metadata/deletionTimestamp")
+            .is_some()
+        {
+            return Ok(json_response(StatusCode::OK, current.json.clone()));
+        }
+        let mut next = current.value.clone();
+        let m = meta_mut(&mut next);
+        m.insert("deletionTimestamp".into(), json!(now()));
+        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        Op::Update {
+            value: next,
+            expect_rv: current.rv,
+        }
+    } else {
+        Op::Delete {
+            expect_rv: Some(current.rv),
+        }
+    };
+    let written = cluster
+        .store
+        .write(key(target, &name), op)
+        .await
+        .map_err(|e| store_error(def, &name, e))?;
+    Ok(json_response(StatusCode::OK, written.json.clone()))
+}
+
+/// DELETE of a collection: every selected object.
+pub async fn delete_collection(
+    cluster: &Cluster,
+    target: &Target,
+    params: &Params,
+    body: Option<Value>,
+) -> Result<Response, ApiError> {
+    let def = target.def;
+    let selection = Selection::parse(def, params)?;
+    let (items, _) = cluster.store.list(def.plural, target.namespace.as_deref());
+    let mut deleted = Vec::new();
+    for item in items.iter().filter(|o| selection.matches(&o.value)) {
+        let name = item
+            .value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let ns = item
+            .value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let one = Target {
+            namespace: ns,
+            name: Some(name),
+            ..target.clone()
+        };
+        match delete(cluster, &one, params, body.clone()).await {
+            Ok(_) => deleted.push(item.value.clone()),
+            // Someone else deleted it meanwhile: fine for a collection delete.
+            Err(e) if e.code == StatusCode::NOT_FOUND => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let out = json!({
+        "apiVersion": def.api_version(),
+        "kind": def.list_kind,
+        "metadata": {"resourceVersion": cluster.store.current_rv().to_string()},
+        "items": deleted,
+    });
+    Ok(json_response(StatusCode::OK, out.to_string()))
+}
