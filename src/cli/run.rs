@@ -71,7 +71,7 @@ async fn plugin_endpoint(
 }
 
 /// The document to run: a file, or a WorkflowTemplate of the library.
-fn document(library: &Library, a: &RunArgs) -> Result<runner::model::Document, String> {
+fn document(library: &Library, a: &RunArgs) -> Result<crate::argo::workflow::Document, String> {
     let path = PathBuf::from(&a.target);
     if path.exists() {
         return runner::load_file(&path).map_err(|e| e.to_string());
