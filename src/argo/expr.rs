@@ -1,10 +1,10 @@
 //! Argo's template expressions, for the runner and lint alike: `{{name}}`
 //! references (substituted by the runner, resolved by lint, including the
 //! variables a `{{= expression}}` names), `when` conditions (the govaluate
-//! subset Argo templates use: `==`, `!=`, `&&`, `||`, parentheses-free,
-//! operands compared as strings once quotes are dropped) and DAG `depends`
-//! (`a`, `a.Succeeded`, `a.Failed`, ..., joined by `&&`, `||`, `!` and
-//! parentheses, as Argo's enhanced depends logic reads them).
+//! subset Argo templates use: `==` and `!=` over operands compared as
+//! strings once quotes are dropped) and DAG `depends` (`a`, `a.Succeeded`,
+//! `a.Failed`, ..., as Argo's enhanced depends logic reads them), both
+//! joined by `&&`, `||`, `!` and parentheses.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -123,39 +123,32 @@ pub fn substitute_json(
     })
 }
 
-fn operand(s: &str) -> String {
+/// A comparison operand with its quotes dropped.
+fn unquoted(s: &str) -> &str {
     let s = s.trim();
-    let unquoted = s
+    let inner = s
         .strip_prefix('"')
         .and_then(|x| x.strip_suffix('"'))
         .or_else(|| s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')));
-    unquoted.unwrap_or(s).to_owned()
+    inner.unwrap_or(s)
 }
 
-/// Evaluates an already substituted `when`.
+/// Evaluates an already substituted `when`: `A == B`, `A != B`, `true`
+/// and `false`, joined by `&&`, `||`, `!` and parentheses.
 pub fn when(expression: &str) -> Result<bool, ExprError> {
-    let bad = || ExprError::When(expression.to_owned());
-    let mut any = false;
-    for alternative in expression.split("||") {
-        let mut all = true;
-        for term in alternative.split("&&") {
-            let term = term.trim();
-            let holds = if let Some((a, b)) = term.split_once("!=") {
-                operand(a) != operand(b)
-            } else if let Some((a, b)) = term.split_once("==") {
-                operand(a) == operand(b)
-            } else {
-                match operand(term).as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(bad()),
-                }
-            };
-            all &= holds;
+    boolean(expression, |term| {
+        if let Some((a, b)) = term.split_once("!=") {
+            Some(unquoted(a) != unquoted(b))
+        } else if let Some((a, b)) = term.split_once("==") {
+            Some(unquoted(a) == unquoted(b))
+        } else {
+            match unquoted(term) {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            }
         }
-        any |= all;
-    }
-    Ok(any)
+    })
 }
 
 /// The tasks a `depends` expression names.
@@ -171,11 +164,30 @@ pub fn depends_on(expression: &str) -> Vec<String> {
 /// (`Succeeded`, `Failed`, `Skipped`, `Error`). As in Argo, a task named
 /// without a result means `(T.Succeeded || T.Skipped || T.Daemoned)`.
 pub fn depends(expression: &str, phases: &BTreeMap<String, String>) -> Result<bool, ExprError> {
+    boolean(expression, |term| {
+        let (task, result) = term.split_once('.').unwrap_or((term, ""));
+        let phase = phases.get(task)?.as_str();
+        Some(match result {
+            "" => matches!(phase, "Succeeded" | "Skipped"),
+            "Succeeded" | "AnySucceeded" => phase == "Succeeded",
+            "Failed" | "AllFailed" => phase == "Failed",
+            "Errored" => phase == "Error",
+            "Skipped" => phase == "Skipped",
+            "Completed" => phase == "Succeeded" || phase == "Failed",
+            "Daemoned" => false,
+            _ => return None,
+        })
+    })
+}
+
+/// Evaluates `&&`, `||`, `!` and parentheses over terms, each the text
+/// between them, valued by `term` (`None`: not a term it reads).
+fn boolean(expression: &str, term: impl Fn(&str) -> Option<bool>) -> Result<bool, ExprError> {
     let tokens = tokens(expression);
-    let mut parser = Depends {
+    let mut parser = Boolean {
         tokens: &tokens,
         at: 0,
-        phases,
+        term: &term,
     };
     match parser.or() {
         Some(v) if parser.at == tokens.len() => Ok(v),
@@ -183,35 +195,52 @@ pub fn depends(expression: &str, phases: &BTreeMap<String, String>) -> Result<bo
     }
 }
 
-/// `&&`, `||`, `!`, `(`, `)` and operands.
+/// `&&`, `||`, `!` (not `!=`), `(`, `)` and the terms between them; a `!`
+/// inside a term, and anything quoted, belongs to the term.
 fn tokens(expression: &str) -> Vec<&str> {
     let mut out = Vec::new();
-    let mut rest = expression.trim_start();
+    let mut rest = expression.trim();
     while !rest.is_empty() {
         let len = if rest.starts_with("&&") || rest.starts_with("||") {
             2
-        } else if rest.starts_with(['!', '(', ')']) {
+        } else if rest.starts_with(['(', ')']) || (rest.starts_with('!') && !rest.starts_with("!="))
+        {
             1
         } else {
-            rest.find(|c: char| c.is_whitespace() || "&|!()".contains(c))
-                .unwrap_or(rest.len())
-                .max(1)
+            term_len(rest)
         };
-        out.push(&rest[..len]);
+        out.push(rest[..len].trim());
         rest = rest[len..].trim_start();
     }
     out
 }
 
-/// A recursive-descent reader of `depends`: `or := and ("||" and)*`,
-/// `and := not ("&&" not)*`, `not := "!" not | "(" or ")" | OPERAND`.
-struct Depends<'t> {
-    tokens: &'t [&'t str],
-    at: usize,
-    phases: &'t BTreeMap<String, String>,
+/// The length of the term `text` starts with: up to `&&`, `||`, `(` or
+/// `)` outside quotes.
+fn term_len(text: &str) -> usize {
+    let mut quote = None;
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(' | ')') if i > 0 => return i,
+            (None, _) if text[i..].starts_with("&&") || text[i..].starts_with("||") => return i,
+            _ => {}
+        }
+    }
+    text.len()
 }
 
-impl Depends<'_> {
+/// A recursive-descent reader: `or := and ("||" and)*`,
+/// `and := not ("&&" not)*`, `not := "!" not | "(" or ")" | TERM`.
+struct Boolean<'t, F> {
+    tokens: &'t [&'t str],
+    at: usize,
+    term: &'t F,
+}
+
+impl<F: Fn(&str) -> Option<bool>> Boolean<'_, F> {
     fn next_is(&mut self, token: &str) -> bool {
         let is = self.tokens.get(self.at) == Some(&token);
         self.at += usize::from(is);
@@ -242,24 +271,9 @@ impl Depends<'_> {
             let v = self.or()?;
             return self.next_is(")").then_some(v);
         }
-        let operand = self.tokens.get(self.at)?;
+        let term = self.tokens.get(self.at)?;
         self.at += 1;
-        self.operand(operand)
-    }
-
-    fn operand(&self, operand: &str) -> Option<bool> {
-        let (task, result) = operand.split_once('.').unwrap_or((operand, ""));
-        let phase = self.phases.get(task)?.as_str();
-        Some(match result {
-            "" => matches!(phase, "Succeeded" | "Skipped"),
-            "Succeeded" | "AnySucceeded" => phase == "Succeeded",
-            "Failed" | "AllFailed" => phase == "Failed",
-            "Errored" => phase == "Error",
-            "Skipped" => phase == "Skipped",
-            "Completed" => phase == "Succeeded" || phase == "Failed",
-            "Daemoned" => false,
-            _ => return None,
-        })
+        (self.term)(term)
     }
 }
 
@@ -325,6 +339,15 @@ mod tests {
         assert_eq!(when("a == b || 'x' == \"x\""), Ok(true));
         assert_eq!(when("true"), Ok(true));
         assert!(when("3 > 2").is_err());
+    }
+
+    /// govaluate groups with parentheses and negates with `!`.
+    #[test]
+    fn when_reads_parentheses_and_not() {
+        assert_eq!(when("(a == a)"), Ok(true));
+        assert_eq!(when("!(a == b) && (x != y || 1 == 2)"), Ok(true));
+        assert!(when("(a == a").is_err());
+        assert_eq!(when("'a(b) && c!' == \"a(b) && c!\""), Ok(true));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! documents are not looked at):
 //!
 //! 1. every plugin template `plugin: {gameops: {OP: {...}}}` names exactly
-//!    one op of the gameops executor plugin ([`crate::ops::OPS`]); templates
+//!    one op of the gameops executor plugin ([`crate::ops::table`]); templates
 //!    of other plugins are left alone;
 //! 2. the op's arguments are the ones it takes, the required ones are
 //!    there, and every value without a `{{...}}` has the right type:

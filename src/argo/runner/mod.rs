@@ -7,7 +7,7 @@
 //! with exactly the request Argo's agent sends (CONTRACTS section 1), the
 //! token included, and their `requeue` is honoured. Before it starts, it
 //! refuses templates that need pods (container, script, resource, http…)
-//! and gameops plugin calls the op table rejects ([`precheck`]).
+//! and gameops plugin calls the op table rejects (`precheck.rs`).
 
 mod call;
 mod flow;
