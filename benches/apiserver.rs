@@ -13,6 +13,10 @@
 //!
 //! Run with `cargo bench --bench apiserver`; `GAMEOPS_BENCH_N` changes the
 //! object count (default 10000).
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

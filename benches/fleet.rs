@@ -19,6 +19,10 @@
 //! Run with `cargo bench --bench fleet`; `GAMEOPS_BENCH_N` changes the fleet
 //! size (default 10000), `GAMEOPS_BENCH_PHASE_TIMEOUT_S` the longest a
 //! rollout phase may take (default 900).
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

@@ -15,6 +15,10 @@
 //!    linearly at N = 10,000).
 //!
 //! Run with `cargo bench --bench plugin`.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

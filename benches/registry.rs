@@ -7,6 +7,10 @@
 //!
 //! Run with `cargo bench --bench registry` (needs /usr/bin/docker-registry
 //! and /usr/bin/skopeo, both Debian packages).
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

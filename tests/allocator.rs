@@ -2,6 +2,10 @@
 //! atomic allocation under concurrency (one allocator and two sharing a
 //! cluster), Agones's ordered selectors, which servers are never picked,
 //! image references, release, request metadata, clusters and bad input.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;

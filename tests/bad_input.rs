@@ -1,5 +1,9 @@
 //! Bad input gets a clear `Status` error with the right code and changes
 //! nothing: every case checks the store before and after.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

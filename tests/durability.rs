@@ -2,6 +2,10 @@
 //! survives a SIGKILL in the middle of a burst of concurrent writes, and a
 //! restart (SIGKILL while idle, or SIGTERM) gives back exactly the objects
 //! and resourceVersions that were there.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

@@ -3,6 +3,10 @@
 //! (docker-registry) behind them: the body Flux reads, Adler-32 ids, auth,
 //! unknown environments, the registry going down (stale answers, then
 //! 503), and `resolveTag`/`promoteTag` as Argo's agent calls them.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

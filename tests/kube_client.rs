@@ -2,6 +2,10 @@
 //! the status and scale subresources, paging, watchers and reflectors (also
 //! across a SIGKILL restart), streaming lists, discovery, garbage collection
 //! and core/v1 events.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! The executor plugin over HTTP, as Argo's agent calls it: protocol rules
 //! of CONTRACTS section 1, idempotency under retries, the release lease and
 //! concurrent calls, against `gameops serve`'s embedded fleet.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

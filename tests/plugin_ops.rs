@@ -3,6 +3,10 @@
 //! the seed scenario op by op, each mutating op sent three times, waiting
 //! ops driven by their `requeue`, fail-fast on a crashing image, draining
 //! around a live match, and rollback.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

@@ -13,6 +13,10 @@
 //! plugin templates call only the gameops plugin and declare their outputs
 //! as placeholders, the examples are plain submissions, and only the Argo
 //! features the local runner executes are used.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 mod common;
 

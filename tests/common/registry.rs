@@ -2,6 +2,10 @@
 //! Distribution), on a free loopback port with its storage in a temporary
 //! directory, optionally behind htpasswd Basic auth. Its access log tells
 //! how many requests a client made.
+#![allow(
+    clippy::too_many_lines,
+    reason = "a scenario or a table reads best top to bottom"
+)]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
