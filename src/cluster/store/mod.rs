@@ -3,7 +3,7 @@
 //! One [`Store`] holds every object of one embedded cluster as JSON. Each
 //! write gets the next cluster-wide `resourceVersion`, is checked against the
 //! caller's expectation (compare-and-swap), is made durable (see
-//! [`durable`]) and only then becomes visible to readers and watchers, so no
+//! `durable`) and only then becomes visible to readers and watchers, so no
 //! reader ever sees a write that a crash could take back.
 //!
 //! Writes go through one writer thread that commits whatever is queued in a
