@@ -106,6 +106,22 @@ impl StoredObject {
     pub fn uid(&self) -> Option<&str> {
         self.value.pointer("/metadata/uid").and_then(Value::as_str)
     }
+
+    /// `metadata.name` (empty when missing).
+    pub fn name(&self) -> &str {
+        self.value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// `metadata.namespace` (empty for a cluster-scoped object).
+    pub fn namespace(&self) -> &str {
+        self.value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
 }
 
 /// The kind of change a watch event reports.
