@@ -234,6 +234,18 @@ impl RegistryClient {
         }
     }
 
+    /// What a call on `repository:tag_or_digest` needs: the reference, its
+    /// host's credentials, and its name for messages.
+    fn target(
+        &self,
+        repository: &str,
+        tag_or_digest: &str,
+    ) -> Result<(Reference, RegistryAuth, String), RegistryError> {
+        let reference = Self::reference(repository, tag_or_digest)?;
+        let auth = self.auth(reference.registry());
+        Ok((reference, auth, format!("{repository}:{tag_or_digest}")))
+    }
+
     fn reference(repository: &str, tag_or_digest: &str) -> Result<Reference, RegistryError> {
         let text = if tag_or_digest.contains(':') {
             format!("{repository}@{tag_or_digest}")
@@ -273,13 +285,18 @@ impl RegistryClient {
         })
     }
 
-    /// Classifies an `oci-client` failure.
+    /// Classifies an `oci-client` outcome: done, or a failure to retry or
+    /// report.
     fn oci_attempt<T>(
         host: &str,
         repository: &str,
         what: &str,
-        e: OciDistributionError,
+        result: Result<T, OciDistributionError>,
     ) -> Attempt<T> {
+        let e = match result {
+            Ok(v) => return Attempt::Done(v),
+            Err(e) => e,
+        };
         match e {
             OciDistributionError::RequestError(e) => Attempt::Again(e.to_string(), None),
             OciDistributionError::ServerError { code, message, .. }
@@ -414,7 +431,7 @@ impl RegistryClient {
                             continue;
                         }
                         Ok(None) => {}
-                        Err(e) => return Self::oci_attempt(host, repository, repository, e),
+                        Err(e) => return Self::oci_attempt(host, repository, repository, Err(e)),
                     }
                 }
             }
@@ -428,15 +445,11 @@ impl RegistryClient {
 
     /// The digest `tag` names (a manifest HEAD; index, list or manifest).
     pub async fn digest(&self, repository: &str, tag: &str) -> Result<String, RegistryError> {
-        let reference = Self::reference(repository, tag)?;
+        let (reference, auth, what) = self.target(repository, tag)?;
         let host = reference.registry();
-        let auth = self.auth(host);
-        let what = format!("{repository}:{tag}");
         self.retried(host, || async {
-            match self.oci.fetch_manifest_digest(&reference, &auth).await {
-                Ok(d) => Attempt::Done(d),
-                Err(e) => Self::oci_attempt(host, repository, &what, e),
-            }
+            let digest = self.oci.fetch_manifest_digest(&reference, &auth).await;
+            Self::oci_attempt(host, repository, &what, digest)
         })
         .await
     }
@@ -461,20 +474,15 @@ impl RegistryClient {
         repository: &str,
         tag_or_digest: &str,
     ) -> Result<(bytes::Bytes, String, String), RegistryError> {
-        let reference = Self::reference(repository, tag_or_digest)?;
+        let (reference, auth, what) = self.target(repository, tag_or_digest)?;
         let host = reference.registry();
-        let auth = self.auth(host);
-        let what = format!("{repository}:{tag_or_digest}");
         let (body, digest) = self
             .retried(host, || async {
-                match self
+                let pulled = self
                     .oci
                     .pull_manifest_raw(&reference, &auth, MANIFEST_TYPES)
-                    .await
-                {
-                    Ok(v) => Attempt::Done(v),
-                    Err(e) => Self::oci_attempt(host, repository, &what, e),
-                }
+                    .await;
+                Self::oci_attempt(host, repository, &what, pulled)
             })
             .await?;
         let media_type = serde_json::from_slice::<serde_json::Value>(&body)
@@ -500,10 +508,8 @@ impl RegistryClient {
         manifest: bytes::Bytes,
         media_type: &str,
     ) -> Result<(), RegistryError> {
-        let reference = Self::reference(repository, tag)?;
+        let (reference, auth, what) = self.target(repository, tag)?;
         let host = reference.registry();
-        let auth = self.auth(host);
-        let what = format!("{repository}:{tag}");
         let content_type =
             HeaderValue::from_str(media_type).map_err(|_| RegistryError::Refused {
                 host: host.to_owned(),
@@ -515,16 +521,13 @@ impl RegistryClient {
                 .auth(&reference, &auth, RegistryOperation::Push)
                 .await
             {
-                return Self::oci_attempt(host, repository, &what, e);
+                return Self::oci_attempt(host, repository, &what, Err(e));
             }
-            match self
+            let pushed = self
                 .oci
                 .push_manifest_raw(&reference, manifest.clone(), content_type.clone())
-                .await
-            {
-                Ok(_) => Attempt::Done(()),
-                Err(e) => Self::oci_attempt(host, repository, &what, e),
-            }
+                .await;
+            Self::oci_attempt(host, repository, &what, pushed.map(drop))
         })
         .await
     }
@@ -538,10 +541,8 @@ impl RegistryClient {
         tag: &str,
         layer: Vec<u8>,
     ) -> Result<String, RegistryError> {
-        let reference = Self::reference(repository, tag)?;
+        let (reference, auth, what) = self.target(repository, tag)?;
         let host = reference.registry();
-        let auth = self.auth(host);
-        let what = format!("{repository}:{tag}");
         let layers = vec![oci_client::client::ImageLayer::new(
             layer,
             manifest::IMAGE_LAYER_MEDIA_TYPE.to_owned(),
@@ -554,14 +555,11 @@ impl RegistryClient {
             None,
         );
         self.retried(host, || async {
-            match self
+            let pushed = self
                 .oci
                 .push(&reference, &layers, config.clone(), &auth, None)
-                .await
-            {
-                Ok(_) => Attempt::Done(()),
-                Err(e) => Self::oci_attempt(host, repository, &what, e),
-            }
+                .await;
+            Self::oci_attempt(host, repository, &what, pushed.map(drop))
         })
         .await?;
         self.digest(repository, tag).await

@@ -8,8 +8,8 @@
 //! sidecar container with `sigs.k8s.io/yaml` (JSON field rules, then go-yaml
 //! v2: sorted keys, its own quoting and line folding at 80 columns) and puts
 //! it in a ConfigMap marshalled the same way. This module does the same
-//! steps: [`load`] checks the manifest ([`manifest`]) against the container
-//! fields it knows ([`container`], with Go's `omitempty` rules and
+//! steps: [`load`] checks the manifest (`manifest`) against the container
+//! fields it knows (`container`, with Go's `omitempty` rules and
 //! Kubernetes' canonical [`quantity`]s), [`configmap_yaml`] renders with
 //! [`goyaml`], a port of go-yaml v2's emitter for the JSON data model.
 //!

@@ -26,14 +26,7 @@ fn owner_uids(object: &Value) -> Vec<String> {
 }
 
 fn object_key(object: &StoredObject, resource: &'static str) -> ObjectKey {
-    let s = |p: &str| {
-        object
-            .value
-            .pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    };
-    ObjectKey::new(resource, s("/metadata/namespace"), s("/metadata/name"))
+    ObjectKey::new(resource, object.namespace(), object.name())
 }
 
 /// Who owns what, as far as the collector has seen.

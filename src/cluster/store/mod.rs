@@ -3,7 +3,7 @@
 //! One [`Store`] holds every object of one embedded cluster as JSON. Each
 //! write gets the next cluster-wide `resourceVersion`, is checked against the
 //! caller's expectation (compare-and-swap), is made durable (see
-//! [`durable`]) and only then becomes visible to readers and watchers, so no
+//! `durable`) and only then becomes visible to readers and watchers, so no
 //! reader ever sees a write that a crash could take back.
 //!
 //! Writes go through one writer thread that commits whatever is queued in a
@@ -105,6 +105,22 @@ impl StoredObject {
     /// The object's UID, if it has one.
     pub fn uid(&self) -> Option<&str> {
         self.value.pointer("/metadata/uid").and_then(Value::as_str)
+    }
+
+    /// `metadata.name` (empty when missing).
+    pub fn name(&self) -> &str {
+        self.value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// `metadata.namespace` (empty for a cluster-scoped object).
+    pub fn namespace(&self) -> &str {
+        self.value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 }
 

@@ -5,7 +5,7 @@
 //! blocks, long plain and quoted strings folded past column 80.
 //!
 //! The emitter is here; how go-yaml decides what a plain scalar means, how
-//! it writes floats and how it orders keys are in [`resolve`].
+//! it writes floats and how it orders keys are in `resolve`.
 
 mod resolve;
 

@@ -136,20 +136,9 @@ pub async fn delete_collection(
     let (items, _) = cluster.store.list(def.plural, target.namespace.as_deref());
     let mut deleted = Vec::new();
     for item in items.iter().filter(|o| selection.matches(&o.value)) {
-        let name = item
-            .value
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let ns = item
-            .value
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
         let one = Target {
-            namespace: ns,
-            name: Some(name),
+            namespace: Some(item.namespace().to_owned()),
+            name: Some(item.name().to_owned()),
             ..target.clone()
         };
         match delete(cluster, &one, params, body.clone()).await {

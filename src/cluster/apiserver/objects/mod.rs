@@ -1,9 +1,9 @@
-//! The verbs on objects: get and list ([`read`]), create, update and patch
-//! (merge, JSON, apply) ([`write`]), the `scale` subresource ([`scale`]),
-//! delete and deletecollection ([`delete`]), for the main resource and its
+//! The verbs on objects: get and list (`read`), create, update and patch
+//! (merge, JSON, apply) (`write`), the `scale` subresource (`scale`),
+//! delete and deletecollection (`delete`), for the main resource and its
 //! `status` and `scale` subresources. Every write builds the complete new
 //! object, validates it, and commits it with compare-and-swap on the version
-//! it was built from ([`commit_update`] under [`update_loop`]), so a failed
+//! it was built from (`commit_update` under `update_loop`), so a failed
 //! request never leaves a partial write. This file holds what the verbs share.
 
 mod delete;

@@ -73,10 +73,7 @@ pub async fn list(
     let (items, current_rv) = cluster.store.list(def.plural, target.namespace.as_deref());
     let list_rv = after.as_ref().map_or(current_rv, |c| c.rv);
     let mut selected = items.iter().filter(|o| {
-        after
-            .as_ref()
-            .is_none_or(|c| list_position(&o.value) > c.after)
-            && selection.matches(&o.value)
+        after.as_ref().is_none_or(|c| list_position(o) > c.after) && selection.matches(&o.value)
     });
     let limit = params.limit.unwrap_or(usize::MAX);
     let page: Vec<&Arc<StoredObject>> = selected.by_ref().take(limit).collect();
@@ -87,7 +84,7 @@ pub async fn list(
     {
         let token = Continue {
             rv: list_rv,
-            after: list_position(&last.value),
+            after: list_position(last),
         };
         let raw = serde_json::to_vec(&token).unwrap_or_default();
         list_meta["continue"] = json!(base64::engine::general_purpose::STANDARD.encode(raw));
@@ -108,14 +105,8 @@ pub async fn list(
 }
 
 /// Where an object stands in a list: by namespace, then name.
-fn list_position(v: &Value) -> (String, String) {
-    let field = |p: &str| {
-        v.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
-    (field("/metadata/namespace"), field("/metadata/name"))
+fn list_position(o: &StoredObject) -> (String, String) {
+    (o.namespace().to_owned(), o.name().to_owned())
 }
 
 /// Serialises a list page: JSON by joining the stored bytes, or a Table, or

@@ -382,20 +382,25 @@ fn generate_name(prefix: &str) -> String {
     format!("{cut}{suffix}")
 }
 
+/// Gives `next` the status of `from` (none when `from` has none).
+fn copy_status(next: &mut Value, from: &Value) {
+    match from.get("status") {
+        Some(s) => next["status"] = s.clone(),
+        None => {
+            if let Some(o) = next.as_object_mut() {
+                o.remove("status");
+            }
+        }
+    }
+}
+
 /// Builds the object an update of `current` with `incoming` leads to: on the
 /// main resource everything but status and server-owned metadata; on
 /// `status` only status.
 fn merge_update(def: &ResourceDef, current: &Value, incoming: Value, sub: Option<&str>) -> Value {
     if sub == Some("status") {
         let mut next = current.clone();
-        match incoming.get("status") {
-            Some(s) => next["status"] = s.clone(),
-            None => {
-                if let Some(o) = next.as_object_mut() {
-                    o.remove("status");
-                }
-            }
-        }
+        copy_status(&mut next, &incoming);
         return next;
     }
     let mut next = incoming;
@@ -422,14 +427,7 @@ fn merge_update(def: &ResourceDef, current: &Value, incoming: Value, sub: Option
     }
     m.remove("resourceVersion");
     if def.status_subresource {
-        match current.get("status") {
-            Some(s) => next["status"] = s.clone(),
-            None => {
-                if let Some(o) = next.as_object_mut() {
-                    o.remove("status");
-                }
-            }
-        }
+        copy_status(&mut next, current);
     }
     for field in ["apiVersion", "kind"] {
         next[field] = current[field].clone();

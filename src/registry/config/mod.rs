@@ -23,114 +23,23 @@
 //! Every mistake is a startup error naming the place: the environment and
 //! field, the registry, or the unknown key.
 
+mod file;
+mod secrets;
+
+pub use file::{
+    AuthEntry, ConfigFile, EnvironmentEntry, FluxAuthEntry, FluxEntry, Login, RegistryEntry,
+    TokenEntry,
+};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oci_client::Reference;
 use regex::Regex;
-use serde::Deserialize;
 
 use crate::registry::filter::{CompiledFilter, Filter};
-
-/// The file as written.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConfigFile {
-    /// Registries with their auth; a registry not listed is anonymous over HTTPS.
-    #[serde(default)]
-    pub registries: Vec<RegistryEntry>,
-    /// Environment name => what it runs.
-    #[serde(default)]
-    pub environments: BTreeMap<String, EnvironmentEntry>,
-    /// Regexes (whole-tag matches) of tags promotion refuses to move.
-    #[serde(default)]
-    pub protected_tags: Vec<String>,
-    /// The Flux input provider endpoint.
-    #[serde(default)]
-    pub flux: FluxEntry,
-}
-
-/// One registry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RegistryEntry {
-    /// `host[:port]` as in image references.
-    pub host: String,
-    /// Plain HTTP (only for registries you mark so).
-    #[serde(default)]
-    pub insecure: bool,
-    /// How to authenticate; absent: anonymous (with the token flow when the
-    /// registry asks for it).
-    #[serde(default)]
-    pub auth: Option<AuthEntry>,
-}
-
-/// Registry credentials: at most one kind (none: anonymous).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AuthEntry {
-    /// Username and password: HTTP Basic, or the credentials of the
-    /// registry's token flow.
-    pub basic: Option<Login>,
-    /// A bearer token sent as is.
-    pub bearer: Option<TokenEntry>,
-    /// A docker `config.json` (`auths.<host>.auth` or username/password).
-    pub docker_config: Option<PathBuf>,
-}
-
-/// A username and a password, inline or from a file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Login {
-    /// The username.
-    pub username: String,
-    /// The password, inline.
-    pub password: Option<String>,
-    /// The password, from this file (trailing newline dropped).
-    pub password_file: Option<PathBuf>,
-}
-
-/// A token, inline or from a file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TokenEntry {
-    /// The token, inline.
-    pub token: Option<String>,
-    /// The token, from this file (trailing newline dropped).
-    pub token_file: Option<PathBuf>,
-}
-
-/// One environment.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EnvironmentEntry {
-    /// `host/path` of the image repository (no tag).
-    pub repository: String,
-    /// Which tags qualify, and in what order.
-    #[serde(default)]
-    pub filter: Filter,
-}
-
-/// The Flux endpoint's settings.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FluxEntry {
-    /// What callers must send; absent: no authentication (loopback use).
-    pub auth: Option<FluxAuthEntry>,
-    /// How long an answer is reused (default 30).
-    pub cache_seconds: Option<u64>,
-}
-
-/// The Flux endpoint's credentials: a bearer token, or Basic.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FluxAuthEntry {
-    /// `Authorization: Bearer <token>` (Flux: secretRef key `token`).
-    pub bearer: Option<TokenEntry>,
-    /// HTTP Basic (Flux: secretRef keys `username` and `password`).
-    pub basic: Option<Login>,
-}
+use secrets::{docker_config, password, token};
 
 /// Registry credentials, read.
 #[derive(Clone, PartialEq)]
@@ -257,85 +166,6 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
-}
-
-fn read_secret(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
-fn password(secret: &Login) -> Result<(String, String), String> {
-    match (&secret.password, &secret.password_file) {
-        (Some(p), None) => Ok((secret.username.clone(), p.clone())),
-        (None, Some(f)) => Ok((secret.username.clone(), read_secret(f)?)),
-        _ => Err("give exactly one of password or passwordFile".into()),
-    }
-}
-
-fn token(entry: &TokenEntry) -> Result<String, String> {
-    let token = match (&entry.token, &entry.token_file) {
-        (Some(t), None) => t.clone(),
-        (None, Some(f)) => read_secret(f)?,
-        _ => return Err("give exactly one of token or tokenFile".into()),
-    };
-    if token.trim().is_empty() {
-        return Err("the token is empty".into());
-    }
-    Ok(token)
-}
-
-/// Credentials for `host` from a docker `config.json`.
-fn docker_config(path: &Path, host: &str) -> Result<Credentials, String> {
-    #[derive(Deserialize)]
-    struct File {
-        #[serde(default)]
-        auths: BTreeMap<String, Entry>,
-    }
-    #[derive(Deserialize)]
-    struct Entry {
-        auth: Option<String>,
-        username: Option<String>,
-        password: Option<String>,
-        registrytoken: Option<String>,
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: File = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a docker config.json: {e}", path.display()))?;
-    let entry = file
-        .auths
-        .iter()
-        .find(|(k, _)| {
-            let k = k
-                .trim_start_matches("https://")
-                .trim_start_matches("http://");
-            k == host || k.split('/').next() == Some(host)
-        })
-        .map(|(_, e)| e)
-        .ok_or_else(|| format!("{} has no auths entry for {host}", path.display()))?;
-    if let Some(token) = &entry.registrytoken {
-        return Ok(Credentials::Bearer(token.clone()));
-    }
-    if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
-        return Ok(Credentials::Basic(u.clone(), p.clone()));
-    }
-    if let Some(auth) = &entry.auth {
-        use base64::Engine as _;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(auth.trim())
-            .map_err(|e| format!("auths.{host}.auth is not base64: {e}"))?;
-        let decoded = String::from_utf8(decoded)
-            .map_err(|_| format!("auths.{host}.auth is not UTF-8 once decoded"))?;
-        let (u, p) = decoded
-            .split_once(':')
-            .ok_or_else(|| format!("auths.{host}.auth is not base64 of USER:PASSWORD"))?;
-        return Ok(Credentials::Basic(u.to_owned(), p.to_owned()));
-    }
-    Err(format!(
-        "auths.{host} in {} has neither auth, username/password nor registrytoken (credential helpers are not supported)",
-        path.display()
-    ))
 }
 
 /// `repository` (`host/path`, no tag or digest) as an image reference
