@@ -5,7 +5,6 @@
 
 use serde_json::{Map, Value};
 
-use super::manifest::object;
 use super::quantity;
 
 /// `spec.sidecar.container` read as Go reads a `core/v1.Container`, as Go
@@ -262,4 +261,10 @@ fn field(ty: Ty, given: Option<&Value>, path: &str) -> Result<Option<Value>, Str
         (_, None) => None,
     };
     Ok(out)
+}
+
+/// `v` as a mapping, or why not (`WHAT must be a mapping`).
+pub(super) fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, String> {
+    v.as_object()
+        .ok_or_else(|| format!("{what} must be a mapping"))
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::ExecutorPlugin;
-use super::container;
+use super::container::{self, object};
 
 /// Checks a parsed manifest: Argo's strict decoding and `Validate`.
 pub fn parse(manifest: &Value) -> Result<ExecutorPlugin, String> {
@@ -92,11 +92,6 @@ fn validate(raw: &Value, container: &Map<String, Value>) -> Result<(), String> {
         return Err("sidecar is invalid: security context is mandatory (spec.sidecar.container.securityContext: {runAsNonRoot: true, runAsUser: N})".into());
     }
     Ok(())
-}
-
-pub(super) fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, String> {
-    v.as_object()
-        .ok_or_else(|| format!("{what} must be a mapping"))
 }
 
 fn only_keys(map: &Map<String, Value>, prefix: &str, known: &[&str]) -> Result<(), String> {
