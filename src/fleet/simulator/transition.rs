@@ -121,6 +121,146 @@ pub(super) fn create(
     Some(startup)
 }
 
+/// What a transition of one server works from.
+struct Inputs<'a> {
+    gs: &'a GameServer,
+    set: Option<&'a SetInfo>,
+    config: &'a SimulatorConfig,
+    old: &'a GameServerStatus,
+    pod: PodId<'a>,
+    desired: Vec<Desired>,
+    /// The startup delay with this server's jitter.
+    startup: Duration,
+    now: Timestamp,
+}
+
+impl Inputs<'_> {
+    /// When the current state began.
+    fn since(&self) -> Timestamp {
+        self.old
+            .last_transition_time
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| self.gs.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            .unwrap_or(self.now)
+    }
+
+    /// The pod's part, as kubelet and OKG move it on: create, start, crash
+    /// and restart, update in place. Returns the time until the next step.
+    fn advance(&self, st: &mut GameServerStatus) -> Option<Duration> {
+        let (old, pod, desired, now) = (self.old, &self.pod, &self.desired, self.now);
+        let state = old
+            .current_state
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| GameServerState::parse(s).ok_or(s));
+        match state {
+            None => create(st, old, pod, desired, self.startup, now),
+            Some(Ok(
+                GameServerState::Creating
+                | GameServerState::NotReady
+                | GameServerState::Unknown
+                | GameServerState::Updating,
+            )) => {
+                let due = later(self.since(), self.startup);
+                if now >= due {
+                    let capacity = capacity(self.gs, self.set, self.config);
+                    start(st, old, pod, desired, capacity, self.config, now)
+                } else {
+                    Some(until(now, due))
+                }
+            }
+            Some(Ok(GameServerState::Crash)) => {
+                let backoff = crash_backoff(self.config.crash_backoff, max_restarts(old));
+                let due = later(self.since(), backoff);
+                let fixed = desired
+                    .iter()
+                    .any(|d| reported_image(old, &d.name) != Some(d.image.as_str()));
+                if now >= due || fixed {
+                    create(st, old, pod, desired, self.startup, now)
+                } else {
+                    Some(until(now, due))
+                }
+            }
+            Some(Ok(GameServerState::Ready)) => self.ready(st),
+            // Hook states, or a state someone else wrote: left alone.
+            Some(_) => None,
+        }
+    }
+
+    /// A Ready server: updated in place when an image set on it changed.
+    fn ready(&self, st: &mut GameServerStatus) -> Option<Duration> {
+        let old = self.old;
+        let changed: Vec<&str> = self
+            .desired
+            .iter()
+            .filter(|d| d.pinned && reported_image(old, &d.name) != Some(d.image.as_str()))
+            .map(|d| d.name.as_str())
+            .collect();
+        if changed.is_empty() {
+            if st.max_players.is_none() {
+                st.max_players = Some(capacity(self.gs, self.set, self.config));
+            }
+            return None;
+        }
+        let mut pod_now = old.pod_status.clone().unwrap_or_default();
+        for c in pod_now.container_statuses.iter_mut().flatten() {
+            if changed.contains(&c.name.as_str()) {
+                c.ready = false;
+            }
+        }
+        let containers = pod_now.container_statuses.take().unwrap_or_default();
+        st.pod_status = Some(pod_status(
+            old,
+            &self.pod,
+            containers,
+            Stage::Updating,
+            self.now,
+        ));
+        set_state(st, GameServerState::Updating, self.now);
+        Some(self.startup)
+    }
+}
+
+/// The players and the match: an allocator's match ends
+/// `match_duration` after it started; one allocated by hand has a player;
+/// an idle server has none. Returns whether the match ends now, and the
+/// time until it does.
+fn play(
+    gs: &GameServer,
+    st: &mut GameServerStatus,
+    config: &SimulatorConfig,
+    now: Timestamp,
+) -> (bool, Option<Duration>) {
+    match gs.spec.ops_state.as_deref().map(OpsState::parse) {
+        Some(Some(OpsState::Allocated)) => {
+            let started = gs
+                .annotations()
+                .get(MATCH_STARTED_ANNOTATION)
+                .and_then(|s| s.parse::<Timestamp>().ok());
+            match started {
+                Some(started) => {
+                    let ends = later(started, config.match_duration);
+                    if now >= ends {
+                        st.players = Some(0);
+                        return (true, None);
+                    }
+                    return (false, Some(until(now, ends)));
+                }
+                // Allocated by hand: somebody is playing, for as long as it lasts.
+                None if st.players.unwrap_or(0) == 0 => st.players = Some(1),
+                None => {}
+            }
+        }
+        // Idle: nobody is playing.
+        None | Some(Some(OpsState::None)) if st.players.unwrap_or(0) > 0 => {
+            st.players = Some(0);
+        }
+        _ => {}
+    }
+    (false, None)
+}
+
 /// The next state of `gs` at `now`: the heart of the simulator, free of I/O.
 ///
 /// `set` is what the server's GameServerSet says (capacity, template), if
@@ -134,36 +274,10 @@ pub fn transition(
     let old = gs.status.clone().unwrap_or_default();
     let mut st = old.clone();
     let uid = gs.metadata.uid.as_deref().unwrap_or_default();
-    let pod = PodId {
-        name: gs.metadata.name.as_deref().unwrap_or_default(),
-        namespace: gs.metadata.namespace.as_deref().unwrap_or_default(),
-        uid,
-    };
     st.desired_state = Some(GameServerState::Ready.as_str().to_owned());
-    st.deletion_priority = Some(
-        gs.spec
-            .deletion_priority
-            .clone()
-            .unwrap_or(IntOrString::Int(0)),
-    );
-    st.update_priority = Some(
-        gs.spec
-            .update_priority
-            .clone()
-            .unwrap_or(IntOrString::Int(0)),
-    );
-
-    let desired = desired_containers(gs, set);
-    let startup = config
-        .startup_delay
-        .saturating_add(startup_jitter(uid, config.startup_jitter));
-    let since = old
-        .last_transition_time
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| gs.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .unwrap_or(now);
-    let mut end_match = false;
+    let priority = |p: &Option<IntOrString>| Some(p.clone().unwrap_or(IntOrString::Int(0)));
+    st.deletion_priority = priority(&gs.spec.deletion_priority);
+    st.update_priority = priority(&gs.spec.update_priority);
 
     if gs.metadata.deletion_timestamp.is_some() {
         if old.current_state.as_deref() != Some(GameServerState::Deleting.as_str()) {
@@ -172,107 +286,31 @@ pub fn transition(
         st.conditions = Some(gameserver_conditions(&st, now));
         return Transition {
             status: st,
-            end_match,
+            end_match: false,
             wake_after: None,
         };
     }
-
-    let state = old
-        .current_state
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(|s| GameServerState::parse(s).ok_or(s));
-    let mut wake = match state {
-        None => create(&mut st, &old, &pod, &desired, startup, now),
-        Some(Ok(
-            GameServerState::Creating | GameServerState::NotReady | GameServerState::Unknown,
-        ))
-        | Some(Ok(GameServerState::Updating)) => {
-            let due = later(since, startup);
-            if now >= due {
-                start(
-                    &mut st,
-                    &old,
-                    &pod,
-                    &desired,
-                    capacity(gs, set, config),
-                    config,
-                    now,
-                )
-            } else {
-                Some(until(now, due))
-            }
-        }
-        Some(Ok(GameServerState::Crash)) => {
-            let due = later(
-                since,
-                crash_backoff(config.crash_backoff, max_restarts(&old)),
-            );
-            let fixed = desired
-                .iter()
-                .any(|d| reported_image(&old, &d.name) != Some(d.image.as_str()));
-            if now >= due || fixed {
-                create(&mut st, &old, &pod, &desired, startup, now)
-            } else {
-                Some(until(now, due))
-            }
-        }
-        Some(Ok(GameServerState::Ready)) => {
-            let changed: Vec<&str> = desired
-                .iter()
-                .filter(|d| d.pinned && reported_image(&old, &d.name) != Some(d.image.as_str()))
-                .map(|d| d.name.as_str())
-                .collect();
-            if changed.is_empty() {
-                if st.max_players.is_none() {
-                    st.max_players = Some(capacity(gs, set, config));
-                }
-                None
-            } else {
-                let mut pod_now = old.pod_status.clone().unwrap_or_default();
-                for c in pod_now.container_statuses.iter_mut().flatten() {
-                    if changed.contains(&c.name.as_str()) {
-                        c.ready = false;
-                    }
-                }
-                let containers = pod_now.container_statuses.take().unwrap_or_default();
-                st.pod_status = Some(pod_status(&old, &pod, containers, Stage::Updating, now));
-                set_state(&mut st, GameServerState::Updating, now);
-                Some(startup)
-            }
-        }
-        // Hook states, or a state someone else wrote: left alone.
-        Some(_) => None,
+    let inputs = Inputs {
+        gs,
+        set,
+        config,
+        old: &old,
+        pod: PodId {
+            name: gs.metadata.name.as_deref().unwrap_or_default(),
+            namespace: gs.metadata.namespace.as_deref().unwrap_or_default(),
+            uid,
+        },
+        desired: desired_containers(gs, set),
+        startup: config
+            .startup_delay
+            .saturating_add(startup_jitter(uid, config.startup_jitter)),
+        now,
     };
-
-    match gs.spec.ops_state.as_deref().map(OpsState::parse) {
-        Some(Some(OpsState::Allocated)) => {
-            let started = gs
-                .annotations()
-                .get(MATCH_STARTED_ANNOTATION)
-                .and_then(|s| s.parse::<Timestamp>().ok());
-            match started {
-                Some(started) => {
-                    let ends = later(started, config.match_duration);
-                    if now >= ends {
-                        st.players = Some(0);
-                        end_match = true;
-                    } else {
-                        wake = earliest(wake, until(now, ends));
-                    }
-                }
-                // Allocated by hand: somebody is playing, for as long as it lasts.
-                None if st.players.unwrap_or(0) == 0 => st.players = Some(1),
-                None => {}
-            }
-        }
-        // Idle: nobody is playing.
-        None | Some(Some(OpsState::None)) if st.players.unwrap_or(0) > 0 => {
-            st.players = Some(0);
-        }
-        _ => {}
+    let mut wake = inputs.advance(&mut st);
+    let (end_match, ends_in) = play(gs, &mut st, config, now);
+    if let Some(ends_in) = ends_in {
+        wake = earliest(wake, ends_in);
     }
-
     st.conditions = Some(gameserver_conditions(&st, now));
     Transition {
         status: st,
