@@ -34,7 +34,7 @@ use super::ledger::{self, Change};
 use super::progress::{self, MAX_TIMEOUT_SECONDS, Progress};
 use super::select::{self, Patched, Selection, deleting, ops_state, players};
 use super::{Call, Outcome, values};
-use crate::api::GameServer;
+use crate::api::{GameServer, GameServerSet};
 
 /// How soon Argo asks again.
 const POLL: Duration = Duration::from_secs(2);
@@ -185,48 +185,37 @@ fn account(
     (p, Some(replicas.saturating_sub(lower).max(0)))
 }
 
-/// Runs the op.
-pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
-    let plan = match plan(args) {
-        Ok(p) => p,
-        Err(e) => return Outcome::Failed(e),
-    };
-    let gss = match ledger::acquire(call).await {
-        Ok(g) => g,
-        Err(outcome) => return outcome,
-    };
+/// The selection `plan` asks for, checked against `gss`'s containers.
+fn selection(plan: &Plan, gss: &GameServerSet) -> Result<Selection, String> {
     let field = if plan.not {
         "plugin.gameops.drain.notImage"
     } else {
         "plugin.gameops.drain.image"
     };
-    let selection =
-        match select::container_images(field, &plan.entries, &select::template_containers(&gss)) {
-            Ok(images) if plan.not => Selection::not_image(images),
-            Ok(images) => Selection::image(images),
-            Err(e) => return Outcome::Failed(e),
-        };
-    let (gss, started) = match progress::start(call, gss).await {
-        Ok(s) => s,
-        Err(outcome) => return outcome,
-    };
-    let servers = match select::list_servers(call).await {
-        Ok(s) => s,
-        Err(outcome) => return outcome,
-    };
-    let then = plan.then;
+    let images = select::container_images(field, &plan.entries, &select::template_containers(gss))?;
+    Ok(if plan.not {
+        Selection::not_image(images)
+    } else {
+        Selection::image(images)
+    })
+}
+
+/// The selected servers (and those this call already moved), by name,
+/// after moving the idle ones to `then`.
+async fn move_idle(
+    call: &Call<'_>,
+    selection: &Selection,
+    then: &str,
+) -> Result<BTreeMap<String, GameServer>, Outcome> {
+    let servers = select::list_servers(call).await?;
     let mut view: BTreeMap<String, GameServer> = servers
         .into_iter()
         .filter(|g| selection.matches(g) || select::changed_by(g, &call.fingerprint))
         .map(|g| (select::name(&g).to_owned(), GameServer::clone(&g)))
         .collect();
-    let idle: Vec<GameServer> = view
-        .values()
-        .filter(|g| selection.matches(g) && decide(g, then) == Decision::Move)
-        .cloned()
-        .collect();
-    let names: Vec<String> = idle.iter().map(|g| select::name(g).to_owned()).collect();
     let qualifies = |g: &GameServer| selection.matches(g) && decide(g, then) == Decision::Move;
+    let idle: Vec<GameServer> = view.values().filter(|g| qualifies(g)).cloned().collect();
+    let names: Vec<String> = idle.iter().map(|g| select::name(g).to_owned()).collect();
     let results = select::set_ops_states(call, idle, then, qualifies).await;
     for (name, result) in names.into_iter().zip(results) {
         match result {
@@ -236,15 +225,27 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
             Ok(Patched::Gone) => {
                 view.remove(&name);
             }
-            Err(e) if e.transient => return Outcome::Retry(e.message),
-            Err(e) => return Outcome::Failed(e.message),
+            Err(e) if e.transient => return Err(Outcome::Retry(e.message)),
+            Err(e) => return Err(Outcome::Failed(e.message)),
         }
     }
-    let moved_now: Vec<String> = view
-        .values()
-        .filter(|g| select::changed_by(g, &call.fingerprint) && ops_state(g) == then)
+    Ok(view)
+}
+
+/// The servers of `view` this call has moved to `then`.
+fn moved(view: &BTreeMap<String, GameServer>, fingerprint: &str, then: &str) -> Vec<String> {
+    view.values()
+        .filter(|g| select::changed_by(g, fingerprint) && ops_state(g) == then)
         .map(|g| select::name(g).to_owned())
-        .collect();
+        .collect()
+}
+
+/// The selected servers of `view` still to drain, with why, by ordinal.
+fn busy(
+    view: &BTreeMap<String, GameServer>,
+    selection: &Selection,
+    then: &str,
+) -> Vec<(String, String)> {
     let mut busy: Vec<(String, String)> = view
         .values()
         .filter(|g| selection.matches(g))
@@ -256,73 +257,57 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
         })
         .collect();
     busy.sort_by_key(|(n, _)| (select::ordinal(n).is_none(), select::ordinal(n), n.clone()));
+    busy
+}
 
-    let now = Timestamp::now();
-    let scale_down = plan.scale_down;
-    let gss = match progress::write(call, gss, |g| {
-        let before = progress::of(g, call).unwrap_or_else(|| started.clone());
-        let (after, replicas) = account(before.clone(), &moved_now, scale_down, g.spec.replicas);
-        if after == before {
-            return Ok(None);
-        }
-        let mut patch = progress::patch(g, call, Some(after), now);
-        if let Some(r) = replicas {
-            json_patch::merge(&mut patch, &json!({"spec": {"replicas": r}}));
-        }
-        Ok(Some(patch))
-    })
-    .await
-    {
-        Ok(g) => g,
-        Err(outcome) => return outcome,
-    };
-    let progress = progress::of(&gss, call).unwrap_or(started);
-    let set = format!("{}/{}", call.namespace, call.game_server_set);
-    let drained = progress.moved.len();
-    let moved_list = progress.moved.iter().cloned().collect::<Vec<_>>();
-    let scaled = if scale_down {
-        format!("; spec.replicas lowered by {}", progress.scaled)
-    } else {
-        String::new()
-    };
-    if busy.is_empty() {
-        let message = format!(
-            "drained {set}: {drained} old-version servers moved to {then}{}{scaled}; none left",
-            if moved_list.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", moved_list.join(", "))
-            }
-        );
-        return ledger::mutate(call, |g| {
-            // Lower the replicas for any move not yet accounted (a racing
-            // repeat of this call may have moved more).
-            let before = progress::of(g, call).unwrap_or_else(|| progress.clone());
-            let (after, replicas) = account(before, &[], scale_down, g.spec.replicas);
-            let mut patch = progress::patch(g, call, None, Timestamp::now());
-            if let Some(r) = replicas {
-                json_patch::merge(&mut patch, &json!({"spec": {"replicas": r}}));
-            }
-            Ok(Change {
-                patch,
-                message: message.clone(),
-                outputs: outputs(after.moved.len(), 0),
-            })
-        })
-        .await;
+/// The progress patch recording `moved_now` on `g` (with the lowered
+/// replicas when `scale_down`); `None` when nothing changes. `finished`
+/// removes the entry.
+fn progress_patch(
+    g: &GameServerSet,
+    call: &Call<'_>,
+    before: Progress,
+    moved_now: &[String],
+    scale_down: bool,
+    finished: bool,
+    now: Timestamp,
+) -> (Progress, Option<serde_json::Value>) {
+    let (after, replicas) = account(before.clone(), moved_now, scale_down, g.spec.replicas);
+    if after == before && !finished {
+        return (after, None);
     }
+    let entry = (!finished).then(|| after.clone());
+    let mut patch = progress::patch(g, call, entry, now);
+    if let Some(r) = replicas {
+        json_patch::merge(&mut patch, &json!({"spec": {"replicas": r}}));
+    }
+    (after, Some(patch))
+}
+
+/// The answer while servers are left: waiting, or failed once the
+/// timeout has passed since the first call.
+fn waiting(
+    plan: &Plan,
+    set: &str,
+    progress: &Progress,
+    busy: &[(String, String)],
+    now: Timestamp,
+) -> Outcome {
+    let then = plan.then;
+    let drained = progress.moved.len();
+    let scaled = scaled(plan, progress);
     let elapsed = progress.elapsed(now);
     if elapsed >= plan.timeout {
         return Outcome::Failed(format!(
             "drain of {set} timed out after {}s: {}; {drained} moved to {then}{scaled}",
             plan.timeout.as_secs(),
-            left(&busy)
+            left(busy)
         ));
     }
     Outcome::Waiting {
         message: format!(
             "draining {set}: {drained} old-version servers moved to {then}{scaled}; waiting for {} ({}s of {}s)",
-            left(&busy),
+            left(busy),
             elapsed.as_secs(),
             plan.timeout.as_secs()
         ),
@@ -330,6 +315,82 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
             .min(plan.timeout - elapsed)
             .max(Duration::from_millis(200)),
     }
+}
+
+/// "; spec.replicas lowered by N" with `scaleDown`.
+fn scaled(plan: &Plan, progress: &Progress) -> String {
+    if plan.scale_down {
+        format!("; spec.replicas lowered by {}", progress.scaled)
+    } else {
+        String::new()
+    }
+}
+
+/// The final answer, recorded in the ledger with the last replicas change
+/// (a racing repeat of this call may have moved more) and the progress
+/// entry removed.
+async fn finish(call: &Call<'_>, plan: &Plan, set: &str, progress: Progress) -> Outcome {
+    let moved_list = progress.moved.iter().cloned().collect::<Vec<_>>();
+    let message = format!(
+        "drained {set}: {} old-version servers moved to {}{}{}; none left",
+        progress.moved.len(),
+        plan.then,
+        if moved_list.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", moved_list.join(", "))
+        },
+        scaled(plan, &progress),
+    );
+    ledger::mutate(call, |g| {
+        let before = progress::of(g, call).unwrap_or_else(|| progress.clone());
+        let (after, patch) = progress_patch(
+            g,
+            call,
+            before,
+            &[],
+            plan.scale_down,
+            true,
+            Timestamp::now(),
+        );
+        Ok(Change {
+            patch: patch.unwrap_or_default(),
+            message: message.clone(),
+            outputs: outputs(after.moved.len(), 0),
+        })
+    })
+    .await
+}
+
+/// Runs the op.
+pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
+    match steps(call, args).await {
+        Ok(outcome) | Err(outcome) => outcome,
+    }
+}
+
+/// The op's steps: check, take the lease, note the first call, move the
+/// idle servers, record the moves, answer.
+async fn steps(call: &Call<'_>, args: Args) -> Result<Outcome, Outcome> {
+    let plan = plan(args).map_err(Outcome::Failed)?;
+    let gss = ledger::acquire(call).await?;
+    let selection = selection(&plan, &gss).map_err(Outcome::Failed)?;
+    let (gss, started) = progress::start(call, gss).await?;
+    let view = move_idle(call, &selection, plan.then).await?;
+    let moved_now = moved(&view, &call.fingerprint, plan.then);
+    let busy = busy(&view, &selection, plan.then);
+    let now = Timestamp::now();
+    let gss = progress::write(call, gss, |g| {
+        let before = progress::of(g, call).unwrap_or_else(|| started.clone());
+        Ok(progress_patch(g, call, before, &moved_now, plan.scale_down, false, now).1)
+    })
+    .await?;
+    let progress = progress::of(&gss, call).unwrap_or(started);
+    let set = format!("{}/{}", call.namespace, call.game_server_set);
+    if busy.is_empty() {
+        return Ok(finish(call, &plan, &set, progress).await);
+    }
+    Ok(waiting(&plan, &set, &progress, &busy, now))
 }
 
 #[cfg(test)]

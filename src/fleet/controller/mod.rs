@@ -11,6 +11,7 @@
 pub mod events;
 pub mod fleet;
 pub mod plan;
+mod reconcile;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,21 +19,18 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::api::{
-    DRAINING_LABEL, DRAINING_SINCE_ANNOTATION, GameServer, GameServerContainer, GameServerSet,
-    GameServerSetStatus, GameServerSpec, MAX_PLAYERS_ANNOTATION, OWNER_GSS_LABEL, OpsState,
-    REVISION_LABEL,
+    GameServer, GameServerContainer, GameServerSet, GameServerSetStatus, GameServerSpec,
+    MAX_PLAYERS_ANNOTATION, OWNER_GSS_LABEL, OpsState, REVISION_LABEL,
 };
-use crate::metrics::{ClusterLabels, Metrics, SetLabels};
-use events::Kind;
+use crate::metrics::{ClusterLabels, Metrics};
 use fleet::Server;
-use plan::{Desired, Strategy, Why};
+use plan::{Desired, Strategy};
 
 /// Default `drainTimeoutSeconds`.
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -171,274 +169,13 @@ fn status_of(gss: &GameServerSet, servers: &[Server], revision: &str) -> GameSer
     }
 }
 
-fn why_text(why: &Why) -> String {
-    match why {
-        Why::Kill => "opsState Kill".into(),
-        Why::ScaleDown => "scale down".into(),
-        Why::Replace => "replaced by the current template".into(),
-        Why::Drained => "drained: no players left".into(),
-        Why::DrainTimeout(p) => format!("drain timeout passed with {p} players still connected"),
-    }
-}
-
 async fn reconcile(gss: Arc<GameServerSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = reconcile_set(&gss, &ctx).await;
+    let result = reconcile::reconcile_set(&gss, &ctx).await;
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
     result
-}
-
-async fn reconcile_set(gss: &GameServerSet, ctx: &Context) -> Result<Action, Error> {
-    if gss.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    let (name, ns) = (gss.name_any(), gss.namespace().ok_or(Error::Unnamed)?);
-    let client = &ctx.client;
-    let desired = match desired(gss) {
-        Ok(d) => d,
-        Err(problem) => {
-            events::record(client, gss, Kind::Warning, "InvalidSpec", problem).await;
-            return Ok(Action::await_change());
-        }
-    };
-    let reserved = fleet::reserved_ids(gss.spec.reserve_game_server_ids.as_deref().unwrap_or(&[]))
-        .unwrap_or_else(|_| Vec::new());
-    let gs_api: Api<GameServer> = Api::namespaced(client.clone(), &ns);
-    let listed = gs_api
-        .list(&ListParams::default().labels(&format!("{OWNER_GSS_LABEL}={name}")))
-        .await
-        .map_err(api_err(format!("listing the GameServers of {ns}/{name}")))?;
-    let rvs: BTreeMap<String, String> = listed
-        .items
-        .iter()
-        .filter_map(|g| {
-            Some((
-                g.metadata.name.clone()?,
-                g.metadata.resource_version.clone()?,
-            ))
-        })
-        .collect();
-    let servers: Vec<Server> = listed
-        .items
-        .iter()
-        .filter_map(|g| Server::from_gameserver(&name, g))
-        .collect();
-    let all_ordinals: Vec<u32> = listed
-        .items
-        .iter()
-        .filter_map(|g| fleet::ordinal_of(&name, g.metadata.name.as_deref()?))
-        .collect();
-    let now = jiff::Timestamp::now();
-    let plan = match plan::plan(&desired, &servers, now) {
-        Ok(p) => p,
-        Err(problem) => {
-            events::record(client, gss, Kind::Warning, "InvalidSpec", problem).await;
-            return Ok(Action::await_change());
-        }
-    };
-    let gss_api: Api<GameServerSet> = Api::namespaced(client.clone(), &ns);
-
-    // Kill: lower replicas (compare-and-swap on the replicas we planned
-    // with) before the Kill servers go, so a retry never lowers twice.
-    if let Some(replicas) = plan.replicas_after_kill {
-        let patch: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "test", "path": "/spec/replicas", "value": desired.replicas},
-            {"op": "replace", "path": "/spec/replicas", "value": replicas},
-        ]))
-        .map_err(|e| Error::Api {
-            action: "building the Kill patch".into(),
-            source: kube::Error::SerdeError(e),
-        })?;
-        if let Err(e) = gss_api
-            .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
-            .await
-        {
-            tracing::debug!(set = %name, error = %e, "replicas changed meanwhile; planning again");
-            return Ok(Action::requeue(BUSY_REQUEUE));
-        }
-    }
-
-    for server in &plan.drain {
-        let patch = json!({"metadata": {
-            "labels": {DRAINING_LABEL: "true"},
-            "annotations": {DRAINING_SINCE_ANNOTATION: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()},
-        }});
-        gs_api
-            .patch(server, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(api_err(format!("marking {server} draining")))?;
-    }
-    if !plan.drain.is_empty() {
-        let message = format!(
-            "Draining {} (no new matches; removed once their players leave)",
-            plan.drain.join(", ")
-        );
-        events::record(client, gss, Kind::Normal, "Draining", message).await;
-    }
-
-    let mut deleted = Vec::new();
-    for (server, why) in &plan.delete {
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                resource_version: rvs.get(server).cloned(),
-                uid: None,
-            }),
-            ..Default::default()
-        };
-        match gs_api.delete(server, &params).await {
-            Ok(_) => deleted.push((server.clone(), why.clone())),
-            // Changed since we looked (e.g. just allocated) or already gone: plan again.
-            Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {}
-            Err(e) => return Err(api_err(format!("deleting {server}"))(e)),
-        }
-        if matches!(why, Why::Drained | Why::DrainTimeout(_))
-            && let Some(since) = servers
-                .iter()
-                .find(|s| &s.name == server)
-                .and_then(|s| s.draining_since)
-        {
-            ctx.metrics
-                .drain_duration
-                .observe(now.duration_since(since).as_secs_f64().max(0.0));
-        }
-    }
-    for (server, why) in &deleted {
-        let (kind, reason) = match why {
-            Why::DrainTimeout(_) => (Kind::Warning, "DrainTimeout"),
-            Why::Kill => (Kind::Normal, "Killed"),
-            _ => (Kind::Normal, "SuccessfulDelete"),
-        };
-        events::record(
-            client,
-            gss,
-            kind,
-            reason,
-            format!("Deleted GameServer {server}: {}", why_text(why)),
-        )
-        .await;
-    }
-
-    let mut created = Vec::new();
-    for ordinal in fleet::free_ordinals(&all_ordinals, &reserved, plan.create as usize) {
-        let server = new_server(gss, ordinal, &desired.revision)?;
-        match gs_api.create(&PostParams::default(), &server).await {
-            Ok(_) => created.push(format!("{name}-{ordinal}")),
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(api_err(format!("creating {name}-{ordinal}"))(e)),
-        }
-    }
-    if !created.is_empty() {
-        events::record(
-            client,
-            gss,
-            Kind::Normal,
-            "SuccessfulCreate",
-            format!("Created GameServers {}", created.join(", ")),
-        )
-        .await;
-    }
-
-    if let Some(overflow) = &gss.spec.allocation_overflow {
-        apply_overflow(&gs_api, &listed.items, &plan.overflow, overflow).await?;
-    }
-
-    let status = status_of(gss, &servers, &desired.revision);
-    if gss.status.as_ref() != Some(&status) {
-        gss_api
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"status": status})),
-            )
-            .await
-            .map_err(api_err(format!("writing the status of {ns}/{name}")))?;
-    }
-    let labels = SetLabels {
-        cluster: ctx.cluster.clone(),
-        namespace: ns.clone(),
-        gameserverset: name.clone(),
-    };
-    let progress = if desired.replicas == 0 {
-        1.0
-    } else {
-        f64::from(status.updated_replicas) / f64::from(desired.replicas)
-    };
-    ctx.metrics
-        .rollout_progress
-        .get_or_create(&labels)
-        .set(progress);
-
-    let settled = plan.create == 0
-        && plan.delete.is_empty()
-        && plan.drain.is_empty()
-        && servers
-            .iter()
-            .all(|s| s.ready && s.draining_since.is_none());
-    Ok(if settled {
-        Action::requeue(Duration::from_secs(300))
-    } else {
-        Action::requeue(BUSY_REQUEUE)
-    })
-}
-
-/// Puts the set's allocationOverflow labels and annotations on `overflow`
-/// servers that do not carry them yet (an empty label value removes it).
-async fn apply_overflow(
-    gs_api: &Api<GameServer>,
-    listed: &[GameServer],
-    overflow: &[String],
-    spec: &crate::api::AllocationOverflow,
-) -> Result<(), Error> {
-    for gs in listed.iter().filter(|g| {
-        g.metadata
-            .name
-            .as_ref()
-            .is_some_and(|n| overflow.contains(n))
-    }) {
-        let labels = gs.metadata.labels.clone().unwrap_or_default();
-        let annotations = gs.metadata.annotations.clone().unwrap_or_default();
-        let want_labels: serde_json::Map<String, serde_json::Value> = spec
-            .labels
-            .iter()
-            .flatten()
-            .filter(|(k, v)| {
-                if v.is_empty() {
-                    labels.contains_key(*k)
-                } else {
-                    labels.get(*k) != Some(v)
-                }
-            })
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    if v.is_empty() {
-                        serde_json::Value::Null
-                    } else {
-                        json!(v)
-                    },
-                )
-            })
-            .collect();
-        let want_annotations: serde_json::Map<String, serde_json::Value> = spec
-            .annotations
-            .iter()
-            .flatten()
-            .filter(|(k, v)| annotations.get(*k) != Some(v))
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        if want_labels.is_empty() && want_annotations.is_empty() {
-            continue;
-        }
-        let name = gs.name_any();
-        let patch = json!({"metadata": {"labels": want_labels, "annotations": want_annotations}});
-        gs_api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(api_err(format!("marking {name} as allocation overflow")))?;
-    }
-    Ok(())
 }
 
 fn error_policy(gss: Arc<GameServerSet>, error: &Error, ctx: Arc<Context>) -> Action {
