@@ -268,14 +268,10 @@ pub async fn token(options: &SidecarOptions) -> Result<Option<String>, SidecarEr
 }
 
 /// The one plugin assembly, for `serve`, `plugin` and `run`: the executor
-/// plugin over `clusters` (behind `token`, if any) and the Flux endpoint
-/// (behind its own auth), both resolving tags with `resolver`.
-pub fn plugin_routes(
-    clusters: Vec<(String, Client)>,
-    resolver: Arc<Resolver>,
-    token: Option<&str>,
-) -> Router {
-    let plugin = Arc::new(Plugin::new(clusters).with_resolver(resolver.clone()));
+/// plugin (behind `token`, if any) and the Flux endpoint (behind its own
+/// auth), both resolving tags with `resolver`.
+pub fn plugin_routes(plugin: Plugin, resolver: Arc<Resolver>, token: Option<&str>) -> Router {
+    let plugin = Arc::new(plugin.with_resolver(resolver.clone()));
     let flux = Arc::new(FluxInputs::new(resolver));
     flux.router().merge(plugin::router(plugin, token))
 }
@@ -303,8 +299,11 @@ pub async fn run(options: &SidecarOptions) -> Result<(), SidecarError> {
     let resolver = Arc::new(
         Resolver::new(options.config.clone()).map_err(|e| SidecarError::Config(e.to_string()))?,
     );
-    let routes =
-        crate::http::health_routes().merge(plugin_routes(clusters, resolver, token.as_deref()));
+    let routes = crate::http::health_routes().merge(plugin_routes(
+        Plugin::new(clusters),
+        resolver,
+        token.as_deref(),
+    ));
     axum::serve(listener, routes)
         .with_graceful_shutdown(super::shutdown_signal())
         .await?;

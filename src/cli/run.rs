@@ -57,7 +57,8 @@ async fn plugin_endpoint(
         .map_err(|e| e.to_string())?;
     let resolver = Arc::new(Resolver::new(config).map_err(|e| e.to_string())?);
     let token = uuid::Uuid::new_v4().to_string();
-    let router = super::plugin::plugin_routes(clusters, resolver, Some(&token));
+    let plugin = crate::argo::plugin::Plugin::new(clusters);
+    let router = super::plugin::plugin_routes(plugin, resolver, Some(&token));
     let cannot = |e: std::io::Error| format!("cannot start the in-process plugin: {e}");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

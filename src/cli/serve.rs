@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::cluster::apiserver::{self, Cluster};
 use crate::cluster::kubeconfig;
 use crate::cluster::store::StoreError;
+use crate::informer::ServerCache;
 use crate::metrics::Metrics;
 
 /// The cluster name used when no `--cluster` is given.
@@ -283,12 +284,18 @@ impl Running {
         kube::Client::try_from(config).map_err(|e| ServeError::Client(e.to_string()))
     }
 
-    /// Serves until SIGINT/SIGTERM, then closes the stores.
-    pub async fn serve(self) -> Result<(), ServeError> {
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut clients = Vec::new();
+    /// Starts each cluster's garbage collector, controller and simulator on
+    /// `tasks`; returns one GameServer informer per cluster, shared by the
+    /// ops and the allocator (the embedded server grants every namespace).
+    async fn start_fleet(
+        &self,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) -> Result<Vec<(String, kube::Client, Arc<ServerCache>)>, ServeError> {
+        let mut caches = Vec::new();
         for cluster in &self.clusters {
-            clients.push((cluster.name.clone(), self.client(&cluster.name).await?));
+            let client = self.client(&cluster.name).await?;
+            let servers = Arc::new(ServerCache::cluster_wide(client.clone()));
+            caches.push((cluster.name.clone(), client, servers));
             tasks.spawn(apiserver::gc::run(cluster.clone()));
             if self.controller {
                 let client = self.client(&cluster.name).await?;
@@ -303,6 +310,13 @@ impl Running {
                 tasks.spawn(crate::fleet::simulator::run(client, config.clone()));
             }
         }
+        Ok(caches)
+    }
+
+    /// Serves until SIGINT/SIGTERM, then closes the stores.
+    pub async fn serve(self) -> Result<(), ServeError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let caches = self.start_fleet(&mut tasks).await?;
         let api_router = apiserver::router(&self.clusters, self.token.as_deref());
         tracing::info!(
             api = %self.api_addr,
@@ -338,11 +352,12 @@ impl Running {
         };
         let plugin_token = plugin_token(&self.data_dir)?;
         let plugin = super::plugin::plugin_routes(
-            clients.clone(),
+            crate::argo::plugin::Plugin::with_caches(caches.clone()),
             self.resolver.clone(),
             Some(&plugin_token),
         );
-        let allocator = crate::fleet::allocator::Allocator::start(clients, self.metrics.clone());
+        let allocator =
+            crate::fleet::allocator::Allocator::with_caches(caches, self.metrics.clone());
         let service = axum::serve(
             self.service,
             service_router(self.metrics.clone())

@@ -8,12 +8,20 @@
 //! a conflict, a missing object, a refusal (the request itself is wrong:
 //! trying again cannot help) or a transient failure (trying later may).
 
-use kube::api::{Api, Patch};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::ledger::plugin_params;
 use super::{Call, Outcome};
 use crate::api::GameServerSet;
+
+/// Patch parameters of every write the plugin makes: attributed to
+/// `gameops-plugin` in managedFields.
+pub fn plugin_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some("gameops-plugin".into()),
+        ..Default::default()
+    }
+}
 
 /// Compare-and-swap attempts before giving up on a busy object.
 pub const ATTEMPTS: usize = 16;

@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::PatchParams;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -157,15 +156,6 @@ pub async fn acquire(call: &Call<'_>) -> Result<GameServerSet, Outcome> {
         }}})))
     })
     .await
-}
-
-/// Patch parameters of every write the plugin makes: attributed to
-/// `gameops-plugin` in managedFields.
-pub fn plugin_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some("gameops-plugin".into()),
-        ..Default::default()
-    }
 }
 
 /// Runs a mutating op exactly once per fingerprint: replays the recorded

@@ -29,8 +29,8 @@ use kube::api::{Api, ListParams, Patch};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::cas::plugin_params;
 use super::cas::{WriteError, classify};
-use super::ledger::plugin_params;
 use super::{Call, Outcome, values};
 use crate::api::{GameServer, GameServerSet, ImageRef, OWNER_GSS_LABEL};
 

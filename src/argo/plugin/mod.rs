@@ -50,12 +50,27 @@ impl Plugin {
     /// A plugin acting on `clusters`. Each gets a GameServer cache, which
     /// watches a namespace from the first call that reads its servers.
     pub fn new(clusters: Vec<(String, Client)>) -> Self {
+        Self::with_caches(
+            clusters
+                .into_iter()
+                .map(|(name, client)| {
+                    let servers = Arc::new(ServerCache::new(client.clone()));
+                    (name, client, servers)
+                })
+                .collect(),
+        )
+    }
+
+    /// A plugin acting on `clusters` through GameServer caches made
+    /// elsewhere (the embedded server shares one per cluster with its
+    /// allocator).
+    pub fn with_caches(clusters: Vec<(String, Client, Arc<ServerCache>)>) -> Self {
         let clusters = clusters
             .into_iter()
-            .map(|(name, client)| Cluster {
+            .map(|(name, client, servers)| Cluster {
                 name,
-                servers: Arc::new(ServerCache::new(client.clone())),
                 client,
+                servers,
             })
             .collect();
         Self {

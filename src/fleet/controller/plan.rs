@@ -451,6 +451,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::too_many_lines, reason = "a table of cases")]
     fn rolling_update_table() {
         let pct = |s: &str| Some(IntOrString::String(s.into()));
         struct Case {
