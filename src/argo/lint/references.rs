@@ -134,7 +134,7 @@ impl<'s, 'a> References<'s, 'a> {
     }
 
     fn strings(&self, value: &Value, path: &str, scope: &Scope<'_>, sink: &mut Sink<'_>) {
-        walk_strings(value, path, &mut |field, text| {
+        walk_strings(value, path, false, &mut |field, text| {
             for r in expr::references(text) {
                 self.var(&r.var, r.expression, scope, field, sink);
             }
@@ -333,29 +333,25 @@ fn undeclared_output(shown: &str, t: &Template, group: &str, output: &str) -> Op
 /// Calls `visit(field, text)` for every string in `value`, naming fields as
 /// findings do: list entries by index (`steps[2][0]`), except parameters and
 /// artifacts, by name and without their `value` key
-/// (`arguments.parameters.delta`).
-fn walk_strings(value: &Value, path: &str, visit: &mut dyn FnMut(&str, &str)) {
-    walk(value, path, false, visit);
-}
-
-fn walk(value: &Value, path: &str, named: bool, visit: &mut dyn FnMut(&str, &str)) {
+/// (`arguments.parameters.delta`); `named`: `value` is such an entry.
+fn walk_strings(value: &Value, path: &str, named: bool, visit: &mut dyn FnMut(&str, &str)) {
     match value {
         Value::String(text) => visit(path, text),
         Value::Array(items) => {
             let by_name = path.ends_with("parameters") || path.ends_with("artifacts");
             for (i, item) in items.iter().enumerate() {
                 match item.get("name").and_then(Value::as_str) {
-                    Some(name) if by_name => walk(item, &join(path, name), true, visit),
-                    _ => walk(item, &format!("{path}[{i}]"), false, visit),
+                    Some(name) if by_name => walk_strings(item, &join(path, name), true, visit),
+                    _ => walk_strings(item, &format!("{path}[{i}]"), false, visit),
                 }
             }
         }
         Value::Object(map) => {
             for (key, v) in map {
                 if named && key == "value" {
-                    walk(v, path, false, visit);
+                    walk_strings(v, path, false, visit);
                 } else {
-                    walk(v, &join(path, key), false, visit);
+                    walk_strings(v, &join(path, key), false, visit);
                 }
             }
         }
