@@ -97,18 +97,13 @@ fn template_names(doc: &Doc<'_>, sink: &mut Sink<'_>) {
 /// templates.
 fn entry_and_exit(set: &Set<'_>, d: usize, sink: &mut Sink<'_>) {
     let doc = &set.docs[d];
-    let known = || {
-        let base = set.base(d).map(|b| &set.docs[b].spec.templates);
-        let all = doc.spec.templates.iter().chain(base.into_iter().flatten());
-        all.map(|t| t.name.as_str())
-    };
     let named = |key: &str, value: &Option<String>, sink: &mut Sink<'_>| {
         if let Some(e) = value
             && set.local(d, e).is_none()
         {
             sink.add(
                 doc.field(key),
-                format!("{e:?} is not a template here{}", suggest(e, known())),
+                format!("{e:?} is not a template here{}", suggest(e, set.known(d))),
             );
         }
     };

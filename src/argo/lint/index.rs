@@ -184,9 +184,13 @@ impl<'a> Set<'a> {
         self.docs[b].spec.template(name).map(|t| (b, t))
     }
 
-    /// The names of the templates of document `d`.
-    fn known(&self, d: usize) -> impl Iterator<Item = &str> {
-        self.docs[d].spec.templates.iter().map(|t| t.name.as_str())
+    /// The names of the templates document `d` sees: its own, then those
+    /// of the WorkflowTemplate it starts.
+    pub(super) fn known(&self, d: usize) -> impl Iterator<Item = &str> {
+        let base = self.base(d).map(|b| &self.docs[b].spec.templates);
+        let all = self.docs[d].spec.templates.iter();
+        all.chain(base.into_iter().flatten())
+            .map(|t| t.name.as_str())
     }
 
     /// The document and template a step or task of document `d` runs (none
