@@ -75,9 +75,13 @@ pub struct Spec {
 
 /// `{name}`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NameRef {
     /// The name.
     pub name: String,
+    /// A ClusterWorkflowTemplate rather than a WorkflowTemplate.
+    #[serde(default)]
+    pub cluster_scope: bool,
 }
 
 /// Parameters passed.
@@ -100,6 +104,9 @@ pub struct Parameter {
     pub default: Option<Value>,
     /// Outputs: where the value comes from.
     pub value_from: Option<ValueFrom>,
+    /// The values it may take.
+    #[serde(rename = "enum")]
+    pub enum_values: Option<Vec<Value>>,
 }
 
 /// `valueFrom` of an output of a steps or dag template.
@@ -117,6 +124,9 @@ pub struct Io {
     /// The parameters.
     #[serde(default)]
     pub parameters: Vec<Parameter>,
+    /// The artifacts (only their names are read).
+    #[serde(default)]
+    pub artifacts: Vec<Parameter>,
 }
 
 /// A template.
@@ -156,11 +166,15 @@ pub struct RetryStrategy {
 
 /// `templateRef`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TemplateRef {
     /// The WorkflowTemplate.
     pub name: String,
     /// The template in it.
     pub template: String,
+    /// A ClusterWorkflowTemplate rather than a WorkflowTemplate.
+    #[serde(default)]
+    pub cluster_scope: bool,
 }
 
 /// `continueOn`.
@@ -181,6 +195,8 @@ pub struct Step {
     pub template: Option<String>,
     /// Or of a WorkflowTemplate.
     pub template_ref: Option<TemplateRef>,
+    /// Or a template of its own.
+    pub inline: Option<Value>,
     /// What it passes.
     #[serde(default)]
     pub arguments: Arguments,
@@ -190,6 +206,10 @@ pub struct Step {
     pub with_items: Option<Vec<Value>>,
     /// Run once per item of this JSON list.
     pub with_param: Option<String>,
+    /// Run once per number of a sequence.
+    pub with_sequence: Option<Value>,
+    /// The template to run after it.
+    pub on_exit: Option<String>,
     /// Go on when it fails.
     pub continue_on: Option<ContinueOn>,
     /// DAG: tasks that must succeed first.
@@ -204,6 +224,25 @@ pub struct Dag {
     /// Its tasks.
     #[serde(default)]
     pub tasks: Vec<Step>,
+}
+
+impl Spec {
+    /// The template `name`.
+    pub fn template(&self, name: &str) -> Option<&Template> {
+        self.templates.iter().find(|t| t.name == name)
+    }
+}
+
+impl Step {
+    /// The tasks a DAG task waits for: those its `depends` names (whatever
+    /// result), else its `dependencies`.
+    pub fn waits_for(&self) -> Vec<String> {
+        match (&self.depends, &self.dependencies) {
+            (Some(d), _) => crate::argo::expr::depends_on(d),
+            (None, Some(list)) => list.clone(),
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 impl Template {

@@ -7,17 +7,17 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::index::{Doc, Set, arr, s};
+use super::index::{Doc, Set};
 use super::template::lint_template;
 use super::{Finding, Sink};
 use crate::ops::check::{listing, suggest};
 
 /// Checks document `d` of `set`; `by_ref` are the templates other
 /// documents run by `templateRef`.
-pub(super) fn lint_doc<'a>(
-    set: &Set<'a>,
+pub(super) fn lint_doc(
+    set: &Set<'_>,
     d: usize,
-    by_ref: &BTreeSet<(usize, &'a str)>,
+    by_ref: &BTreeSet<(usize, &str)>,
     out: &mut Vec<Finding>,
 ) {
     let doc = &set.docs[d];
@@ -32,13 +32,17 @@ pub(super) fn lint_doc<'a>(
             format!("the {} has no metadata.name (or generateName)", doc.kind),
         );
     }
+    if let Some((field, message)) = &doc.invalid {
+        let what = format!("not a valid Argo {}: {message}", doc.kind);
+        return sink.add(doc.field(field), what);
+    }
     workflow_template_ref(set, d, &mut sink);
     template_names(doc, &mut sink);
     entry_and_exit(set, d, &mut sink);
     own_arguments(doc, &mut sink);
     entrypoint_inputs(set, d, &mut sink);
-    for (i, tmpl) in doc.templates().iter().enumerate() {
-        let name = s(&tmpl["name"]);
+    for (i, (tmpl, raw)) in doc.templates().enumerate() {
+        let name = tmpl.name.as_str();
         let template = if name.is_empty() {
             format!("{}/templates[{i}]", doc.name)
         } else {
@@ -48,7 +52,7 @@ pub(super) fn lint_doc<'a>(
         if name.is_empty() {
             tsink.add("name", "the template has no name");
         }
-        lint_template(set, d, tmpl, by_ref.contains(&(d, name)), &mut tsink);
+        lint_template(set, d, (tmpl, raw), by_ref.contains(&(d, name)), &mut tsink);
     }
 }
 
@@ -56,25 +60,22 @@ pub(super) fn lint_doc<'a>(
 /// arguments fit it.
 fn workflow_template_ref(set: &Set<'_>, d: usize, sink: &mut Sink<'_>) {
     let doc = &set.docs[d];
-    let Some(r) = doc.spec.get("workflowTemplateRef") else {
+    let Some(r) = &doc.spec.workflow_template_ref else {
         return;
     };
     match set.base(d) {
         Some(b) => submission_arguments(doc, &set.docs[b], sink),
-        None => {
-            let (cluster, name) = (r["clusterScope"] == true, s(&r["name"]));
-            sink.add(
-                doc.field("workflowTemplateRef.name"),
-                set.missing_template_message(name, cluster),
-            );
-        }
+        None => sink.add(
+            doc.field("workflowTemplateRef.name"),
+            set.missing_template_message(&r.name, r.cluster_scope),
+        ),
     }
 }
 
 /// Some templates (unless it starts another's), none named twice.
 fn template_names(doc: &Doc<'_>, sink: &mut Sink<'_>) {
-    let templates = doc.templates();
-    if templates.is_empty() && doc.spec.get("workflowTemplateRef").is_none() {
+    let templates = &doc.spec.templates;
+    if templates.is_empty() && doc.spec.workflow_template_ref.is_none() {
         sink.add(
             doc.field("templates"),
             format!("{} {} has no templates", doc.kind, doc.name),
@@ -82,7 +83,7 @@ fn template_names(doc: &Doc<'_>, sink: &mut Sink<'_>) {
     }
     let mut seen = BTreeSet::new();
     for t in templates {
-        let name = s(&t["name"]);
+        let name = &t.name;
         if !name.is_empty() && !seen.insert(name) {
             sink.add(
                 doc.field("templates"),
@@ -96,48 +97,40 @@ fn template_names(doc: &Doc<'_>, sink: &mut Sink<'_>) {
 /// templates.
 fn entry_and_exit(set: &Set<'_>, d: usize, sink: &mut Sink<'_>) {
     let doc = &set.docs[d];
-    let known = || {
-        let mut all: Vec<&str> = doc.templates().iter().map(|t| s(&t["name"])).collect();
-        if let Some(b) = set.base(d) {
-            all.extend(set.docs[b].templates().iter().map(|t| s(&t["name"])));
-        }
-        all
-    };
-    let named = |key: &str, sink: &mut Sink<'_>| {
-        if let Some(e) = doc.spec.get(key).and_then(Value::as_str)
+    let named = |key: &str, value: &Option<String>, sink: &mut Sink<'_>| {
+        if let Some(e) = value
             && set.local(d, e).is_none()
         {
             sink.add(
                 doc.field(key),
-                format!("{e:?} is not a template here{}", suggest(e, known())),
+                format!("{e:?} is not a template here{}", suggest(e, set.known(d))),
             );
         }
     };
-    named("entrypoint", sink);
-    let starts_another = doc.spec.get("workflowTemplateRef").is_some();
-    let entrypoint = doc.spec.get("entrypoint").and_then(Value::as_str);
-    if entrypoint.is_none() && !doc.is_template() && !starts_another {
+    named("entrypoint", &doc.spec.entrypoint, sink);
+    let starts_another = doc.spec.workflow_template_ref.is_some();
+    if doc.spec.entrypoint.is_none() && !doc.is_template() && !starts_another {
         sink.add(
             doc.field("entrypoint"),
             "is missing: name the template the workflow starts with",
         );
     }
-    named("onExit", sink);
+    named("onExit", &doc.spec.on_exit, sink);
 }
 
 /// Arguments: named once, values in their enum; a Workflow gives every
 /// one a value.
 fn own_arguments(doc: &Doc<'_>, sink: &mut Sink<'_>) {
     let mut seen = BTreeSet::new();
-    for p in arr(&doc.spec["arguments"]["parameters"]) {
-        let name = s(&p["name"]);
+    for p in &doc.spec.arguments.parameters {
+        let name = &p.name;
         let field = doc.field(&format!("arguments.parameters.{name}"));
         if name.is_empty() {
             sink.add(doc.field("arguments.parameters"), "a parameter has no name");
         } else if !seen.insert(name) {
             sink.add(field.clone(), format!("two arguments are named {name}"));
         }
-        if let (Some(values), Some(value)) = (p["enum"].as_array(), p.get("value"))
+        if let (Some(values), Some(value)) = (&p.enum_values, &p.value)
             && !values.contains(value)
         {
             sink.add(
@@ -148,7 +141,7 @@ fn own_arguments(doc: &Doc<'_>, sink: &mut Sink<'_>) {
                 ),
             );
         }
-        if !doc.is_template() && p.get("value").is_none() && p.get("valueFrom").is_none() {
+        if !doc.is_template() && p.value.is_none() && p.value_from.is_none() {
             sink.add(
                 field,
                 "has no value: a Workflow must give each of its arguments one",
@@ -161,16 +154,16 @@ fn own_arguments(doc: &Doc<'_>, sink: &mut Sink<'_>) {
 /// name: an input without a default must be one of them.
 fn entrypoint_inputs(set: &Set<'_>, d: usize, sink: &mut Sink<'_>) {
     let doc = &set.docs[d];
-    let Some(e) = doc.spec.get("entrypoint").and_then(Value::as_str) else {
+    let Some(e) = &doc.spec.entrypoint else {
         return;
     };
-    let Some(entry) = doc.template(e) else {
+    let Some(entry) = doc.spec.template(e) else {
         return;
     };
     let given = set.arguments(d);
-    for p in arr(&entry["inputs"]["parameters"]) {
-        let name = s(&p["name"]);
-        let required = p.get("default").is_none() && p.get("value").is_none();
+    for p in &entry.inputs.parameters {
+        let name = p.name.as_str();
+        let required = p.default.is_none() && p.value.is_none();
         if required && !name.is_empty() && !given.contains(name) {
             sink.template(format!("{}/{e}", doc.name)).add(
                 format!("inputs.parameters.{name}"),
@@ -186,13 +179,13 @@ fn entrypoint_inputs(set: &Set<'_>, d: usize, sink: &mut Sink<'_>) {
 /// A Workflow that starts a WorkflowTemplate passes arguments it declares,
 /// in their enums, and every one without a default.
 fn submission_arguments(doc: &Doc<'_>, wt: &Doc<'_>, sink: &mut Sink<'_>) {
-    let declared = arr(&wt.spec["arguments"]["parameters"]);
-    let passed = arr(&doc.spec["arguments"]["parameters"]);
-    let declared_names: Vec<&str> = declared.iter().map(|p| s(&p["name"])).collect();
+    let declared = &wt.spec.arguments.parameters;
+    let passed = &doc.spec.arguments.parameters;
+    let declared_names: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
     for p in passed {
-        let name = s(&p["name"]);
+        let name = &p.name;
         let field = doc.field(&format!("arguments.parameters.{name}"));
-        match declared.iter().find(|d| d["name"] == name) {
+        match declared.iter().find(|d| d.name == *name) {
             None => sink.add(
                 field,
                 format!(
@@ -204,7 +197,7 @@ fn submission_arguments(doc: &Doc<'_>, wt: &Doc<'_>, sink: &mut Sink<'_>) {
                 ),
             ),
             Some(d) => {
-                if let (Some(values), Some(value)) = (d["enum"].as_array(), p.get("value"))
+                if let (Some(values), Some(value)) = (&d.enum_values, &p.value)
                     && !values.contains(value)
                 {
                     sink.add(
@@ -216,9 +209,9 @@ fn submission_arguments(doc: &Doc<'_>, wt: &Doc<'_>, sink: &mut Sink<'_>) {
         }
     }
     for d in declared {
-        let name = s(&d["name"]);
-        let has_default = d.get("value").is_some() || d.get("valueFrom").is_some();
-        if !has_default && !passed.iter().any(|p| p["name"] == name) {
+        let name = &d.name;
+        let has_default = d.value.is_some() || d.value_from.is_some();
+        if !has_default && !passed.iter().any(|p| p.name == *name) {
             sink.add(
                 doc.field("arguments.parameters"),
                 format!(

@@ -1,15 +1,17 @@
-//! The Argo documents being linted, as an index: each document's kind,
+//! The Argo documents being linted, as an index over the typed model
+//! ([`crate::argo::workflow`], as the runner reads them) next to the raw
+//! JSON (for the `{{...}}` walk and exact fields): each document's kind,
 //! name and spec, the WorkflowTemplates by name, which template a step or
 //! task runs, and the steps and tasks of a template with what each waits for.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::Finding;
-use crate::argo::expr;
-use crate::argo::workflow::KINDS;
+use crate::argo::workflow::{KINDS, Parameter, Spec, Step, Template};
 use crate::ops::check::{join, suggest};
 
 pub(super) fn arr(v: &Value) -> &[Value] {
@@ -21,8 +23,8 @@ pub(super) fn s(v: &Value) -> &str {
 }
 
 /// The `name`s of a parameter (or artifact) list.
-pub(super) fn names(list: &Value) -> BTreeSet<&str> {
-    arr(list).iter().map(|p| s(&p["name"])).collect()
+pub(super) fn names(list: &[Parameter]) -> BTreeSet<&str> {
+    list.iter().map(|p| p.name.as_str()).collect()
 }
 
 /// `ClusterWorkflowTemplate` or `WorkflowTemplate`.
@@ -40,7 +42,13 @@ pub(super) struct Doc<'a> {
     pub(super) kind: &'a str,
     /// `metadata.name`, else `metadata.generateName`.
     pub(super) name: &'a str,
-    pub(super) spec: &'a Value,
+    /// The spec as written.
+    pub(super) raw: &'a Value,
+    /// The spec as the runner reads it (empty when it does not parse).
+    pub(super) spec: Spec,
+    /// Why the spec does not parse: the field (relative to the spec) and
+    /// the parser's message.
+    pub(super) invalid: Option<(String, String)>,
     /// Where `spec` is, for fields (`spec`, or `spec.workflowSpec`).
     pub(super) spec_path: &'static str,
 }
@@ -56,27 +64,29 @@ impl<'a> Doc<'a> {
             .as_str()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| s(&metadata["generateName"]));
-        let (spec, spec_path) = if kind == "CronWorkflow" {
+        let (raw, spec_path) = if kind == "CronWorkflow" {
             (&value["spec"]["workflowSpec"], "spec.workflowSpec")
         } else {
             (&value["spec"], "spec")
+        };
+        let (spec, invalid) = match parse(raw) {
+            Ok(spec) => (spec, None),
+            Err(why) => (Spec::default(), Some(why)),
         };
         Some(Doc {
             file,
             kind,
             name,
+            raw,
             spec,
+            invalid,
             spec_path,
         })
     }
 
-    pub(super) fn templates(&self) -> &'a [Value] {
-        let spec: &'a Value = self.spec;
-        arr(&spec["templates"])
-    }
-
-    pub(super) fn template(&self, name: &str) -> Option<&'a Value> {
-        self.templates().iter().find(|t| t["name"] == name)
+    /// Its templates, typed and as written.
+    pub(super) fn templates(&self) -> impl Iterator<Item = (&Template, &'a Value)> {
+        self.spec.templates.iter().zip(arr(&self.raw["templates"]))
     }
 
     pub(super) fn field(&self, rest: &str) -> String {
@@ -87,6 +97,24 @@ impl<'a> Doc<'a> {
     pub(super) fn is_template(&self) -> bool {
         self.kind.ends_with("WorkflowTemplate")
     }
+}
+
+/// A spec as the typed model reads it, or the field (the first template
+/// that does not parse, else the spec) and why not.
+fn parse(raw: &Value) -> Result<Spec, (String, String)> {
+    if raw.is_null() {
+        return Ok(Spec::default());
+    }
+    Spec::deserialize(raw).map_err(|e| {
+        let template = arr(&raw["templates"])
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| {
+                let e = Template::deserialize(t).err()?;
+                Some((format!("templates[{i}]"), e.to_string()))
+            });
+        template.unwrap_or_else(|| (String::new(), e.to_string()))
+    })
 }
 
 /// All the documents, and the WorkflowTemplates by name.
@@ -142,65 +170,68 @@ impl<'a> Set<'a> {
 
     /// The WorkflowTemplate a Workflow starts (`spec.workflowTemplateRef`).
     pub(super) fn base(&self, d: usize) -> Option<usize> {
-        let r = self.docs[d].spec.get("workflowTemplateRef")?;
-        self.find(s(&r["name"]), r["clusterScope"] == true)
+        let r = self.docs[d].spec.workflow_template_ref.as_ref()?;
+        self.find(&r.name, r.cluster_scope)
     }
 
     /// The template `name` as a `template:` in document `d` sees it: its
     /// own, or else one of the WorkflowTemplate it starts.
-    pub(super) fn local(&self, d: usize, name: &str) -> Option<(usize, &'a Value)> {
-        if let Some(t) = self.docs[d].template(name) {
+    pub(super) fn local(&self, d: usize, name: &str) -> Option<(usize, &Template)> {
+        if let Some(t) = self.docs[d].spec.template(name) {
             return Some((d, t));
         }
         let b = self.base(d)?;
-        self.docs[b].template(name).map(|t| (b, t))
+        self.docs[b].spec.template(name).map(|t| (b, t))
     }
 
-    /// The document and template a step or task of document `d` runs, or
-    /// the field (relative to the step) and what is wrong.
+    /// The names of the templates document `d` sees: its own, then those
+    /// of the WorkflowTemplate it starts.
+    pub(super) fn known(&self, d: usize) -> impl Iterator<Item = &str> {
+        let base = self.base(d).map(|b| &self.docs[b].spec.templates);
+        let all = self.docs[d].spec.templates.iter();
+        all.chain(base.into_iter().flatten())
+            .map(|t| t.name.as_str())
+    }
+
+    /// The document and template a step or task of document `d` runs (none
+    /// for an inline template), or the field (relative to the step) and
+    /// what is wrong.
     pub(super) fn callee(
         &self,
         d: usize,
-        step: &'a Value,
-    ) -> Result<(usize, &'a Value), (String, String)> {
-        let by = |k: &str| step.get(k).filter(|v| !v.is_null());
-        match (by("template"), by("templateRef"), by("inline")) {
-            (Some(t), None, None) => {
-                let name = s(t);
-                self.local(d, name).ok_or_else(|| {
-                    let known = self.docs[d].templates().iter().map(|t| s(&t["name"]));
-                    (
-                        "template".into(),
-                        format!(
-                            "no template {name:?} in this document{}",
-                            suggest(name, known)
-                        ),
-                    )
-                })
-            }
+        step: &Step,
+    ) -> Result<Option<(usize, &Template)>, (String, String)> {
+        match (&step.template, &step.template_ref, &step.inline) {
+            (Some(name), None, None) => self.local(d, name).map(Some).ok_or_else(|| {
+                (
+                    "template".into(),
+                    format!(
+                        "no template {name:?} in this document{}",
+                        suggest(name, self.known(d))
+                    ),
+                )
+            }),
             (None, Some(r), None) => {
-                let wt = s(&r["name"]);
-                let name = s(&r["template"]);
-                let cluster = r["clusterScope"] == true;
-                let kind = template_kind(cluster);
-                let Some(w) = self.find(wt, cluster) else {
+                let (wt, name) = (&r.name, &r.template);
+                let Some(w) = self.find(wt, r.cluster_scope) else {
                     return Err((
                         "templateRef.name".into(),
-                        self.missing_template_message(wt, cluster),
+                        self.missing_template_message(wt, r.cluster_scope),
                     ));
                 };
-                self.docs[w].template(name).map(|t| (w, t)).ok_or_else(|| {
-                    let known = self.docs[w].templates().iter().map(|t| s(&t["name"]));
+                let kind = template_kind(r.cluster_scope);
+                let t = self.docs[w].spec.template(name).ok_or_else(|| {
                     (
                         "templateRef.template".into(),
                         format!(
                             "{kind} {wt} has no template {name:?}{}",
-                            suggest(name, known)
+                            suggest(name, self.known(w))
                         ),
                     )
-                })
+                })?;
+                Ok(Some((w, t)))
             }
-            (None, None, Some(inline)) => Ok((d, inline)),
+            (None, None, Some(_)) => Ok(None),
             _ => Err((
                 String::new(),
                 "needs exactly one of template, templateRef and inline".into(),
@@ -225,13 +256,13 @@ impl<'a> Set<'a> {
     /// The templates other documents run by `templateRef`, and what those
     /// call in their own document, by (document, template name): in them
     /// `{{workflow.parameters.X}}` is the calling workflow's.
-    pub(super) fn reached_by_template_ref(&self) -> BTreeSet<(usize, &'a str)> {
-        let mut todo: Vec<(usize, &'a Value)> = Vec::new();
+    pub(super) fn reached_by_template_ref(&self) -> BTreeSet<(usize, &str)> {
+        let mut todo: Vec<(usize, &Template)> = Vec::new();
         for d in 0..self.docs.len() {
-            for tmpl in self.docs[d].templates() {
-                for call in calls(tmpl) {
-                    if call.step.get("templateRef").is_some()
-                        && let Ok((w, t)) = self.callee(d, call.step)
+            for tmpl in &self.docs[d].spec.templates {
+                for call in calls(tmpl, &Value::Null) {
+                    if call.step.template_ref.is_some()
+                        && let Ok(Some((w, t))) = self.callee(d, call.step)
                         && w != d
                     {
                         todo.push((w, t));
@@ -241,12 +272,12 @@ impl<'a> Set<'a> {
         }
         let mut seen = BTreeSet::new();
         while let Some((d, tmpl)) = todo.pop() {
-            if !seen.insert((d, s(&tmpl["name"]))) {
+            if !seen.insert((d, tmpl.name.as_str())) {
                 continue;
             }
-            for call in calls(tmpl) {
-                if let Some(name) = call.step["template"].as_str()
-                    && let Some(t) = self.docs[d].template(name)
+            for call in calls(tmpl, &Value::Null) {
+                if let Some(name) = &call.step.template
+                    && let Some(t) = self.docs[d].spec.template(name)
                 {
                     todo.push((d, t));
                 }
@@ -256,10 +287,10 @@ impl<'a> Set<'a> {
     }
 
     /// The names `{{workflow.parameters.X}}` may use in document `d`.
-    pub(super) fn arguments(&self, d: usize) -> BTreeSet<&'a str> {
-        let mut out = names(&self.docs[d].spec["arguments"]["parameters"]);
+    pub(super) fn arguments(&self, d: usize) -> BTreeSet<&str> {
+        let mut out = names(&self.docs[d].spec.arguments.parameters);
         if let Some(b) = self.base(d) {
-            out.extend(names(&self.docs[b].spec["arguments"]["parameters"]));
+            out.extend(names(&self.docs[b].spec.arguments.parameters));
         }
         out
     }
@@ -268,43 +299,39 @@ impl<'a> Set<'a> {
 /// One step or DAG task of a template.
 pub(super) struct Call<'a> {
     pub(super) name: &'a str,
-    pub(super) step: &'a Value,
+    pub(super) step: &'a Step,
+    /// The step as written (null when not given).
+    pub(super) raw: &'a Value,
     /// The step group (steps templates); 0 for tasks.
     pub(super) group: usize,
     /// `steps[G][I]` or `dag.tasks[I]`.
     pub(super) path: String,
 }
 
-pub(super) fn calls(tmpl: &Value) -> Vec<Call<'_>> {
+/// The steps or tasks of `tmpl`, `raw` as written (or null).
+pub(super) fn calls<'a>(tmpl: &'a Template, raw: &'a Value) -> Vec<Call<'a>> {
     let mut out = Vec::new();
-    for (g, group) in arr(&tmpl["steps"]).iter().enumerate() {
-        for (i, step) in arr(group).iter().enumerate() {
+    for (g, group) in tmpl.steps.iter().flatten().enumerate() {
+        for (i, step) in group.iter().enumerate() {
             out.push(Call {
-                name: s(&step["name"]),
+                name: &step.name,
                 step,
+                raw: &raw["steps"][g][i],
                 group: g,
                 path: format!("steps[{g}][{i}]"),
             });
         }
     }
-    for (i, step) in arr(&tmpl["dag"]["tasks"]).iter().enumerate() {
+    for (i, step) in tmpl.dag.iter().flat_map(|d| &d.tasks).enumerate() {
         out.push(Call {
-            name: s(&step["name"]),
+            name: &step.name,
             step,
+            raw: &raw["dag"]["tasks"][i],
             group: 0,
             path: format!("dag.tasks[{i}]"),
         });
     }
     out
-}
-
-/// The tasks a DAG task waits for (`dependencies`, or the task names in
-/// `depends`, whatever result they name).
-pub(super) fn dependencies(task: &Value) -> Vec<String> {
-    match task["dependencies"].as_array() {
-        Some(list) => list.iter().map(|d| s(d).to_owned()).collect(),
-        None => expr::depends_on(s(&task["depends"])),
-    }
 }
 
 /// Every task `name` waits for, directly or not.
@@ -315,7 +342,7 @@ pub(super) fn ancestors<'a>(tasks: &[Call<'a>], name: &str) -> BTreeSet<&'a str>
         let Some(task) = tasks.iter().find(|t| t.name == n) else {
             continue;
         };
-        for dep in dependencies(task.step) {
+        for dep in task.step.waits_for() {
             if let Some(t) = tasks.iter().find(|t| t.name == dep)
                 && seen.insert(t.name)
             {

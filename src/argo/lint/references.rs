@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::Sink;
-use super::index::{Call, Set, ancestors, calls, names, s};
+use super::index::{Call, Set, ancestors, calls, names};
 use crate::argo::expr;
+use crate::argo::workflow::{Parameter, Template};
 use crate::ops::check::{join, listing, suggest};
 
 /// Where in a template a string sits, which decides what it may name.
@@ -55,21 +56,27 @@ const STEP_VARS: [&str; 7] = [
 pub(super) struct References<'s, 'a> {
     set: &'s Set<'a>,
     d: usize,
-    tmpl: &'a Value,
-    inputs: BTreeSet<&'a str>,
-    input_artifacts: BTreeSet<&'a str>,
-    arguments: BTreeSet<&'a str>,
+    /// The template as written.
+    raw: &'s Value,
+    inputs: BTreeSet<&'s str>,
+    input_artifacts: BTreeSet<&'s str>,
+    arguments: BTreeSet<&'s str>,
     via_ref: bool,
-    calls: Vec<Call<'a>>,
+    calls: Vec<Call<'s>>,
     /// `steps`, `tasks`, or neither.
     kind: Option<&'static str>,
 }
 
 impl<'s, 'a> References<'s, 'a> {
-    pub(super) fn new(set: &'s Set<'a>, d: usize, tmpl: &'a Value, via_ref: bool) -> Self {
-        let kind = if tmpl.get("steps").is_some() {
+    pub(super) fn new(
+        set: &'s Set<'a>,
+        d: usize,
+        (tmpl, raw): (&'s Template, &'s Value),
+        via_ref: bool,
+    ) -> Self {
+        let kind = if tmpl.steps.is_some() {
             Some("steps")
-        } else if tmpl.get("dag").is_some() {
+        } else if tmpl.dag.is_some() {
             Some("tasks")
         } else {
             None
@@ -77,18 +84,18 @@ impl<'s, 'a> References<'s, 'a> {
         References {
             set,
             d,
-            tmpl,
-            inputs: names(&tmpl["inputs"]["parameters"]),
-            input_artifacts: names(&tmpl["inputs"]["artifacts"]),
+            raw,
+            inputs: names(&tmpl.inputs.parameters),
+            input_artifacts: names(&tmpl.inputs.artifacts),
             arguments: set.arguments(d),
             via_ref,
-            calls: calls(tmpl),
+            calls: calls(tmpl, raw),
             kind,
         }
     }
 
     pub(super) fn check(&self, sink: &mut Sink<'_>) {
-        if let Some(map) = self.tmpl.as_object() {
+        if let Some(map) = self.raw.as_object() {
             for (key, value) in map {
                 let scope = match key.as_str() {
                     "steps" | "dag" => continue,
@@ -108,16 +115,17 @@ impl<'s, 'a> References<'s, 'a> {
             } else {
                 ancestors(&self.calls, call.name)
             };
-            let loops = ["withItems", "withParam", "withSequence"]
-                .iter()
-                .any(|k| call.step.get(*k).is_some());
+            let step = call.step;
+            let loops = step.with_items.is_some()
+                || step.with_param.is_some()
+                || step.with_sequence.is_some();
             let scope = Scope::Call {
                 name: call.name,
                 visible,
                 loops,
             };
             // An inline template's own variables are its own business.
-            for (key, value) in call.step.as_object().into_iter().flatten() {
+            for (key, value) in call.raw.as_object().into_iter().flatten() {
                 if key != "inline" {
                     self.strings(value, &join(&call.path, key), &scope, sink);
                 }
@@ -126,7 +134,7 @@ impl<'s, 'a> References<'s, 'a> {
     }
 
     fn strings(&self, value: &Value, path: &str, scope: &Scope<'_>, sink: &mut Sink<'_>) {
-        walk_strings(value, path, &mut |field, text| {
+        walk_strings(value, path, false, &mut |field, text| {
             for r in expr::references(text) {
                 self.var(&r.var, r.expression, scope, field, sink);
             }
@@ -242,7 +250,8 @@ impl<'s, 'a> References<'s, 'a> {
                 suggest(name, self.calls.iter().map(|c| c.name))
             )];
         };
-        let callee = self.set.callee(self.d, target.step).ok().map(|(_, t)| t);
+        let callee = self.set.callee(self.d, target.step).ok().flatten();
+        let callee = callee.map(|(_, t)| t);
         let seen = visibility(kind, name, scope).map(|why| format!("{shown}: {why}"));
         let field = match rest {
             [] => (!v.expr).then(|| format!("{shown}: name what of {noun} {name} to use")),
@@ -292,31 +301,29 @@ fn visibility(kind: &str, name: &str, scope: &Scope<'_>) -> Option<String> {
 }
 
 /// `outputs.result` of a template that prints none.
-fn no_result(shown: &str, t: &Value) -> Option<String> {
-    ["plugin", "suspend", "steps", "dag"]
-        .iter()
-        .any(|k| t.get(*k).is_some())
+fn no_result(shown: &str, t: &Template) -> Option<String> {
+    (t.plugin.is_some() || t.suspend.is_some() || t.steps.is_some() || t.dag.is_some())
         .then(|| {
             format!(
                 "{shown}: template {} prints no result (only script and container templates do); use an output parameter",
-                s(&t["name"])
+                t.name
             )
         })
 }
 
 /// `outputs.parameters.X` / `outputs.artifacts.X` the template does not
 /// declare.
-fn undeclared_output(shown: &str, t: &Value, group: &str, output: &str) -> Option<String> {
-    let declared = names(&t["outputs"][group]);
-    let what = if group == "parameters" {
-        "output"
+fn undeclared_output(shown: &str, t: &Template, group: &str, output: &str) -> Option<String> {
+    let (list, what): (&[Parameter], _) = if group == "parameters" {
+        (&t.outputs.parameters, "output")
     } else {
-        "output artifact"
+        (&t.outputs.artifacts, "output artifact")
     };
+    let declared = names(list);
     (!declared.contains(output)).then(|| {
         format!(
             "{shown}: template {} declares no {what} {output}{}; it declares {}",
-            s(&t["name"]),
+            t.name,
             suggest(output, declared.iter().copied()),
             listing(&declared.iter().copied().collect::<Vec<_>>())
         )
@@ -326,29 +333,25 @@ fn undeclared_output(shown: &str, t: &Value, group: &str, output: &str) -> Optio
 /// Calls `visit(field, text)` for every string in `value`, naming fields as
 /// findings do: list entries by index (`steps[2][0]`), except parameters and
 /// artifacts, by name and without their `value` key
-/// (`arguments.parameters.delta`).
-fn walk_strings(value: &Value, path: &str, visit: &mut dyn FnMut(&str, &str)) {
-    walk(value, path, false, visit);
-}
-
-fn walk(value: &Value, path: &str, named: bool, visit: &mut dyn FnMut(&str, &str)) {
+/// (`arguments.parameters.delta`); `named`: `value` is such an entry.
+fn walk_strings(value: &Value, path: &str, named: bool, visit: &mut dyn FnMut(&str, &str)) {
     match value {
         Value::String(text) => visit(path, text),
         Value::Array(items) => {
             let by_name = path.ends_with("parameters") || path.ends_with("artifacts");
             for (i, item) in items.iter().enumerate() {
                 match item.get("name").and_then(Value::as_str) {
-                    Some(name) if by_name => walk(item, &join(path, name), true, visit),
-                    _ => walk(item, &format!("{path}[{i}]"), false, visit),
+                    Some(name) if by_name => walk_strings(item, &join(path, name), true, visit),
+                    _ => walk_strings(item, &format!("{path}[{i}]"), false, visit),
                 }
             }
         }
         Value::Object(map) => {
             for (key, v) in map {
                 if named && key == "value" {
-                    walk(v, path, false, visit);
+                    walk_strings(v, path, false, visit);
                 } else {
-                    walk(v, &join(path, key), false, visit);
+                    walk_strings(v, &join(path, key), false, visit);
                 }
             }
         }

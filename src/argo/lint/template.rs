@@ -7,19 +7,21 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::Sink;
-use super::index::{Call, Set, ancestors, arr, calls, dependencies, names, s};
+use super::index::{Call, Set, ancestors, calls, names};
 use super::references::References;
-use crate::argo::workflow::{POD_KINDS, RUNNABLE_KINDS};
+use crate::argo::workflow::{POD_KINDS, RUNNABLE_KINDS, Step, Template};
 use crate::ops::check::{self, join, listing, suggest};
 
-pub(super) fn lint_template<'a>(
-    set: &Set<'a>,
+/// Checks one template, typed and as written; `via_ref`: other documents
+/// run it by `templateRef`.
+pub(super) fn lint_template(
+    set: &Set<'_>,
     d: usize,
-    tmpl: &'a Value,
+    (tmpl, raw): (&Template, &Value),
     via_ref: bool,
     sink: &mut Sink<'_>,
 ) {
-    let present = |k: &&str| tmpl.get(*k).is_some_and(|v| !v.is_null());
+    let present = |k: &&str| raw.get(*k).is_some_and(|v| !v.is_null());
     let kinds: Vec<&str> = RUNNABLE_KINDS
         .iter()
         .chain(&POD_KINDS)
@@ -50,18 +52,21 @@ pub(super) fn lint_template<'a>(
     }
     lint_plugin(tmpl, sink);
     lint_calls(set, d, tmpl, sink);
-    References::new(set, d, tmpl, via_ref).check(sink);
+    References::new(set, d, (tmpl, raw), via_ref).check(sink);
 }
 
 /// The steps or tasks: names, what they run, the arguments they pass,
 /// what they depend on.
-fn lint_calls<'a>(set: &Set<'a>, d: usize, tmpl: &'a Value, sink: &mut Sink<'_>) {
-    let calls = calls(tmpl);
-    let noun = if tmpl.get("dag").is_some() {
-        "task"
-    } else {
-        "step"
-    };
+fn lint_calls(set: &Set<'_>, d: usize, tmpl: &Template, sink: &mut Sink<'_>) {
+    let calls = calls(tmpl, &Value::Null);
+    let noun = if tmpl.dag.is_some() { "task" } else { "step" };
+    let uses = |f: fn(&Step) -> bool| calls.iter().any(|c| f(c.step));
+    if uses(|s| s.depends.is_some()) && uses(|s| s.dependencies.is_some()) {
+        sink.add(
+            "dag",
+            "Argo rejects a DAG template that uses both depends and dependencies: use depends",
+        );
+    }
     let mut seen = BTreeSet::new();
     for call in &calls {
         let step = call.step;
@@ -74,7 +79,7 @@ fn lint_calls<'a>(set: &Set<'a>, d: usize, tmpl: &'a Value, sink: &mut Sink<'_>)
             );
         }
         passes_inputs(set, d, call, sink);
-        if let Some(exit) = step.get("onExit").and_then(Value::as_str)
+        if let Some(exit) = &step.on_exit
             && set.local(d, exit).is_none()
         {
             sink.add(
@@ -89,13 +94,14 @@ fn lint_calls<'a>(set: &Set<'a>, d: usize, tmpl: &'a Value, sink: &mut Sink<'_>)
 }
 
 /// A step's callee exists and gets the inputs it declares, no others.
-fn passes_inputs<'a>(set: &Set<'a>, d: usize, call: &Call<'a>, sink: &mut Sink<'_>) {
+fn passes_inputs(set: &Set<'_>, d: usize, call: &Call<'_>, sink: &mut Sink<'_>) {
     match set.callee(d, call.step) {
         Err((field, message)) => sink.add(join(&call.path, &field), message),
-        Ok((_, t)) => {
-            let callee = s(&t["name"]);
-            let declared = names(&t["inputs"]["parameters"]);
-            let passed = names(&call.step["arguments"]["parameters"]);
+        Ok(None) => {}
+        Ok(Some((_, t))) => {
+            let callee = &t.name;
+            let declared = names(&t.inputs.parameters);
+            let passed = names(&call.step.arguments.parameters);
             for p in passed.difference(&declared) {
                 sink.add(
                     format!("{}.arguments.parameters.{p}", call.path),
@@ -106,10 +112,10 @@ fn passes_inputs<'a>(set: &Set<'a>, d: usize, call: &Call<'a>, sink: &mut Sink<'
                     ),
                 );
             }
-            for p in arr(&t["inputs"]["parameters"]) {
-                let name = s(&p["name"]);
-                let required = p.get("default").is_none() && p.get("value").is_none();
-                if required && !passed.contains(name) {
+            for p in &t.inputs.parameters {
+                let name = &p.name;
+                let required = p.default.is_none() && p.value.is_none();
+                if required && !passed.contains(name.as_str()) {
                     sink.add(
                         join(&call.path, "arguments.parameters"),
                         format!(
@@ -125,9 +131,9 @@ fn passes_inputs<'a>(set: &Set<'a>, d: usize, call: &Call<'a>, sink: &mut Sink<'
 /// A task waits only for tasks of its DAG, and not (through others) for
 /// itself.
 fn task_dependencies(calls: &[Call<'_>], call: &Call<'_>, sink: &mut Sink<'_>) {
-    for dep in dependencies(call.step) {
+    for dep in call.step.waits_for() {
         if !calls.iter().any(|c| c.name == dep) {
-            let field = if call.step.get("dependencies").is_some() {
+            let field = if call.step.depends.is_none() {
                 "dependencies"
             } else {
                 "depends"
@@ -151,8 +157,8 @@ fn task_dependencies(calls: &[Call<'_>], call: &Call<'_>, sink: &mut Sink<'_>) {
 
 /// Check 1 and 2: a `plugin.gameops` template (other plugins' are not
 /// ours to check).
-fn lint_plugin(tmpl: &Value, sink: &mut Sink<'_>) {
-    let Some(plugin) = tmpl.get("plugin").filter(|p| !p.is_null()) else {
+fn lint_plugin(tmpl: &Template, sink: &mut Sink<'_>) {
+    let Some(plugin) = &tmpl.plugin else {
         return;
     };
     let Some(plugins) = plugin.as_object() else {
@@ -176,10 +182,8 @@ fn lint_plugin(tmpl: &Value, sink: &mut Sink<'_>) {
             ),
         );
     }
-    let declared: Vec<&str> = arr(&tmpl["outputs"]["parameters"])
-        .iter()
-        .map(|p| s(&p["name"]))
-        .collect();
+    let outputs = &tmpl.outputs.parameters;
+    let declared: Vec<&str> = outputs.iter().map(|p| p.name.as_str()).collect();
     for problem in check::plugin_call(gameops, &declared) {
         sink.add(problem.field, problem.message);
     }

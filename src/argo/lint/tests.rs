@@ -955,3 +955,34 @@ fn check_4_only_templates_the_local_runner_runs() {
     assert_finding(&f, "t/http", "http", "cannot run a http template");
     assert_finding(&f, "t/nothing", "", "nothing to run");
 }
+
+// The typed model --------------------------------------------------------
+
+#[test]
+fn a_document_the_typed_model_rejects_is_a_finding_naming_the_template() {
+    let (file, mut doc) = plugin("status", json!({"gameServerSet": "m"}));
+    let templates = doc["spec"]["templates"].as_array_mut().unwrap();
+    templates.push(json!({"suspend": {}}));
+    let f = lint_documents(&[(file, doc)]);
+    assert_finding(&f, "", "spec.templates[1]", "missing field `name`");
+    assert_eq!(f.len(), 1, "{f:#?}");
+}
+
+#[test]
+fn a_dag_may_not_mix_depends_and_dependencies() {
+    // Argo's validation rejects it; the runner (like Argo) reads depends.
+    let doc = wt(
+        json!([]),
+        json!([
+            {"name": "main", "dag": {"tasks": [
+                {"name": "a", "template": "wait"},
+                {"name": "b", "template": "wait", "depends": "a"},
+                {"name": "c", "template": "wait", "dependencies": ["a"], "depends": "b"},
+            ]}},
+            {"name": "wait", "suspend": {}},
+        ]),
+    );
+    let f = lint_documents(&[doc]);
+    assert_finding(&f, "t/main", "dag", "both depends and dependencies");
+    assert_eq!(f.len(), 1, "{f:#?}");
+}

@@ -120,20 +120,11 @@ fn publish(scope: &mut Scope, kind: &str, name: &str, node: &Node) {
     }
 }
 
-/// The tasks `depends` (or `dependencies`) names.
-fn deps(task: &Step) -> Vec<String> {
-    match (&task.depends, &task.dependencies) {
-        (Some(d), _) => expr::depends_on(d),
-        (None, Some(list)) => list.clone(),
-        (None, None) => Vec::new(),
-    }
-}
-
 /// Whether a task whose dependencies all finished runs.
 fn may_run(task: &Step, phases: &BTreeMap<String, String>) -> Result<bool, expr::ExprError> {
     match &task.depends {
         Some(d) => expr::depends(d, phases),
-        None => Ok(deps(task).iter().all(|d| {
+        None => Ok(task.waits_for().iter().all(|d| {
             phases
                 .get(d)
                 .is_some_and(|p| p == "Succeeded" || p == "Skipped")
@@ -269,7 +260,7 @@ impl Runner {
             let ready: Vec<&Step> = tasks
                 .iter()
                 .filter(|t| !phases.contains_key(&t.name))
-                .filter(|t| deps(t).iter().all(|d| phases.contains_key(d)))
+                .filter(|t| t.waits_for().iter().all(|d| phases.contains_key(d)))
                 .collect();
             if ready.is_empty() {
                 return Node::failed(

@@ -13,7 +13,7 @@ use crate::ops::check;
 
 /// The template `name` of `owner`.
 pub(super) fn find<'a>(owner: &'a Document, name: &str) -> Option<&'a Template> {
-    owner.spec.templates.iter().find(|t| t.name == name)
+    owner.spec.template(name)
 }
 
 /// `Workflow NAME`, for messages.
