@@ -4,13 +4,11 @@
 //! right type and in range, and only outputs the op gives. `gameops lint`
 //! and the runner's pre-check report what it finds.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::select::Select;
 use super::table::{self, OPS_STATES, OpSpec, SELECT_KEYS, THEN, Ty};
+use super::values;
 use crate::registry::filter::Filter;
 
 /// One problem, at a field of the template (`plugin.gameops.scale.delta`,
@@ -99,19 +97,10 @@ fn blank(v: &Value) -> bool {
     v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty())
 }
 
-/// A Docker image reference (distribution/reference's grammar):
-/// `[HOST[:PORT]/]PATH[:TAG][@DIGEST]`.
-static IMAGE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    let component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-    let label = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
-    let pattern = format!(
-        r"^(?:{label}(?:\.{label})*(?::[0-9]+)?/)?{component}(?:/{component})*(?::\w[\w.-]{{0,127}})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{{32,}})?$"
-    );
-    Regex::new(&pattern).ok()
-});
-
+/// A Docker image reference (distribution/reference's grammar, as
+/// `oci_client::Reference` parses it).
 fn is_image(text: &str) -> bool {
-    IMAGE.as_ref().is_none_or(|re| re.is_match(text.trim()))
+    text.trim().parse::<oci_client::Reference>().is_ok()
 }
 
 /// Checks `gameops`, the value of a template's `plugin.gameops`, and the
@@ -308,16 +297,9 @@ fn literal_number(v: &Value) -> Option<i128> {
     }
 }
 
+/// A literal boolean (or a string of one), when it is one.
 fn literal_flag(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.trim() {
-            "true" | "True" => Some(true),
-            "false" | "False" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
+    values::flag(v.clone()).ok().flatten()
 }
 
 /// Checks the parts of `value` without a `{{...}}` against `ty`.
@@ -339,13 +321,6 @@ fn check_value(ty: Ty, value: &Value, field: &str, out: &mut Problems) {
 /// What is wrong with a literal `value` for an argument of type `ty`.
 fn literal_problem(ty: Ty, value: &Value) -> Option<String> {
     let shown = value.to_string();
-    let number = |signed: bool| match value {
-        Value::Number(n) if signed => n.as_i64().is_some(),
-        Value::Number(n) => n.as_u64().is_some(),
-        Value::String(s) if signed => s.trim().is_empty() || s.trim().parse::<i64>().is_ok(),
-        Value::String(s) => s.trim().is_empty() || s.trim().parse::<u64>().is_ok(),
-        _ => false,
-    };
     let one_of = |allowed: &[&str]| match value.as_str().map(str::trim) {
         Some("") => None,
         Some(v) if allowed.contains(&v) => None,
@@ -365,12 +340,16 @@ fn literal_problem(ty: Ty, value: &Value) -> Option<String> {
                 shown.trim_matches('"')
             )
         }),
-        Ty::Int => (!number(true))
-            .then(|| format!("expected a whole number such as 3 or -2 (or \"3\"), not {shown}")),
-        Ty::Whole => (!number(false))
-            .then(|| format!("expected a whole number such as 3 (or \"3\"), not {shown}")),
-        Ty::Flag => (literal_flag(value).is_none() && !blank(value))
-            .then(|| format!("expected true or false, not {shown}")),
+        _ if blank(value) && matches!(ty, Ty::Int | Ty::Whole | Ty::Flag) => None,
+        Ty::Int => values::integer(value.clone())
+            .err()
+            .map(|e| format!("{e}, not {shown}")),
+        Ty::Whole => values::whole(value.clone())
+            .err()
+            .map(|e| format!("{e}, not {shown}")),
+        Ty::Flag => values::flag(value.clone())
+            .err()
+            .map(|e| format!("{e}, not {shown}")),
         Ty::Image => match value.as_str() {
             None => Some(format!(
                 "must be an image reference (a string), not {shown}"
