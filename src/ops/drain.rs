@@ -100,7 +100,7 @@ fn plan(args: Args) -> Result<Plan, String> {
         }
         Some(t) => Duration::from_secs(t),
     };
-    let scale_down = args.scale_down.unwrap_or(false);
+    let scale_down = args.scale_down.unwrap_or(super::table::SCALE_DOWN);
     if scale_down && then == "Kill" {
         return Err("plugin.gameops.drain.scaleDown goes with then: WaitToBeDeleted; with then: Kill the controller already lowers spec.replicas for each killed server (drop scaleDown)".into());
     }

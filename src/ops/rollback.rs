@@ -74,7 +74,7 @@ fn target(gss: &GameServerSet, name: &str, args: &Args) -> Result<String, String
                 )
             }),
         (None, steps) => {
-            let steps = steps.unwrap_or(1);
+            let steps = steps.unwrap_or(super::table::ROLLBACK_STEPS);
             let index = usize::try_from(steps)
                 .ok()
                 .filter(|s| *s >= 1)

@@ -113,7 +113,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
     let Some(select) = args.select else {
         return Outcome::Failed("plugin.gameops.setOpsState.select is missing: say which servers, e.g. {\"opsState\": \"None\", \"notImage\": \"CONTAINER/NEW-IMAGE\"} ({} selects every server)".into());
     };
-    let dry_run = args.dry_run.unwrap_or(false);
+    let dry_run = args.dry_run.unwrap_or(super::table::DRY_RUN);
     let limit = args.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
     // A dry run changes nothing: no lease, no record.
     let gss = if dry_run {

@@ -1,8 +1,8 @@
 //! The op table: every op of the executor plugin with its arguments (names,
-//! types, which are required or exactly-one-of), the ranges of its numbers
-//! and its outputs, defined once. Dispatch ([`super::run`]), `gameops
-//! lint`, the runner's pre-check ([`super::check`]) and the README drift
-//! test all read it.
+//! types, which are required or exactly-one-of), the ranges of its numbers,
+//! its literal defaults and its outputs, defined once. Dispatch
+//! ([`super::run`]) and the ops, `gameops lint`, the runner's pre-check
+//! ([`super::check`]) and the README drift test all read it.
 
 use super::progress::MAX_TIMEOUT_SECONDS;
 
@@ -75,7 +75,28 @@ pub struct Arg {
     pub ty: Ty,
     /// For numbers: the values it may take.
     pub range: Option<Range>,
+    /// The value an argument left out takes, when that is a literal (other
+    /// defaults, such as "the first container", are the op's to find).
+    pub default: Option<Literal>,
 }
+
+/// A literal default value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Literal {
+    /// A whole number.
+    Whole(u64),
+    /// true or false.
+    Flag(bool),
+}
+
+/// `waitReady.crashThreshold` when left out.
+pub const CRASH_THRESHOLD: u64 = 1;
+/// `rollback.steps` when left out (and no `toImage`).
+pub const ROLLBACK_STEPS: u64 = 1;
+/// `setOpsState.dryRun` when left out.
+pub const DRY_RUN: bool = false;
+/// `drain.scaleDown` when left out.
+pub const SCALE_DOWN: bool = false;
 
 /// One op: its arguments, the groups of which exactly one (or at most one)
 /// must be given, and its outputs.
@@ -112,6 +133,25 @@ const fn arg(name: &'static str, ty: Ty) -> Arg {
         name,
         ty,
         range: None,
+        default: None,
+    }
+}
+
+const fn flag(name: &'static str, default: bool) -> Arg {
+    Arg {
+        name,
+        ty: Ty::Flag,
+        range: None,
+        default: Some(Literal::Flag(default)),
+    }
+}
+
+const fn whole_or(name: &'static str, default: u64, min: i128, why: &'static str) -> Arg {
+    Arg {
+        name,
+        ty: Ty::Whole,
+        range: Some(Range { min, max: MAX, why }),
+        default: Some(Literal::Whole(default)),
     }
 }
 
@@ -120,6 +160,7 @@ const fn bounded(name: &'static str, ty: Ty, min: i128, max: i128, why: &'static
         name,
         ty,
         range: Some(Range { min, max, why }),
+        default: None,
     }
 }
 
@@ -193,7 +234,7 @@ pub const OPS: [OpSpec; 9] = [
             arg("count", Ty::Whole),
             bounded("percent", Ty::Whole, 0, 100, PERCENT),
             bounded("timeoutSeconds", Ty::Whole, 1, DAY, TIMEOUT),
-            bounded("crashThreshold", Ty::Whole, 1, MAX, CRASHES),
+            whole_or("crashThreshold", CRASH_THRESHOLD, 1, CRASHES),
         ],
         exactly_one: &[&["count", "percent"], &["timeoutSeconds"]],
         at_most_one: &[],
@@ -207,7 +248,7 @@ pub const OPS: [OpSpec; 9] = [
             arg("select", Ty::Select),
             arg("opsState", Ty::OpsState),
             arg("limit", Ty::Whole),
-            arg("dryRun", Ty::Flag),
+            flag("dryRun", DRY_RUN),
         ],
         exactly_one: &[&["select"], &["opsState"]],
         at_most_one: &[],
@@ -222,7 +263,7 @@ pub const OPS: [OpSpec; 9] = [
             arg("image", Ty::Entries),
             bounded("timeoutSeconds", Ty::Whole, 1, DAY, TIMEOUT),
             arg("then", Ty::Then),
-            arg("scaleDown", Ty::Flag),
+            flag("scaleDown", SCALE_DOWN),
         ],
         exactly_one: &[&["notImage", "image"], &["timeoutSeconds"], &["then"]],
         at_most_one: &[],
@@ -234,7 +275,7 @@ pub const OPS: [OpSpec; 9] = [
         on_set: true,
         args: &[
             arg("toImage", Ty::Image),
-            bounded("steps", Ty::Whole, 1, MAX, STEPS),
+            whole_or("steps", ROLLBACK_STEPS, 1, STEPS),
             arg("container", Ty::Text),
         ],
         exactly_one: &[],
@@ -311,6 +352,25 @@ mod tests {
             }
         }
         assert_eq!(find("scale").map(|s| s.op), Some(Op::Scale));
+        for spec in &OPS {
+            for arg in spec.all_args() {
+                let fits = match arg.default {
+                    None => true,
+                    Some(Literal::Flag(_)) => arg.ty == Ty::Flag,
+                    Some(Literal::Whole(n)) => {
+                        arg.ty == Ty::Whole
+                            && arg
+                                .range
+                                .is_none_or(|r| (r.min..=r.max).contains(&i128::from(n)))
+                    }
+                };
+                assert!(
+                    fits,
+                    "{}.{}: default of the wrong type",
+                    spec.name, arg.name
+                );
+            }
+        }
         assert!(listing().starts_with("patchImage, scale, waitReady"));
     }
 }

@@ -81,7 +81,7 @@ fn goal(args: &Args) -> Result<Goal, String> {
         Some(0) => {
             return Err("plugin.gameops.waitReady.crashThreshold must be at least 1 (crashed servers that fail the wait)".into());
         }
-        t => t.unwrap_or(1),
+        t => t.unwrap_or(super::table::CRASH_THRESHOLD),
     };
     Ok(Goal {
         count: args.count,
