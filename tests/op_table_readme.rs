@@ -1,14 +1,14 @@
 //! The README's op table (section "Ops") says what the op table in
 //! `src/ops/table.rs` says: the same ops, each with the same arguments,
 //! the same required ones (`a`), optional ones (`a?`), exactly-one-of
-//! (`a` or `b`) and at-most-one-of (`a?` or `b?`) groups, and the same
-//! outputs. Parenthesised notes (`then` (WaitToBeDeleted or Kill)) are
-//! prose; `gameServerSet`, `namespace` and `cluster` are said once above
+//! (`a` or `b`) and at-most-one-of (`a?` or `b?`) groups, the same literal
+//! defaults (`a?` (default 1)), and the same outputs. Other parenthesised
+//! notes (`then` (WaitToBeDeleted or Kill)) are prose; `gameServerSet`, `namespace` and `cluster` are said once above
 //! the table.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use gameops::ops::table::{self, OpSpec};
+use gameops::ops::table::{self, Literal, OpSpec};
 
 /// What a README row says about one op.
 #[derive(Debug, PartialEq)]
@@ -16,7 +16,21 @@ struct Row {
     args: BTreeSet<String>,
     exactly_one: BTreeSet<Vec<String>>,
     at_most_one: BTreeSet<Vec<String>>,
+    defaults: BTreeMap<String, String>,
     outputs: Vec<String>,
+}
+
+/// The defaults of an arguments cell: `` `a?` (default 1) `` is `a: 1`.
+fn defaults(cell: &str) -> BTreeMap<String, String> {
+    cell.split("` (default ")
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter_map(|w| {
+            let name = w[0].rsplit('`').next()?.trim_end_matches('?');
+            let value = w[1].split(')').next()?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// The names in backticks in `text`, after dropping `(...)` notes.
@@ -69,6 +83,7 @@ fn row(args: &str, outputs: &str) -> Row {
         args: BTreeSet::new(),
         exactly_one: BTreeSet::new(),
         at_most_one: BTreeSet::new(),
+        defaults: defaults(args),
         outputs: ticked(outputs),
     };
     for group in groups(args) {
@@ -93,6 +108,17 @@ fn from_table(spec: &OpSpec) -> Row {
         args: spec.args.iter().map(|a| a.name.to_owned()).collect(),
         exactly_one: spec.exactly_one.iter().map(owned).collect(),
         at_most_one: spec.at_most_one.iter().map(owned).collect(),
+        defaults: spec
+            .args
+            .iter()
+            .filter_map(|a| {
+                let value = match a.default? {
+                    Literal::Whole(n) => n.to_string(),
+                    Literal::Flag(b) => b.to_string(),
+                };
+                Some((a.name.to_owned(), value))
+            })
+            .collect(),
         outputs: spec.outputs.iter().map(|o| (*o).to_owned()).collect(),
     }
 }
@@ -141,7 +167,19 @@ fn the_readme_cells_parse_as_meant() {
     );
     assert!(r.exactly_one.is_empty());
     assert_eq!(r.outputs, ["summary", "total"]);
+    let r = row(
+        "`toImage?` or `steps?` (default 1), `dryRun?` (default false)",
+        "",
+    );
+    assert_eq!(
+        r.defaults,
+        BTreeMap::from([
+            ("steps".to_owned(), "1".to_owned()),
+            ("dryRun".to_owned(), "false".to_owned())
+        ])
+    );
     let r = row("`from` (tag or `sha256:` digest), `to`", "");
+    assert!(r.defaults.is_empty());
     assert_eq!(r.args, BTreeSet::from(["from".to_owned(), "to".to_owned()]));
 }
 
