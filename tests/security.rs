@@ -22,6 +22,50 @@ fn non_loopback_without_token_refuses_to_start() {
 }
 
 #[test]
+fn a_missing_or_empty_token_file_refuses_to_start_naming_the_flag_and_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let missing = dir.path().join("missing-token");
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, " \n").expect("write");
+    for (file, why) in [(&missing, "does not exist"), (&empty, "is empty")] {
+        // gameops serve --api-token-file
+        let out = Command::new(env!("CARGO_BIN_EXE_gameops"))
+            .args(["serve", "--in-memory", "--api-listen"])
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg("--api-token-file")
+            .arg(file)
+            .output()
+            .expect("run gameops");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let shown = file.display().to_string();
+        assert!(
+            err.contains("--api-token-file") && err.contains(&shown) && err.contains(why),
+            "{err}"
+        );
+        // gameops run --plugin-token-file: the same reader, the same answer.
+        let out = Command::new(env!("CARGO_BIN_EXE_gameops"))
+            .args(["run", "seamless-release", "--plugin", "http://127.0.0.1:9"])
+            .args([
+                "--templates",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/workflow-templates"),
+            ])
+            .arg("--plugin-token-file")
+            .arg(file)
+            .output()
+            .expect("run gameops");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--plugin-token-file") && err.contains(&shown) && err.contains(why),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn token_is_required_on_every_request_and_written_to_the_kubeconfig() {
     let dir = tempfile::tempdir().expect("dir");
     let token_file = dir.path().join("token");
