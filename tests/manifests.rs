@@ -525,6 +525,23 @@ fn the_argo_rbac_is_in_the_workflows_namespace() {
 }
 
 #[test]
+fn the_plugin_and_gameops_may_only_get_workflows_where_they_run() {
+    let docs = build();
+    let role = get(docs, "Role", ARGO_NS, "gameops-read-workflows");
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]}]),
+        "a lease's holder is looked up, nothing more"
+    );
+    let binding = get(docs, "RoleBinding", ARGO_NS, "gameops-read-workflows");
+    let names: Vec<&str> = array(binding, "/subjects")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["gameops-executor-plugin", "gameops"]);
+}
+
+#[test]
 fn gameops_may_only_read_and_patch_game_servers() {
     let role = get(build(), "Role", GAME_NS, "gameops");
     assert_eq!(

@@ -74,27 +74,62 @@ impl ImageRef {
         }
     }
 
+    /// Whether `running` (what a container reports) is this image: `Some`
+    /// when that can be told, `None` when it cannot: the same repository,
+    /// but one side known only by digest and the other only by tag (a
+    /// runtime that reports `sha256:…` for a container started from a tag).
+    pub fn compare(&self, running: &Self) -> Option<bool> {
+        if self.name != running.name {
+            return Some(false);
+        }
+        match (&self.digest, &running.digest, &self.tag, &running.tag) {
+            (Some(a), Some(b), _, _) => Some(a == b),
+            (None, Some(_), Some(_), None) | (Some(_), None, None, Some(_)) => None,
+            _ => Some(self.tag == running.tag),
+        }
+    }
+
     /// The image a container runs, from its status: `image` with the
     /// digest of `image_id` (`repo@sha256:…`, as kubelet reports it, any
     /// `docker-pullable://` scheme aside) when `image` has none and the
     /// digest is of the same repository. A bare `sha256:…` image id is the
     /// image's config id, not a registry digest, and is ignored.
-    pub fn running(image: &str, image_id: &str) -> Self {
-        let mut running = Self::parse(image);
-        if running.digest.is_none() {
-            let id = image_id
-                .trim()
-                .split_once("://")
-                .map_or(image_id.trim(), |(_, rest)| rest);
-            if let Some((repo, digest)) = id.split_once('@')
-                && !repo.is_empty()
-                && Self::parse(repo).name == running.name
-            {
-                running.digest = Some(digest.to_owned());
-            }
+    ///
+    /// Some runtimes report `image` as the bare image id (`sha256:…`, e.g.
+    /// containerd when one image has several tags; kubernetes/kubernetes
+    /// issue 51017): the repository and digest are then read from
+    /// `image_id`, and without a `repo@digest` there the image is not known
+    /// (`None`).
+    pub fn running(image: &str, image_id: &str) -> Option<Self> {
+        let id = image_id
+            .trim()
+            .split_once("://")
+            .map_or(image_id.trim(), |(_, rest)| rest);
+        let repo_digest = id.split_once('@').filter(|(repo, _)| !repo.is_empty());
+        if is_bare_id(image) {
+            let (repo, digest) = repo_digest?;
+            let mut running = Self::parse(repo);
+            running.tag = None;
+            running.digest = Some(digest.to_owned());
+            return Some(running);
         }
-        running
+        let mut running = Self::parse(image);
+        if running.digest.is_none()
+            && let Some((repo, digest)) = repo_digest
+            && Self::parse(repo).name == running.name
+        {
+            running.digest = Some(digest.to_owned());
+        }
+        Some(running)
     }
+}
+
+/// Whether `image` is a bare image id (`sha256:<hex>`, or the hex alone)
+/// rather than a reference.
+fn is_bare_id(image: &str) -> bool {
+    let hex = image.trim();
+    let hex = hex.strip_prefix("sha256:").unwrap_or(hex);
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl fmt::Display for ImageRef {
@@ -159,7 +194,7 @@ impl GameServer {
             .iter()
             .flat_map(container_statuses)
             .filter(|c| !c.image.is_empty())
-            .map(|c| (c.name.as_str(), ImageRef::running(&c.image, &c.image_id)))
+            .filter_map(|c| Some((c.name.as_str(), ImageRef::running(&c.image, &c.image_id)?)))
             .collect()
     }
 
@@ -167,7 +202,7 @@ impl GameServer {
     pub fn runs_image(&self, image: &ImageRef) -> bool {
         self.running_images()
             .iter()
-            .any(|(_, running)| image.same_image(running))
+            .any(|(_, running)| image.compare(running) == Some(true))
     }
 
     /// The image of the first container status (kubelet lists them by
@@ -233,26 +268,64 @@ mod tests {
         let running = ImageRef::running(
             "registry.example.com/mc:1.12.2",
             "docker-pullable://registry.example.com/mc@sha256:abc",
-        );
+        )
+        .unwrap();
         assert_eq!(running.digest.as_deref(), Some("sha256:abc"));
         assert!(ImageRef::parse("registry.example.com/mc:1.12.2").same_image(&running));
         assert!(ImageRef::parse("registry.example.com/mc@sha256:abc").same_image(&running));
         assert!(!ImageRef::parse("registry.example.com/mc@sha256:def").same_image(&running));
         assert!(!ImageRef::parse("registry.example.com/mc:1.12.3").same_image(&running));
         // Digest-only running image: known tag and digest both in the reference.
-        let pinned = ImageRef::running("nginx@sha256:abc", "");
+        let pinned = ImageRef::running("nginx@sha256:abc", "").unwrap();
         assert!(ImageRef::parse("nginx:1.25@sha256:abc").same_image(&pinned));
         // A config id, or another repository's digest, is not this image's digest.
-        assert_eq!(ImageRef::running("nginx:1.25", "sha256:abc").digest, None);
         assert_eq!(
-            ImageRef::running("nginx:1.25", "docker.io/library/redis@sha256:abc").digest,
+            ImageRef::running("nginx:1.25", "sha256:abc")
+                .unwrap()
+                .digest,
+            None
+        );
+        assert_eq!(
+            ImageRef::running("nginx:1.25", "docker.io/library/redis@sha256:abc")
+                .unwrap()
+                .digest,
             None
         );
         assert_eq!(
             ImageRef::running("nginx:1.25", "docker.io/library/nginx@sha256:abc")
+                .unwrap()
                 .digest
                 .as_deref(),
             Some("sha256:abc")
+        );
+    }
+
+    #[test]
+    fn a_bare_image_id_is_read_from_the_image_id_or_not_known() {
+        // containerd reports `image: sha256:<id>` for some tagged images
+        // (kubernetes/kubernetes#51017); the imageID still names repo@digest.
+        let id = format!("sha256:{}", "a".repeat(64));
+        let running = ImageRef::running(&id, "docker.io/library/nginx@sha256:abc").unwrap();
+        assert_eq!(running.name, "docker.io/library/nginx");
+        assert_eq!(running.digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(
+            ImageRef::parse("nginx@sha256:abc").compare(&running),
+            Some(true)
+        );
+        assert_eq!(
+            ImageRef::parse("nginx@sha256:def").compare(&running),
+            Some(false)
+        );
+        assert_eq!(
+            ImageRef::parse("nginx:1.25").compare(&running),
+            None,
+            "cannot tell a tag from a digest"
+        );
+        assert_eq!(ImageRef::parse("redis:7").compare(&running), Some(false));
+        assert_eq!(
+            ImageRef::running(&id, &id),
+            None,
+            "no repository anywhere: not known"
         );
     }
 

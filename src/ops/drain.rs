@@ -476,6 +476,7 @@ mod tests {
             started: Timestamp::UNIX_EPOCH,
             moved: Default::default(),
             scaled: 0,
+            failed: None,
         };
         let (p, r) = account(p, &["m-1".into(), "m-2".into()], true, 6);
         assert_eq!((p.scaled, r), (2, Some(4)));

@@ -79,19 +79,111 @@ pub fn records(gss: &GameServerSet) -> BTreeMap<String, Record> {
         .unwrap_or_default()
 }
 
-/// Why `call` may not change `gss` now, if it may not.
-pub fn held_by_other(gss: &GameServerSet, call: &Call<'_>, now: Timestamp) -> Option<String> {
-    let lease = lease(gss)?;
-    (lease.holder != call.workflow.uid && lease.until > now).then(|| {
-        format!(
-            "GameServerSet {}/{} is being released by workflow {} (uid {}) until {}; wait for it to finish, or remove the annotation {LEASE_ANNOTATION} if that workflow is gone",
-            call.namespace,
-            call.game_server_set,
-            lease.workflow,
-            lease.holder,
-            lease.until.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
+/// The lease on `gss` held by another workflow and still in force at
+/// `now`, unless its holder is `finished` (known to have ended).
+fn held_by_other(
+    gss: &GameServerSet,
+    call: &Call<'_>,
+    now: Timestamp,
+    finished: Option<&str>,
+) -> Option<Lease> {
+    lease(gss).filter(|l| {
+        l.holder != call.workflow.uid && l.until > now && finished != Some(l.holder.as_str())
     })
+}
+
+/// Whether the workflow holding a lease still runs, as far as the cluster
+/// tells (an Argo `Workflow` object, argoproj.io/v1alpha1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// It runs (its phase).
+    Running(String),
+    /// It has ended (its phase), or no longer exists.
+    Finished(String),
+    /// The cluster does not say (no Workflow resource here, or no access).
+    Unknown(String),
+}
+
+/// Asks the cluster whether the workflow holding `lease` still runs.
+pub async fn holder(client: &kube::Client, lease: &Lease) -> Holder {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+    let Some((namespace, name)) = lease.workflow.split_once('/') else {
+        return Holder::Unknown(format!("{:?} names no workflow", lease.workflow));
+    };
+    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow");
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk));
+    match api.get(name).await {
+        Ok(wf) if wf.metadata.uid.as_deref() != Some(lease.holder.as_str()) => {
+            Holder::Finished("gone (a newer workflow has its name)".into())
+        }
+        Ok(wf) => {
+            let phase = wf.data["status"]["phase"].as_str().unwrap_or("Pending");
+            match phase {
+                "Succeeded" | "Failed" | "Error" => Holder::Finished(phase.to_owned()),
+                other => Holder::Running(other.to_owned()),
+            }
+        }
+        Err(kube::Error::Api(e))
+            if e.code == 404 && e.message.contains(&format!("\"{name}\" not found")) =>
+        {
+            Holder::Finished("gone".into())
+        }
+        Err(e) => Holder::Unknown(e.to_string()),
+    }
+}
+
+/// The refusal of a call on a set another workflow holds: who, whether it
+/// still runs, and the command that frees the set.
+fn refusal(call: &Call<'_>, lease: &Lease, state: &Holder) -> String {
+    let runs = match state {
+        Holder::Running(phase) => format!("which still runs (phase {phase})"),
+        Holder::Finished(phase) => format!("which has finished ({phase})"),
+        Holder::Unknown(_) => {
+            "whether it still runs is not known here (the plugin cannot read its Workflow)".into()
+        }
+    };
+    format!(
+        "GameServerSet {ns}/{set} is being released by workflow {wf} (uid {uid}), {runs}, until {until}; wait for it to finish, or free the set: kubectl annotate gss {set} -n {ns} {LEASE_ANNOTATION}-",
+        ns = call.namespace,
+        set = call.game_server_set,
+        wf = lease.workflow,
+        uid = lease.holder,
+        until = lease.until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+}
+
+/// Runs a compare-and-swap of the set that another workflow's lease
+/// refuses: when it is refused, asks the cluster whether the holder still
+/// runs; a finished holder's lease is free, and the change is tried again.
+async fn guarded<F>(call: &Call<'_>, mut change: F) -> Result<GameServerSet, Outcome>
+where
+    F: FnMut(&GameServerSet, Timestamp) -> Result<Option<Value>, Outcome>,
+{
+    let mut finished: Option<String> = None;
+    loop {
+        let mut held = None;
+        let result = super::cas::update(call, None, |gss| {
+            let now = Timestamp::now();
+            if let Some(lease) = held_by_other(gss, call, now, finished.as_deref())
+                && !records(gss).contains_key(&call.fingerprint)
+            {
+                held = Some(lease);
+                return Err(Outcome::Failed(String::new()));
+            }
+            change(gss, now)
+        })
+        .await;
+        let Some(lease) = held.filter(|_| result.is_err()) else {
+            return result;
+        };
+        match holder(&call.client, &lease).await {
+            Holder::Finished(_) if finished.as_deref() != Some(lease.holder.as_str()) => {
+                finished = Some(lease.holder.clone());
+            }
+            state => return Err(Outcome::Failed(refusal(call, &lease, &state))),
+        }
+    }
 }
 
 /// What a mutating op wants done: a merge patch of the set and the answer.
@@ -140,13 +232,9 @@ pub fn lease_for(call: &Call<'_>, now: Timestamp) -> Lease {
 /// op's repeated calls rarely write.
 pub async fn acquire(call: &Call<'_>) -> Result<GameServerSet, Outcome> {
     let half = jiff::SignedDuration::try_from(LEASE_DURATION / 2).unwrap_or_default();
-    super::cas::update(call, None, |gss| {
-        let now = Timestamp::now();
+    guarded(call, |gss, now| {
         if let Some(done) = records(gss).get(&call.fingerprint) {
             return Err(replay(done));
-        }
-        if let Some(why) = held_by_other(gss, call, now) {
-            return Err(Outcome::Failed(why));
         }
         if lease(gss).is_some_and(|l| l.holder == call.workflow.uid && l.until > now + half) {
             return Ok(None);
@@ -167,14 +255,10 @@ where
     F: Fn(&GameServerSet) -> Result<Change, String>,
 {
     let mut answer = None;
-    let written = super::cas::update(call, None, |gss| {
-        let now = Timestamp::now();
+    let written = guarded(call, |gss, now| {
         let mut records = records(gss);
         if let Some(done) = records.get(&call.fingerprint) {
             return Err(replay(done));
-        }
-        if let Some(why) = held_by_other(gss, call, now) {
-            return Err(Outcome::Failed(why));
         }
         let change = change(gss).map_err(Outcome::Failed)?;
         records.insert(

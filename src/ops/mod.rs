@@ -18,6 +18,7 @@ pub mod select;
 mod set_ops_state;
 mod status;
 pub mod table;
+mod unlock;
 mod values;
 mod wait_ready;
 
@@ -284,6 +285,7 @@ pub async fn run(
         Op::Drain => parsed!(op, value, COMMON, |a| drain::run(call, a)),
         Op::Rollback => parsed!(op, value, COMMON, |a| rollback::run(call, a)),
         Op::Status => parsed!(op, value, COMMON, |a| status::run(call, a)),
+        Op::Unlock => parsed!(op, value, COMMON, |a| unlock::run(call, a)),
         Op::ResolveTag | Op::PromoteTag => run_registry_op(clusters, spec.op, op, value).await,
     }
 }
@@ -360,6 +362,7 @@ mod tests {
             Op::Drain => parse::<drain::Args>(name, value, skip).map(drop),
             Op::Rollback => parse::<rollback::Args>(name, value, skip).map(drop),
             Op::Status => parse::<status::Args>(name, value, skip).map(drop),
+            Op::Unlock => parse::<unlock::Args>(name, value, skip).map(drop),
             Op::ResolveTag => parse::<resolve_tag::Args>(name, value, skip).map(drop),
             Op::PromoteTag => parse::<promote_tag::Args>(name, value, skip).map(drop),
         }

@@ -49,6 +49,10 @@ pub struct Progress {
     /// `drain`: how many of them are already taken off `spec.replicas`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub scaled: u32,
+    /// The failure a waiting op answered (`waitReady`'s crash or timeout):
+    /// a repeat of the call answers it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -63,6 +67,7 @@ impl Progress {
             started: now,
             moved: BTreeSet::new(),
             scaled: 0,
+            failed: None,
         }
     }
 
@@ -151,6 +156,22 @@ pub async fn start(
     }
 }
 
+/// Remembers that the call failed with `message`, so a repeat answers the
+/// same (the first verdict recorded stays).
+pub async fn fail(call: &Call<'_>, gss: GameServerSet, message: &str) -> Result<(), Outcome> {
+    write(call, gss, |g| {
+        let now = Timestamp::now();
+        let mut progress = of(g, call).unwrap_or_else(|| Progress::new(call, now));
+        if progress.failed.is_some() {
+            return Ok(None);
+        }
+        progress.failed = Some(message.to_owned());
+        Ok(Some(patch(g, call, Some(progress), now)))
+    })
+    .await
+    .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +182,7 @@ mod tests {
             started,
             moved: BTreeSet::new(),
             scaled: 0,
+            failed: None,
         }
     }
 

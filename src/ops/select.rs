@@ -3,8 +3,9 @@
 //! Images are compared normalised ([`ImageRef`]) against what a server's
 //! container RUNS: `status.podStatus.containerStatuses[name].image` (with
 //! the registry digest of its `imageID`, so a digest matches its tag when
-//! both are known), falling back to the server's `spec.containers[name]`
-//! while no status reports it.
+//! both are known). A server no status reports an image for yet (Pending,
+//! Creating: real OKG leaves `spec.containers` empty) matches neither
+//! `image` nor `notImage`: it is never taken for an old server.
 //!
 //! `image` and `notImage` take `CONTAINER/IMAGE` entries (the text before
 //! the first `/` is the container name, the rest the full image, as
@@ -109,40 +110,39 @@ pub fn container_images(
         .collect()
 }
 
-/// The images a server's containers run, by container name
-/// ([`GameServer::running_images`]), and for a container no status
-/// reports yet, the server's spec.
-pub fn running_images(gs: &GameServer) -> Vec<(String, ImageRef)> {
-    let mut out: Vec<(String, ImageRef)> = gs
-        .running_images()
-        .into_iter()
-        .map(|(name, image)| (name.to_owned(), image))
-        .collect();
-    for c in gs.spec.containers.iter().flatten() {
-        if let Some(image) = c.image.as_deref().filter(|i| !i.is_empty())
-            && !out.iter().any(|(n, _)| *n == c.name)
-        {
-            out.push((c.name.clone(), ImageRef::parse(image)));
-        }
-    }
-    out
-}
-
-/// Whether `gs` runs any of `images` (each in its own container).
-pub fn runs_any(gs: &GameServer, images: &[ContainerImage]) -> bool {
-    let running = running_images(gs);
-    images.iter().any(|want| {
-        running
-            .iter()
-            .any(|(name, image)| *name == want.container && want.image.same_image(image))
-    })
-}
-
-/// Whether any container of `gs` runs `image`.
-pub fn runs_image(gs: &GameServer, image: &ImageRef) -> bool {
-    running_images(gs)
+/// What `gs` runs in each container named by `images`, compared with the
+/// entry for that container: `Some(true)` where it runs the entry's image,
+/// `Some(false)` where it runs another, `None` where that is not known
+/// (no container status yet, as while Pending or Creating, or a runtime
+/// that reports only an image id).
+fn compared(gs: &GameServer, images: &[ContainerImage]) -> Vec<Option<bool>> {
+    let running = gs.running_images();
+    images
         .iter()
-        .any(|(_, running)| image.same_image(running))
+        .map(|want| {
+            running
+                .iter()
+                .find(|(name, _)| *name == want.container)
+                .and_then(|(_, image)| want.image.compare(image))
+        })
+        .collect()
+}
+
+/// Whether `gs` is known to run any of `images` (each in its own container).
+pub fn runs_any(gs: &GameServer, images: &[ContainerImage]) -> bool {
+    compared(gs, images).contains(&Some(true))
+}
+
+/// Whether `gs` is known to run none of `images`: every container named
+/// reports an image, and none is the entry's. A server whose image is not
+/// known yet is never "old".
+pub fn runs_none(gs: &GameServer, images: &[ContainerImage]) -> bool {
+    compared(gs, images).iter().all(|c| *c == Some(false))
+}
+
+/// Whether any container of `gs` is known to run `image`.
+pub fn runs_image(gs: &GameServer, image: &ImageRef) -> bool {
+    gs.runs_image(image)
 }
 
 /// The ordinal of a server named `<set>-<ordinal>`.
@@ -298,7 +298,7 @@ impl Selection {
                 .iter()
                 .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
             && (self.image.is_empty() || runs_any(gs, &self.image))
-            && (self.not_image.is_empty() || !runs_any(gs, &self.not_image))
+            && (self.not_image.is_empty() || runs_none(gs, &self.not_image))
     }
 
     /// The selection for messages: `opsState=None notImage=minecraft/…`.
@@ -393,6 +393,11 @@ pub async fn set_ops_state(
 ) -> Result<Patched, PatchError> {
     let server = name(&gs).to_owned();
     for _ in 0..ATTEMPTS {
+        // A copy of this call (Argo's agent resends concurrently) got there
+        // first: the server is this call's, and counts once.
+        if changed_by(&gs, fingerprint) && ops_state(&gs) == target {
+            return Ok(Patched::Changed(gs));
+        }
         if !qualifies(&gs) {
             return Ok(Patched::Skipped(gs));
         }
@@ -662,13 +667,57 @@ pub(crate) mod tests {
                 .unwrap()
                 .matches(&gs)
         );
-        // Without a status, the spec tells.
+        // Without a status (Pending, Creating) the image is not known: the
+        // server is neither new nor old, whatever the spec says (issue 11).
         gs.status = None;
+        for sel in [
+            json!({"image": "minecraft/nginx:2"}),
+            json!({"notImage": "minecraft/nginx:2"}),
+            json!({"notImage": "minecraft/nginx:3"}),
+        ] {
+            assert!(!select(sel.clone()).unwrap().matches(&gs), "{sel}");
+        }
+    }
+
+    #[test]
+    fn images_are_read_by_container_name_and_a_bare_id_is_not_old() {
+        // kubelet lists containerStatuses by name, so a sidecar can come first.
+        let mut gs = server(0, "Ready", "None", NEW);
+        let bare = format!("sha256:{}", "b".repeat(64));
+        if let Some(c) = gs
+            .status
+            .as_mut()
+            .and_then(|s| s.pod_status.as_mut())
+            .and_then(|p| p.container_statuses.as_mut())
+        {
+            c.insert(
+                0,
+                ContainerStatus {
+                    name: "agent".into(),
+                    image: OLD.into(),
+                    ..Default::default()
+                },
+            );
+        }
+        let not_new = select(json!({"notImage": format!("minecraft/{NEW}")})).unwrap();
+        assert!(!not_new.matches(&gs), "the minecraft container runs NEW");
         assert!(
-            select(json!({"image": "minecraft/nginx:2"}))
+            select(json!({"image": format!("minecraft/{NEW}")}))
                 .unwrap()
                 .matches(&gs)
         );
+        // A runtime reporting only the image id: not known, so not old.
+        if let Some(c) = gs
+            .status
+            .as_mut()
+            .and_then(|s| s.pod_status.as_mut())
+            .and_then(|p| p.container_statuses.as_mut())
+        {
+            c[1].image = bare;
+            c[1].image_id =
+                "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo@sha256:abc".into();
+        }
+        assert!(!not_new.matches(&gs), "a tag cannot be told from a digest");
     }
 
     #[test]

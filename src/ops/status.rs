@@ -9,20 +9,30 @@ use serde::Deserialize;
 
 use super::{Call, Outcome};
 use crate::api::GameServer;
+use crate::api::image::reported_image;
+
+/// The summary's key for servers no status reports an image for yet.
+const NOT_KNOWN: &str = "(image not known yet)";
 
 /// `plugin.gameops.status` takes only the common arguments.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {}
 
-/// Counts per image: `currentState`s, and `opsState`s other than None.
-fn summarise<S: Borrow<GameServer>>(servers: &[S]) -> BTreeMap<String, BTreeMap<String, u32>> {
+/// Counts per image `container` runs (as its status reports it; kubelet
+/// lists statuses by name, so the first need not be the game's):
+/// `currentState`s, and `opsState`s other than None.
+fn summarise<S: Borrow<GameServer>>(
+    servers: &[S],
+    container: &str,
+) -> BTreeMap<String, BTreeMap<String, u32>> {
     let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
     for gs in servers.iter().map(Borrow::borrow) {
         let image = gs
-            .running_image()
-            .or_else(|| gs.spec.containers.as_ref()?.first()?.image.as_deref())
-            .unwrap_or("(no image)")
+            .status
+            .as_ref()
+            .and_then(|s| reported_image(s, container))
+            .unwrap_or(NOT_KNOWN)
             .to_owned();
         let counts = out.entry(image).or_default();
         let state = gs
@@ -57,14 +67,17 @@ fn message(set: &str, total: usize, summary: &BTreeMap<String, BTreeMap<String, 
 
 /// Runs the op.
 pub async fn run(call: &Call<'_>, _args: Args) -> Outcome {
-    if let Err(outcome) = super::get_set(call).await {
-        return outcome;
-    }
+    let gss = match super::get_set(call).await {
+        Ok(g) => g,
+        Err(outcome) => return outcome,
+    };
+    let containers = super::select::template_containers(&gss);
+    let container = containers.first().map_or("", String::as_str);
     let servers = match super::select::list_servers(call).await {
         Ok(s) => s,
         Err(outcome) => return outcome,
     };
-    let summary = summarise(&servers);
+    let summary = summarise(&servers, container);
     let ready = servers
         .iter()
         .filter(|g| g.status.as_ref().and_then(|s| s.current_state.as_deref()) == Some("Ready"))
@@ -111,7 +124,7 @@ mod tests {
             gs("Ready", "None", "mc:1"),
             gs("Crash", "None", "mc:2"),
         ];
-        let s = summarise(&servers);
+        let s = summarise(&servers, "c");
         assert_eq!(s["mc:1"]["Ready"], 2);
         assert_eq!(s["mc:1"]["Allocated"], 1);
         assert_eq!(s["mc:2"]["Crash"], 1);

@@ -24,6 +24,8 @@ pub enum Op {
     Rollback,
     /// `status`.
     Status,
+    /// `unlock`.
+    Unlock,
     /// `resolveTag`.
     ResolveTag,
     /// `promoteTag`.
@@ -203,7 +205,7 @@ const CRASHES: &str = "must be at least 1 (crashed servers that fail the wait)";
 const STEPS: &str = "must be at least 1 (1: the image before the last change)";
 
 /// Every op, in the order messages list them.
-pub const OPS: [OpSpec; 9] = [
+pub const OPS: [OpSpec; 10] = [
     OpSpec {
         op: Op::PatchImage,
         name: "patchImage",
@@ -290,6 +292,15 @@ pub const OPS: [OpSpec; 9] = [
         exactly_one: &[],
         at_most_one: &[],
         outputs: &["summary", "total", "ready"],
+    },
+    OpSpec {
+        op: Op::Unlock,
+        name: "unlock",
+        on_set: true,
+        args: &[],
+        exactly_one: &[],
+        at_most_one: &[],
+        outputs: &["freed"],
     },
     OpSpec {
         op: Op::ResolveTag,

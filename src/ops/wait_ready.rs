@@ -1,13 +1,26 @@
 //! `waitReady`: wait until `count` (or `percent` of `spec.replicas`,
 //! rounded up) servers of the set whose containers RUN `image` (default:
 //! the image of the template's first container; compared normalised) are
-//! `Ready`. Answers Running with a short requeue meanwhile; fails at once
-//! when `crashThreshold` (default 1) servers running that image are in
-//! `Crash` ("2 Crash, 1 Ready"), and at `timeoutSeconds` with what it saw
-//! ("1/3 Ready, 2 Crash"). The timeout counts from the call's first request
-//! (remembered on the set, see [`super::progress`]), so repeated requests
-//! and plugin restarts do not extend it. Changes nothing else and needs no
-//! lease. Outputs `ready`.
+//! `Ready`. Servers that will not serve never count: those being deleted
+//! and those marked `WaitToBeDeleted` or `Kill` (a rollback must not take
+//! the servers the release retired for its new ones). Answers Running with
+//! a short requeue meanwhile; fails at once when `crashThreshold`
+//! (default 1) servers running that image are crashing, and at
+//! `timeoutSeconds` with what it saw ("1/3 Ready, 2 NotReady").
+//!
+//! Crashing is what kubelet and OKG report: a container waiting in
+//! `CrashLoopBackOff` (its pod stays `Running` under `restartPolicy:
+//! Always` and OKG shows the server `NotReady`; kubernetes
+//! pkg/kubelet/kubelet_pods.go `getPhase`), an image that cannot be pulled
+//! (`ErrImagePull`, `ImagePullBackOff`, ...), or OKG's `Crash` state (a pod
+//! that failed).
+//!
+//! The timeout counts from the call's first request (remembered on the
+//! set, see [`super::progress`]), so repeated requests and plugin restarts
+//! do not extend it; and a failed verdict is remembered with it, so the
+//! same call sent again (the templates' `release-failed` step) answers the
+//! same failure even when the slow servers have turned Ready since.
+//! Changes nothing else and needs no lease. Outputs `ready`.
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
@@ -104,24 +117,79 @@ fn needed(goal: &Goal, replicas: i32) -> u64 {
 #[derive(Debug, Default, PartialEq)]
 struct Tally {
     states: BTreeMap<String, u64>,
+    crashes: u64,
     crashed: Vec<String>,
 }
+
+/// Container waiting reasons kubelet gives a container that will not run
+/// (kubernetes pkg/kubelet/images/types.go, pkg/kubelet/container/sync_result.go).
+const FAILING: [&str; 8] = [
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// Why `gs` is crashing, if it is: OKG's `Crash`, or a container kubelet
+/// reports waiting for one of the [`FAILING`] reasons.
+fn crashing(gs: &GameServer) -> Option<String> {
+    if current_state(gs) == "Crash" {
+        return Some("Crash".into());
+    }
+    let statuses = gs.status.as_ref()?.pod_status.as_ref()?;
+    statuses.container_statuses.iter().flatten().find_map(|c| {
+        let reason = c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()?;
+        FAILING.contains(&reason).then(|| match c.restart_count {
+            0 => reason.to_owned(),
+            n => format!("{reason} after {n} restarts"),
+        })
+    })
+}
+
+/// Whether `gs` will serve: not being deleted, not marked for retirement.
+fn will_serve(gs: &GameServer) -> bool {
+    !deleting(gs) && !matches!(select::ops_state(gs), "WaitToBeDeleted" | "Kill")
+}
+
+/// Crashed servers named in a message, at most.
+const NAMED: usize = 10;
 
 impl Tally {
     fn of<S: Borrow<GameServer>>(servers: &[S], image: &ImageRef) -> Self {
         let mut t = Self::default();
+        let mut crashed = Vec::new();
         for gs in servers
             .iter()
             .map(Borrow::borrow)
-            .filter(|g| !deleting(g) && runs_image(g, image))
+            .filter(|g| will_serve(g) && runs_image(g, image))
         {
             let state = current_state(gs);
             *t.states.entry(state.to_owned()).or_default() += 1;
-            if state == "Crash" {
-                t.crashed.push(select::name(gs).to_owned());
+            if let Some(why) = crashing(gs) {
+                crashed.push((select::name(gs).to_owned(), why));
             }
         }
-        select::by_ordinal(&mut t.crashed);
+        crashed.sort_by(|(a, _), (b, _)| (select::ordinal(a), a).cmp(&(select::ordinal(b), b)));
+        t.crashes = crashed.len() as u64;
+        t.crashed = crashed
+            .into_iter()
+            .take(NAMED)
+            .map(|(name, why)| {
+                if why == "Crash" {
+                    name
+                } else {
+                    format!("{name} ({why})")
+                }
+            })
+            .collect();
+        if t.crashes > NAMED as u64 {
+            t.crashed
+                .push(format!("and {} more", t.crashes - NAMED as u64));
+        }
         t
     }
 
@@ -168,8 +236,7 @@ enum Verdict {
 }
 
 fn verdict(t: &Tally, image: &str, needed: u64, goal: &Goal, elapsed: Duration) -> Verdict {
-    let crashed = t.count("Crash");
-    if crashed >= goal.crash_threshold {
+    if t.crashes >= goal.crash_threshold {
         return Verdict::Crashing(format!(
             "new version {image} is crashing: {} of {} servers running it (crashThreshold {}; in Crash: {})",
             t.describe(&["Crash", "Ready"]).join(", "),
@@ -229,10 +296,13 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
         },
     };
     let replicas = gss.spec.replicas;
-    let (_, started) = match progress::start(call, gss).await {
+    let (gss, started) = match progress::start(call, gss).await {
         Ok(s) => s,
         Err(outcome) => return outcome,
     };
+    if let Some(failed) = started.failed {
+        return Outcome::Failed(failed);
+    }
     let servers = match select::list_servers(call).await {
         Ok(s) => s,
         Err(outcome) => return outcome,
@@ -251,7 +321,10 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
             message,
             outputs: BTreeMap::from([("ready".to_owned(), tally.count("Ready").to_string())]),
         },
-        Verdict::Crashing(m) | Verdict::TimedOut(m) => Outcome::Failed(m),
+        Verdict::Crashing(m) | Verdict::TimedOut(m) => match progress::fail(call, gss, &m).await {
+            Ok(()) => Outcome::Failed(m),
+            Err(outcome) => outcome,
+        },
         Verdict::Waiting(message, after) => Outcome::Waiting { message, after },
     }
 }
