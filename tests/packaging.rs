@@ -273,6 +273,7 @@ fn the_plugin_service_account_has_exactly_the_verbs_it_needs() {
                 "gameserversets/scale",
                 &["get", "patch", "update"]
             ),
+            ("", "pods", &["list"]),
             ("", "events", &["create", "patch"]),
         ])
     );

@@ -316,3 +316,100 @@ async fn the_same_call_resent_concurrently_changes_one_server_and_answers_it() {
         taken.extend(changed);
     }
 }
+
+#[tokio::test]
+async fn what_would_hurt_is_refused_before_anything_changes() {
+    let server = Server::start_fleet(&["--in-memory", "--sim-startup-ms", "100"]);
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    all_ready(&server, 3).await;
+    let agent = Agent::new(&server);
+    let before = server.kubectl_ok(&["get", "gss", "minecraft", "-o", "json"], None);
+    let cases = [
+        (
+            "setOpsState",
+            json!({"select": {}, "opsState": "WaitToBeDeleteed"}),
+            "not an opsState OpenKruiseGame defines",
+        ),
+        (
+            "patchImage",
+            json!({"image": "Registry.example.com/Game Server:v2"}),
+            "is not an image reference",
+        ),
+    ];
+    for (op, args, needle) in cases {
+        for _ in 0..2 {
+            let r = agent.op("wf", "bad", op, set(args.clone()), &[]).await;
+            assert_eq!(phase(&r), "Failed", "{r}");
+            assert!(message(&r).contains(needle), "{needle}: {r}");
+        }
+    }
+    assert!(
+        servers(&server)
+            .await
+            .iter()
+            .all(|g| ops_state(g) == "None"),
+        "no server was touched"
+    );
+    // A custom state, asked for in so many words, is set.
+    let r = agent
+        .op(
+            "wf",
+            "custom",
+            "setOpsState",
+            set(
+                json!({"select": {"ids": "1"}, "opsState": "Quarantine", "allowCustomState": true}),
+            ),
+            &["names"],
+        )
+        .await;
+    succeeded(&r);
+    assert_eq!(output(&r, "names"), "minecraft-1");
+    succeeded(&agent.op("wf", "exit", "unlock", set(json!({})), &[]).await);
+    // RollingUpdate recreates servers, Allocated ones included: refused
+    // unless the caller opts in, saying why.
+    server.kubectl_ok(
+        &[
+            "patch",
+            "gss",
+            "minecraft",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"updateStrategy":{"type":"RollingUpdate"}}}"#,
+        ],
+        None,
+    );
+    let r = agent
+        .op(
+            "wf2",
+            "patch",
+            "patchImage",
+            set(json!({"image": NEW})),
+            &[],
+        )
+        .await;
+    assert_eq!(phase(&r), "Failed", "{r}");
+    assert!(
+        message(&r).contains("updates with RollingUpdate")
+            && message(&r).contains("Allocated ones (live matches) included")
+            && message(&r).contains("allowRollingUpdate: true"),
+        "{r}"
+    );
+    let after: Value =
+        serde_json::from_str(&server.kubectl_ok(&["get", "gss", "minecraft", "-o", "json"], None))
+            .expect("json");
+    let before: Value = serde_json::from_str(&before).expect("json");
+    assert_eq!(
+        after["spec"]["gameServerTemplate"], before["spec"]["gameServerTemplate"],
+        "the image is unchanged"
+    );
+    let r = agent
+        .op(
+            "wf2",
+            "patch-anyway",
+            "patchImage",
+            set(json!({"image": NEW, "allowRollingUpdate": true})),
+            &[],
+        )
+        .await;
+    succeeded(&r);
+}

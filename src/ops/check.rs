@@ -211,6 +211,14 @@ fn known_and_typed(spec: &OpSpec, map: &Map<String, Value>, field: &str, out: &m
                     "is empty: give a value or leave the argument out",
                 );
             }
+            // An opsState OKG does not define, asked for in so many words.
+            Some(arg)
+                if arg.ty == Ty::OpsState
+                    && map
+                        .get("allowCustomState")
+                        .filter(|v| !templated(v))
+                        .and_then(literal_flag)
+                        == Some(true) => {}
             Some(arg) => check_value(arg.ty, value, &arg_field, out),
         }
     }

@@ -10,20 +10,22 @@
 //! minecraft-0 (Allocated, 4 players), ...").
 //!
 //! `scaleDown: true` (with `then: WaitToBeDeleted`) lowers `spec.replicas`
-//! by the number of servers moved, as they are moved, so the controller
-//! deletes them (WaitToBeDeleted goes first on scale-down). With `then:
-//! Kill` the controller itself lowers `spec.replicas`, so `scaleDown` is
-//! refused there.
+//! by each server moved, so the controller deletes it (WaitToBeDeleted goes
+//! first on scale-down), but never in the call that marks it, and only
+//! once OpenKruiseGame will remove exactly that server: its Pod carries the
+//! mark ([`super::okg_marks`]). Until then the drain keeps answering
+//! Running. With `then: Kill` the controller itself lowers `spec.replicas`,
+//! so `scaleDown` is refused there.
 //!
 //! Bookkeeping, all on the set (see [`super::progress`]): the first request
 //! and the servers moved (each also stamped with the call's fingerprint in
-//! the same patch that moves it), plus how many of them were already taken
-//! off `spec.replicas`, written together with that change: a retried or
-//! re-sent call lowers the replicas once. It is a mutating op: it holds the
+//! the same patch that moves it), plus those already taken off
+//! `spec.replicas`, written together with that change: a retried or
+//! re-sent call lowers the replicas once per server. It is a mutating op: it holds the
 //! set's release lease while it runs, and its final answer is recorded in
 //! the ledger and replayed to repeats. Outputs `drained` and `remaining`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -33,7 +35,7 @@ use serde_json::json;
 use super::ledger::{self, Change};
 use super::progress::{self, MAX_TIMEOUT_SECONDS, Progress};
 use super::select::{self, Patched, Selection, deleting, ops_state, players};
-use super::{Call, Outcome, values};
+use super::{Call, Outcome, okg_marks, values};
 use crate::api::{GameServer, GameServerSet};
 
 /// How soon Argo asks again.
@@ -167,22 +169,39 @@ fn outputs(drained: usize, remaining: usize) -> BTreeMap<String, String> {
     ])
 }
 
-/// The progress after moving `moved_now`, and the replicas to set (with
-/// `scale_down`, lowered once by the servers not yet taken off).
+/// The progress after moving `moved_now`, and the replicas to set: with
+/// `scale_down`, lowered once by each server an earlier call moved (those
+/// in `p` before `moved_now` joins them) that OKG will now remove
+/// (`marked`): never by one this call marks.
 fn account(
     mut p: Progress,
     moved_now: &[String],
     scale_down: bool,
+    marked: &BTreeSet<String>,
     replicas: i32,
 ) -> (Progress, Option<i32>) {
+    let ready: Vec<String> = p
+        .moved
+        .iter()
+        .filter(|n| marked.contains(*n) && !p.off.contains(*n))
+        .cloned()
+        .collect();
     p.moved.extend(moved_now.iter().cloned());
-    let moved = u32::try_from(p.moved.len()).unwrap_or(u32::MAX);
-    if !scale_down || moved <= p.scaled {
+    if !scale_down || ready.is_empty() {
         return (p, None);
     }
-    let lower = i32::try_from(moved - p.scaled).unwrap_or(i32::MAX);
-    p.scaled = moved;
+    let lower = i32::try_from(ready.len()).unwrap_or(i32::MAX);
+    p.off.extend(ready);
     (p, Some(replicas.saturating_sub(lower).max(0)))
+}
+
+/// The servers moved but not yet taken off `spec.replicas`, with `scale_down`.
+fn not_yet_off(plan: &Plan, progress: &Progress) -> usize {
+    if plan.scale_down {
+        progress.moved.difference(&progress.off).count()
+    } else {
+        0
+    }
 }
 
 /// The selection `plan` asks for, checked against `gss`'s containers.
@@ -269,10 +288,17 @@ fn progress_patch(
     before: Progress,
     moved_now: &[String],
     scale_down: bool,
+    marked: &BTreeSet<String>,
     finished: bool,
     now: Timestamp,
 ) -> (Progress, Option<serde_json::Value>) {
-    let (after, replicas) = account(before.clone(), moved_now, scale_down, g.spec.replicas);
+    let (after, replicas) = account(
+        before.clone(),
+        moved_now,
+        scale_down,
+        marked,
+        g.spec.replicas,
+    );
     if after == before && !finished {
         return (after, None);
     }
@@ -297,17 +323,23 @@ fn waiting(
     let drained = progress.moved.len();
     let scaled = scaled(plan, progress);
     let elapsed = progress.elapsed(now);
+    let pending = match (busy.is_empty(), not_yet_off(plan, progress)) {
+        (false, _) => left(busy),
+        (true, n) => format!(
+            "OpenKruiseGame to see the mark on {n} moved server{} (its Pod label game.kruise.io/gs-opsState) before spec.replicas is lowered for {}",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it" } else { "them" }
+        ),
+    };
     if elapsed >= plan.timeout {
         return Outcome::Failed(format!(
-            "drain of {set} timed out after {}s: {}; {drained} moved to {then}{scaled}",
+            "drain of {set} timed out after {}s: {pending}; {drained} moved to {then}{scaled}",
             plan.timeout.as_secs(),
-            left(busy)
         ));
     }
     Outcome::Waiting {
         message: format!(
-            "draining {set}: {drained} old-version servers moved to {then}{scaled}; waiting for {} ({}s of {}s)",
-            left(busy),
+            "draining {set}: {drained} old-version servers moved to {then}{scaled}; waiting for {pending} ({}s of {}s)",
             elapsed.as_secs(),
             plan.timeout.as_secs()
         ),
@@ -320,7 +352,7 @@ fn waiting(
 /// "; spec.replicas lowered by N" with `scaleDown`.
 fn scaled(plan: &Plan, progress: &Progress) -> String {
     if plan.scale_down {
-        format!("; spec.replicas lowered by {}", progress.scaled)
+        format!("; spec.replicas lowered by {}", progress.off.len())
     } else {
         String::new()
     }
@@ -349,7 +381,8 @@ async fn finish(call: &Call<'_>, plan: &Plan, set: &str, progress: Progress) -> 
             call,
             before,
             &[],
-            plan.scale_down,
+            false,
+            &BTreeSet::new(),
             true,
             Timestamp::now(),
         );
@@ -379,15 +412,30 @@ async fn steps(call: &Call<'_>, args: Args) -> Result<Outcome, Outcome> {
     let view = move_idle(call, &selection, plan.then).await?;
     let moved_now = moved(&view, &call.fingerprint, plan.then);
     let busy = busy(&view, &selection, plan.then);
+    let marked = if plan.scale_down {
+        okg_marks::marked(call).await?
+    } else {
+        BTreeSet::new()
+    };
     let now = Timestamp::now();
     let gss = progress::write(call, gss, |g| {
         let before = progress::of(g, call).unwrap_or_else(|| started.clone());
-        Ok(progress_patch(g, call, before, &moved_now, plan.scale_down, false, now).1)
+        let (_, patch) = progress_patch(
+            g,
+            call,
+            before,
+            &moved_now,
+            plan.scale_down,
+            &marked,
+            false,
+            now,
+        );
+        Ok(patch)
     })
     .await?;
     let progress = progress::of(&gss, call).unwrap_or(started);
     let set = format!("{}/{}", call.namespace, call.game_server_set);
-    if busy.is_empty() {
+    if busy.is_empty() && not_yet_off(&plan, &progress) == 0 {
         return Ok(finish(call, &plan, &set, progress).await);
     }
     Ok(waiting(&plan, &set, &progress, &busy, now))
@@ -470,25 +518,41 @@ mod tests {
     }
 
     #[test]
-    fn replicas_are_lowered_once_per_moved_server() {
+    fn replicas_are_lowered_once_per_server_okg_will_remove_never_in_the_call_that_marks_it() {
         let p = Progress {
             template: "t".into(),
             started: Timestamp::UNIX_EPOCH,
             moved: Default::default(),
-            scaled: 0,
+            off: Default::default(),
             failed: None,
         };
-        let (p, r) = account(p, &["m-1".into(), "m-2".into()], true, 6);
-        assert_eq!((p.scaled, r), (2, Some(4)));
-        // The same servers seen again (a repeat): nothing more.
-        let (p, r) = account(p, &["m-1".into(), "m-2".into()], true, 4);
-        assert_eq!((p.scaled, r), (2, None));
-        let (p, r) = account(p, &["m-3".into()], true, 4);
-        assert_eq!((p.moved.len(), p.scaled, r), (3, 3, Some(3)));
-        // Without scaleDown nothing is lowered; never below zero.
-        let (_, r) = account(p.clone(), &["m-4".into()], false, 3);
+        let marks = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect::<BTreeSet<_>>()
+        };
+        // Marked in this call: nothing lowered yet, even where the mark shows.
+        let (p, r) = account(
+            p,
+            &["m-1".into(), "m-2".into()],
+            true,
+            &marks(&["m-1", "m-2"]),
+            6,
+        );
+        assert_eq!((p.off.len(), r), (0, None));
+        // Next call: OKG shows the mark on m-1 only; m-1 is taken off.
+        let (p, r) = account(p, &[], true, &marks(&["m-1"]), 6);
+        assert_eq!((p.off.len(), r), (1, Some(5)));
+        // Repeats take nothing twice; m-2 goes once its mark shows.
+        let (p, r) = account(p, &[], true, &marks(&["m-1"]), 5);
         assert_eq!(r, None);
-        let (_, r) = account(p, &["m-4".into(), "m-5".into()], true, 0);
+        let (p, r) = account(p, &["m-3".into()], true, &marks(&["m-1", "m-2", "m-3"]), 5);
+        assert_eq!((p.moved.len(), p.off.len(), r), (3, 2, Some(4)));
+        // Without scaleDown nothing is lowered; never below zero.
+        let (_, r) = account(p.clone(), &[], false, &marks(&["m-3"]), 3);
+        assert_eq!(r, None);
+        let (_, r) = account(p, &[], true, &marks(&["m-3"]), 0);
         assert_eq!(r, Some(0));
     }
 

@@ -8,6 +8,7 @@ pub mod cas;
 pub mod check;
 mod drain;
 pub mod ledger;
+pub mod okg_marks;
 mod patch_image;
 pub mod progress;
 mod promote_tag;

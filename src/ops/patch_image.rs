@@ -32,6 +32,34 @@ pub struct Args {
     container: Option<String>,
     /// The new image.
     image: Option<String>,
+    /// Patch a set whose update strategy is not `OnDelete` anyway.
+    #[serde(default, deserialize_with = "super::values::flag")]
+    allow_rolling_update: Option<bool>,
+}
+
+/// Update strategies under which a new template image never replaces a
+/// running server: `OnDelete` (OKG, seed 001) and `NoDisruption` (gameops's
+/// draining extension, seed 000).
+const SAFE_STRATEGIES: [&str; 2] = ["OnDelete", "NoDisruption"];
+
+/// Why patching the image of `gss` would replace running servers, when it
+/// would: OKG's default `RollingUpdate` recreates pods (kruise-game
+/// pkg/controllers/gameserverset: the Advanced StatefulSet it manages rolls
+/// every pod, Allocated ones included).
+pub fn rolling_update(gss: &GameServerSet) -> Option<String> {
+    let strategy = gss
+        .spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.r#type.as_deref())
+        .filter(|t| !t.is_empty())
+        .unwrap_or("RollingUpdate");
+    (!SAFE_STRATEGIES.contains(&strategy)).then(|| {
+        format!(
+            "GameServerSet {} updates with {strategy}: a new image would recreate its servers, Allocated ones (live matches) included; set spec.updateStrategy.type: OnDelete for a seamless release, or pass allowRollingUpdate: true to patch it anyway",
+            gss.metadata.name.as_deref().unwrap_or("")
+        )
+    })
 }
 
 /// One image a container ran before a change.
@@ -186,7 +214,18 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
             "plugin.gameops.patchImage.image is missing: give the image to release, e.g. registry.example.com/game:v2".into(),
         );
     };
+    if image.parse::<oci_client::Reference>().is_err() {
+        return Outcome::Failed(format!(
+            "plugin.gameops.patchImage.image {image:?} is not an image reference, e.g. registry.example.com/game/server:v1.2.3"
+        ));
+    }
+    let allow_rolling_update = args
+        .allow_rolling_update
+        .unwrap_or(super::table::ALLOW_ROLLING_UPDATE);
     ledger::mutate(call, |gss| {
+        if let Some(why) = rolling_update(gss).filter(|_| !allow_rolling_update) {
+            return Err(why);
+        }
         set_image(
             gss,
             args.container.as_deref(),

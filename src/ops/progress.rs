@@ -6,9 +6,9 @@
 //! Argo's requests carry no node id; a call is identified by its
 //! fingerprint (workflow uid + template + op + arguments, see
 //! [`super::Call::fingerprint`]). The first call writes `{started}`; later
-//! calls read it. `drain` also keeps the servers it moved and how many of
-//! them it has already taken off `spec.replicas`, so that number is lowered
-//! once. Entries older than a day and beyond the newest 50 are pruned on
+//! calls read it. `drain` also keeps the servers it moved and those it has
+//! already taken off `spec.replicas`, so that each is taken off once.
+//! Entries older than a day and beyond the newest 50 are pruned on
 //! every write; a finished `drain` removes its own (its answer then lives in
 //! the ledger). Every write is a merge patch of the set carrying the
 //! resourceVersion it was computed from, retried on conflict.
@@ -46,17 +46,13 @@ pub struct Progress {
     /// `drain`: the servers it moved.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub moved: BTreeSet<String>,
-    /// `drain`: how many of them are already taken off `spec.replicas`.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub scaled: u32,
+    /// `drain`: those of them already taken off `spec.replicas`.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub off: BTreeSet<String>,
     /// The failure a waiting op answered (`waitReady`'s crash or timeout):
     /// a repeat of the call answers it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 impl Progress {
@@ -66,7 +62,7 @@ impl Progress {
             template: call.template.to_owned(),
             started: now,
             moved: BTreeSet::new(),
-            scaled: 0,
+            off: BTreeSet::new(),
             failed: None,
         }
     }
@@ -181,7 +177,7 @@ mod tests {
             template: "t".into(),
             started,
             moved: BTreeSet::new(),
-            scaled: 0,
+            off: BTreeSet::new(),
             failed: None,
         }
     }
@@ -216,7 +212,7 @@ mod tests {
             json!({"template": "t", "started": "2024-05-01T10:00:00Z"})
         );
         p.moved.insert("m-1".into());
-        p.scaled = 1;
+        p.off.insert("m-1".into());
         let back: Progress = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
         assert_eq!(back, p);
         assert_eq!(

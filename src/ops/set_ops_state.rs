@@ -39,6 +39,9 @@ pub struct Args {
     /// Report only.
     #[serde(default, deserialize_with = "values::flag")]
     dry_run: Option<bool>,
+    /// Set an opsState OpenKruiseGame does not define anyway.
+    #[serde(default, deserialize_with = "values::flag")]
+    allow_custom_state: Option<bool>,
 }
 
 /// Servers the call already changed, and those it may change, by ordinal.
@@ -110,6 +113,16 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
     else {
         return Outcome::Failed("plugin.gameops.setOpsState.opsState is missing: give the opsState to set, e.g. WaitToBeDeleted (known: None, Allocated, WaitToBeDeleted, Maintaining, Kill)".into());
     };
+    let custom = args
+        .allow_custom_state
+        .unwrap_or(super::table::ALLOW_CUSTOM_STATE);
+    if !custom && !super::table::OPS_STATES.contains(&target) {
+        return Outcome::Failed(format!(
+            "plugin.gameops.setOpsState.opsState {target:?} is not an opsState OpenKruiseGame defines ({}){}: a typo would take every selected server out of allocation; pass allowCustomState: true to set it anyway",
+            super::table::OPS_STATES.join(", "),
+            super::check::suggest(target, super::table::OPS_STATES)
+        ));
+    }
     let Some(select) = args.select else {
         return Outcome::Failed("plugin.gameops.setOpsState.select is missing: say which servers, e.g. {\"opsState\": \"None\", \"notImage\": \"CONTAINER/NEW-IMAGE\"} ({} selects every server)".into());
     };

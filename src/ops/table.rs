@@ -97,6 +97,10 @@ pub const CRASH_THRESHOLD: u64 = 1;
 pub const ROLLBACK_STEPS: u64 = 1;
 /// `setOpsState.dryRun` when left out.
 pub const DRY_RUN: bool = false;
+/// `patchImage.allowRollingUpdate` when left out.
+pub const ALLOW_ROLLING_UPDATE: bool = false;
+/// `setOpsState.allowCustomState` when left out.
+pub const ALLOW_CUSTOM_STATE: bool = false;
 /// `drain.scaleDown` when left out.
 pub const SCALE_DOWN: bool = false;
 
@@ -210,7 +214,11 @@ pub const OPS: [OpSpec; 10] = [
         op: Op::PatchImage,
         name: "patchImage",
         on_set: true,
-        args: &[arg("image", Ty::Image), arg("container", Ty::Text)],
+        args: &[
+            arg("image", Ty::Image),
+            arg("container", Ty::Text),
+            flag("allowRollingUpdate", ALLOW_ROLLING_UPDATE),
+        ],
         exactly_one: &[&["image"]],
         at_most_one: &[],
         outputs: &["previousImage", "revision"],
@@ -251,6 +259,7 @@ pub const OPS: [OpSpec; 10] = [
             arg("opsState", Ty::OpsState),
             arg("limit", Ty::Whole),
             flag("dryRun", DRY_RUN),
+            flag("allowCustomState", ALLOW_CUSTOM_STATE),
         ],
         exactly_one: &[&["select"], &["opsState"]],
         at_most_one: &[],
