@@ -543,3 +543,151 @@ fn the_runner_refuses_a_gameops_call_the_op_table_rejects_before_it_starts() {
         "{err}"
     );
 }
+
+/// The set as the bad runs must leave it: its template image, replicas and
+/// annotations (the plugin's ledger, lease and history live there), and
+/// every server's image and opsState.
+async fn fleet_state(client: &kube::Client) -> (serde_json::Value, Vec<(String, String, String)>) {
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
+    let gss = sets.get("minecraft").await.expect("gss");
+    let image = gss
+        .spec
+        .game_server_template
+        .as_ref()
+        .and_then(|t| t.pod_template.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone());
+    let set = json!({
+        "image": image,
+        "replicas": gss.spec.replicas,
+        "annotations": gss.metadata.annotations,
+    });
+    let gs = servers(client)
+        .await
+        .into_iter()
+        .map(|g| {
+            (
+                g.metadata.name.clone().unwrap_or_default(),
+                g.running_image().unwrap_or_default().to_owned(),
+                g.spec.ops_state.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    (set, gs)
+}
+
+/// Issue 11 item 10: as Argo validates arguments at submission
+/// (argo-workflows workflow/validate/validate.go `validateArgumentsValues`:
+/// enum, required values) and more: every plugin argument and `withParam`
+/// the parameters decide is checked with the op table before the first
+/// step, so a bad `-p` changes nothing, and says so the same way each time.
+#[tokio::test]
+async fn bad_parameters_are_refused_before_anything_changes() {
+    let srv = Server::start_fleet(FAST);
+    let client = seed(&srv, None).await;
+    let before = fleet_state(&client).await;
+    let image = format!("image={NEW}");
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        // Today this silently turned off the automatic rollback.
+        (
+            "seamless-release",
+            &["-p", "rollbackOnFailure=True"],
+            &[r#"rollbackOnFailure: "True" is not one of "true", "false""#],
+        ),
+        // Today this changed the image, then failed.
+        (
+            "seamless-release",
+            &["-p", "surge=abc"],
+            &[r#"surge: "abc" is not a whole number"#, "scale.delta"],
+        ),
+        // Today this changed the image, scaled up twice and rolled back.
+        (
+            "seamless-release",
+            &["-p", "timeoutSeconds=-5"],
+            &[
+                r#"timeoutSeconds: "-5" is not a whole number from 1 to"#,
+                "waitReady.timeoutSeconds",
+            ],
+        ),
+        (
+            "seamless-release",
+            &["-p", "crashThreshold=none"],
+            &[r#"crashThreshold: "none" is not a whole number of at least 1"#],
+        ),
+        (
+            "seamless-release",
+            &["-p", "drain=true", "-p", "drainTimeoutSeconds=1h"],
+            &[r#"drainTimeoutSeconds: "1h" is not a whole number"#],
+        ),
+        (
+            "rollback",
+            &["-p", "toImage=not an image"],
+            &[r#"toImage: "not an image" is not an image reference"#],
+        ),
+        // Not a JSON list: refused before the first wave runs.
+        (
+            "multi-region-release",
+            &["-p", "otherRegions=us-east", "--approve"],
+            &["otherRegions: withParam value could not be parsed as a JSON list: us-east"],
+        ),
+    ];
+    for (template, extra, needles) in cases {
+        let mut args: Vec<&str> = vec!["-p", &image];
+        if *template == "rollback" {
+            args.clear();
+        }
+        args.extend(*extra);
+        let first = run(&srv, template, &args);
+        let second = run(&srv, template, &args);
+        assert!(
+            !first.status.success(),
+            "{template} {extra:?}: {}",
+            text(&first)
+        );
+        let err = String::from_utf8_lossy(&first.stderr);
+        for needle in *needles {
+            assert!(
+                err.contains(needle),
+                "{template} {extra:?}: no {needle:?} in {err}"
+            );
+        }
+        assert!(
+            !err.contains('▶'),
+            "{template} {extra:?}: the run started: {err}"
+        );
+        assert_eq!(
+            (first.status.code(), &first.stderr, &first.stdout),
+            (second.status.code(), &second.stderr, &second.stdout),
+            "{template} {extra:?}: the same command answers the same"
+        );
+        assert_eq!(
+            fleet_state(&client).await,
+            before,
+            "{template} {extra:?} changed the fleet"
+        );
+    }
+    // A required parameter without a value, as Argo's submission refuses it.
+    let out = run(&srv, "seamless-release", &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("parameter \"image\" has no value: pass -p image=VALUE"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fleet_state(&client).await, before);
+    // Good parameters still run.
+    let out = run(
+        &srv,
+        "seamless-release",
+        &[
+            "-p",
+            &image,
+            "-p",
+            "surge=1",
+            "-p",
+            "rollbackOnFailure=false",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    ready_with(&client, NEW, 1).await;
+}

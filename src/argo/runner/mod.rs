@@ -7,10 +7,14 @@
 //! with exactly the request Argo's agent sends (CONTRACTS section 1), the
 //! token included, and their `requeue` is honoured. Before it starts, it
 //! refuses templates that need pods (container, script, resource, http…)
-//! and gameops plugin calls the op table rejects (`precheck.rs`).
+//! and gameops plugin calls the op table rejects (`precheck.rs`); once the
+//! parameters are known, a value outside its `enum`, a required one
+//! missing, and every plugin argument or `withParam` the parameters decide
+//! that is of the wrong form (`known.rs`), before the first step runs.
 
 mod call;
 mod flow;
+mod known;
 mod precheck;
 mod workflow_run;
 

@@ -10,10 +10,13 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
+use super::known;
 use super::precheck::{display_name, find, reachable};
 use super::{Library, Node, NodeRecord, RunError, RunOptions, RunResult, Scope};
 use crate::argo::expr;
 use crate::argo::workflow::{Document, Parameter, Template, value_string};
+use crate::ops::check;
+use serde_json::Value;
 
 /// The runner for one workflow.
 pub struct Runner {
@@ -121,7 +124,11 @@ impl Runner {
     }
 
     /// The workflow's parameters: the spec's, then the `-p` overrides;
-    /// every one must have a value.
+    /// every one must have a value, and one with an `enum` a value in it,
+    /// as Argo checks at submission (`workflow/validate/validate.go`,
+    /// `validateArgumentsValues`). Argo checks the enum only where the
+    /// submitted parameter still carries it; the runner checks it however
+    /// the value came, as the Argo UI's Submit form (a dropdown) does.
     fn parameters(&self, spec: &[Parameter]) -> Result<BTreeMap<String, String>, RunError> {
         let mut parameters: BTreeMap<String, String> = BTreeMap::new();
         for p in spec {
@@ -146,6 +153,11 @@ impl Runner {
                 "parameter {:?} has no value: pass -p {}=VALUE",
                 missing.name, missing.name
             )));
+        }
+        for p in spec {
+            if let (Some(allowed), Some(value)) = (&p.enum_values, parameters.get(&p.name)) {
+                in_enum(&p.name, value, allowed)?;
+            }
         }
         Ok(parameters)
     }
@@ -195,6 +207,13 @@ impl Runner {
         let parameters = self.parameters(&parameters)?;
         self.name = self.workflow_name(&doc, &owner);
         self.set_globals(&parameters);
+        known::check_arguments(
+            &self.library,
+            &owner,
+            (&entry, owner.spec.on_exit.as_deref()),
+            &self.globals(),
+            &parameters,
+        )?;
         self.started = Instant::now();
         self.say(&format!("▶ {} ({})", self.name, display_name(&owner)));
         let runner = Arc::new(self);
@@ -342,6 +361,27 @@ impl Runner {
             Node::failed("not approved")
         }
     }
+}
+
+/// A parameter's value is one of its `enum`: `rollbackOnFailure: "True"
+/// is not one of "true", "false"` (Argo: `spec.arguments.X.value should be
+/// present in spec.arguments.X.enum list`).
+fn in_enum(name: &str, value: &str, allowed: &[Value]) -> Result<(), RunError> {
+    let allowed: Vec<String> = allowed.iter().map(value_string).collect();
+    if allowed.iter().any(|a| a == value) {
+        return Ok(());
+    }
+    if allowed.is_empty() {
+        return Err(RunError::Invalid(format!(
+            "{name}: its enum lists no value, so none can be given (Argo: spec.arguments.{name}.enum should contain at least one value)"
+        )));
+    }
+    let shown: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+    Err(RunError::Invalid(format!(
+        "{name}: {value:?} is not one of {}{}",
+        shown.join(", "),
+        check::suggest(value, allowed.iter().map(String::as_str))
+    )))
 }
 
 /// The outputs of a steps or dag template, from its children: each
