@@ -691,3 +691,89 @@ async fn bad_parameters_are_refused_before_anything_changes() {
     assert!(out.status.success(), "{}", text(&out));
     ready_with(&client, NEW, 1).await;
 }
+
+/// Issue 11 item 13: outputs declared with `globalName` become the
+/// workflow's outputs where Argo exports them (argo-workflows
+/// `workflow/controller/operator.go` `addOutputsToGlobalScope`: a DAG
+/// task's returned outputs once its DAG succeeded, `dag.go`; a steps
+/// template's own outputs, `steps.go`; a plugin step of a steps template
+/// is not exported), readable as `{{workflow.outputs.parameters.NAME}}` by
+/// later steps and the exit handler, and printed in the summary.
+#[tokio::test]
+async fn global_outputs_reach_later_steps_and_the_exit_handler() {
+    let srv = Server::start_fleet(FAST);
+    let client = seed(&srv, None).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: globals-}
+spec:
+  entrypoint: main
+  onExit: bye
+  templates:
+    - name: main
+      steps:
+        - - {name: measure, template: measure}
+        - - name: grow
+            template: grow
+            arguments:
+              parameters: [{name: delta, value: "{{workflow.outputs.parameters.fleetTotal}}"}]
+    - name: measure
+      dag:
+        tasks:
+          - {name: count, template: count}
+    - name: count
+      outputs:
+        parameters: [{name: total, value: "", globalName: fleetTotal}]
+      plugin: {gameops: {status: {gameServerSet: minecraft}}}
+    - name: grow
+      inputs: {parameters: [{name: delta}]}
+      outputs:
+        parameters:
+          - name: replicas
+            globalName: replicas
+            valueFrom: {parameter: "{{steps.scale.outputs.parameters.replicas}}"}
+      steps:
+        - - name: scale
+            template: scale
+            arguments: {parameters: [{name: delta, value: "{{inputs.parameters.delta}}"}]}
+    - name: scale
+      inputs: {parameters: [{name: delta}]}
+      outputs:
+        parameters: [{name: replicas, value: "", globalName: notExported}]
+      plugin: {gameops: {scale: {gameServerSet: minecraft, delta: "{{inputs.parameters.delta}}"}}}
+    - name: bye
+      plugin:
+        gameops:
+          waitReady: {gameServerSet: minecraft, count: "{{workflow.outputs.parameters.replicas}}", timeoutSeconds: 60}
+"#,
+    )
+    .expect("write");
+    let out = run(&srv, file.to_str().expect("path"), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The DAG task's output grew the set by the fleet's size...
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
+    let gss = sets.get("minecraft").await.expect("gss");
+    assert_eq!(gss.spec.replicas, 6, "{}", text(&out));
+    // ...and the exit handler waited for the count the steps template exported.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bye (onExit)  Succeeded") && stderr.contains("Ready (6 needed)"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains("workflow.outputs.parameters.fleetTotal: 3")
+            && stdout.contains("workflow.outputs.parameters.replicas: 6"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("notExported"),
+        "a plugin step of a steps template is not exported: {stdout}"
+    );
+    ready_with(&client, OLD, 6).await;
+}

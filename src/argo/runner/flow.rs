@@ -209,6 +209,7 @@ impl Runner {
         path: &str,
     ) -> Node {
         for group in groups {
+            self.refresh(scope);
             let runs = group.iter().map(|step| {
                 self.clone()
                     .run_step(owner.clone(), step.clone(), scope.clone(), path.to_owned())
@@ -239,7 +240,9 @@ impl Runner {
         path: &str,
     ) -> Node {
         let mut phases: BTreeMap<String, String> = BTreeMap::new();
+        let mut exported: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         while phases.len() < tasks.len() {
+            self.refresh(scope);
             let ready: Vec<&Step> = tasks
                 .iter()
                 .filter(|t| !phases.contains_key(&t.name))
@@ -275,8 +278,20 @@ impl Runner {
             for (task, node) in runnable.iter().zip(results) {
                 phases.insert(task.name.clone(), node.phase.clone());
                 publish(scope, "tasks", &task.name, &node);
+                exported.insert(task.name.clone(), node.globals);
             }
         }
-        dag_result(tasks, &phases)
+        let node = dag_result(tasks, &phases);
+        // Once the DAG succeeded, each task's outputs that carry a
+        // globalName are exported, in task order (argo-workflows
+        // `workflow/controller/dag.go` `executeDAG`, `addOutputsToGlobalScope`).
+        if node.ok() {
+            for task in tasks {
+                if let Some(globals) = exported.get(&task.name) {
+                    self.export(globals);
+                }
+            }
+        }
+        node
     }
 }

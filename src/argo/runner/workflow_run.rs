@@ -27,6 +27,8 @@ pub struct Runner {
     pub(super) uid: String,
     started: Instant,
     globals: Mutex<BTreeMap<String, String>>,
+    /// `workflow.outputs.parameters`, in the order they were first set.
+    workflow_outputs: Mutex<Vec<(String, String)>>,
     nodes: Mutex<Vec<NodeRecord>>,
     /// Serialises approval prompts.
     prompt: tokio::sync::Mutex<()>,
@@ -52,6 +54,7 @@ impl Runner {
             uid,
             started: Instant::now(),
             globals: Mutex::default(),
+            workflow_outputs: Mutex::default(),
             nodes: Mutex::default(),
             prompt: tokio::sync::Mutex::new(()),
         }
@@ -83,6 +86,40 @@ impl Runner {
 
     fn globals(&self) -> BTreeMap<String, String> {
         self.globals.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Exports outputs to the workflow's, as Argo's
+    /// `addOutputsToGlobalScope` does (argo-workflows
+    /// `workflow/controller/operator.go`): `workflow.outputs.parameters.NAME`
+    /// is set (or overwritten) for every template that runs after.
+    pub(super) fn export(&self, exported: &BTreeMap<String, String>) {
+        if exported.is_empty() {
+            return;
+        }
+        if let Ok(mut g) = self.globals.lock() {
+            for (name, value) in exported {
+                g.insert(format!("workflow.outputs.parameters.{name}"), value.clone());
+            }
+        }
+        if let Ok(mut outputs) = self.workflow_outputs.lock() {
+            for (name, value) in exported {
+                match outputs.iter_mut().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = value.clone(),
+                    None => outputs.push((name.clone(), value.clone())),
+                }
+            }
+        }
+    }
+
+    /// Puts the workflow's outputs exported so far in a steps or dag
+    /// template's scope, as Argo does each time it looks at the template
+    /// (`steps.go` `addWorkflowOutputsToLocalScope`).
+    pub(super) fn refresh(&self, scope: &mut Scope) {
+        for (k, v) in self.globals() {
+            if k.starts_with("workflow.outputs.") {
+                scope.insert(k, v);
+            }
+        }
     }
 
     /// The spec that runs: a workflowTemplateRef's, with this workflow's
@@ -235,11 +272,17 @@ impl Runner {
                 .await;
         }
         let nodes = runner.nodes.lock().map(|n| n.clone()).unwrap_or_default();
+        let workflow_outputs = runner
+            .workflow_outputs
+            .lock()
+            .map(|o| o.clone())
+            .unwrap_or_default();
         Ok(RunResult {
             name: runner.name.clone(),
             phase: if main.ok() { "Succeeded" } else { "Failed" }.into(),
             message: main.message,
             outputs: main.outputs,
+            workflow_outputs,
             nodes,
             duration: runner.started.elapsed(),
         })
@@ -320,18 +363,30 @@ impl Runner {
         if template.suspend.is_some() {
             return self.suspend(path).await;
         }
-        let node = if let Some(groups) = &template.steps {
-            self.clone()
+        if let Some(groups) = &template.steps {
+            let node = self
+                .clone()
                 .run_steps(owner, groups, &mut scope, path)
-                .await
+                .await;
+            let node = outputs(template, &scope, node);
+            // A steps template exports its own outputs once it succeeded
+            // (argo-workflows `workflow/controller/steps.go`
+            // `executeSteps`); its steps' outputs are not exported.
+            if node.ok() {
+                self.export(&node.globals);
+            }
+            node
         } else if let Some(dag) = &template.dag {
-            self.clone()
+            let node = self
+                .clone()
                 .run_dag(owner, &dag.tasks, &mut scope, path)
-                .await
+                .await;
+            // A DAG's own outputs are exported by the DAG that runs it as
+            // a task, if one does (`dag.go` `executeDAG`).
+            outputs(template, &scope, node)
         } else {
-            return Node::failed(format!("template {:?} has nothing to run", template.name));
-        };
-        outputs(template, &scope, node)
+            Node::failed(format!("template {:?} has nothing to run", template.name))
+        }
     }
 
     async fn suspend(&self, path: &str) -> Node {
@@ -385,7 +440,8 @@ fn in_enum(name: &str, value: &str, allowed: &[Value]) -> Result<(), RunError> {
 }
 
 /// The outputs of a steps or dag template, from its children: each
-/// `valueFrom.parameter` (or its default), or `value`.
+/// `valueFrom.parameter` (or its default), or `value`; those with a
+/// `globalName` also under that name, for export.
 fn outputs(template: &Template, scope: &Scope, mut node: Node) -> Node {
     for out in &template.outputs.parameters {
         let value = match out.value_from.as_ref().and_then(|v| v.parameter.as_ref()) {
@@ -400,6 +456,9 @@ fn outputs(template: &Template, scope: &Scope, mut node: Node) -> Node {
             None => out.value.as_ref().map(value_string),
         };
         if let Some(v) = value {
+            if let Some(global) = out.global_name.as_ref().filter(|g| !g.is_empty()) {
+                node.globals.insert(global.clone(), v.clone());
+            }
             node.outputs.insert(out.name.clone(), v);
         } else if node.ok() {
             node = Node::failed(format!(
