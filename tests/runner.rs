@@ -576,6 +576,53 @@ async fn fleet_state(client: &kube::Client) -> (serde_json::Value, Vec<(String, 
     (set, gs)
 }
 
+/// Bad parameters: the template, the `-p`s (besides `image`, which
+/// `rollback` does not take) and what the refusal must say.
+const BAD_PARAMETERS: &[(&str, &[&str], &[&str])] = &[
+    // Today this silently turned off the automatic rollback.
+    (
+        "seamless-release",
+        &["-p", "rollbackOnFailure=True"],
+        &[r#"rollbackOnFailure: "True" is not one of "true", "false""#],
+    ),
+    // Today this changed the image, then failed.
+    (
+        "seamless-release",
+        &["-p", "surge=abc"],
+        &[r#"surge: "abc" is not a whole number"#, "scale.delta"],
+    ),
+    // Today this changed the image, scaled up twice and rolled back.
+    (
+        "seamless-release",
+        &["-p", "timeoutSeconds=-5"],
+        &[
+            r#"timeoutSeconds: "-5" is not a whole number from 1 to"#,
+            "waitReady.timeoutSeconds",
+        ],
+    ),
+    (
+        "seamless-release",
+        &["-p", "crashThreshold=none"],
+        &[r#"crashThreshold: "none" is not a whole number of at least 1"#],
+    ),
+    (
+        "seamless-release",
+        &["-p", "drain=true", "-p", "drainTimeoutSeconds=1h"],
+        &[r#"drainTimeoutSeconds: "1h" is not a whole number"#],
+    ),
+    (
+        "rollback",
+        &["-p", "toImage=not an image"],
+        &[r#"toImage: "not an image" is not an image reference"#],
+    ),
+    // Not a JSON list: refused before the first wave runs.
+    (
+        "multi-region-release",
+        &["-p", "otherRegions=us-east", "--approve"],
+        &["otherRegions: withParam value could not be parsed as a JSON list: us-east"],
+    ),
+];
+
 /// Issue 11 item 10: as Argo validates arguments at submission
 /// (argo-workflows workflow/validate/validate.go `validateArgumentsValues`:
 /// enum, required values) and more: every plugin argument and `withParam`
@@ -587,51 +634,7 @@ async fn bad_parameters_are_refused_before_anything_changes() {
     let client = seed(&srv, None).await;
     let before = fleet_state(&client).await;
     let image = format!("image={NEW}");
-    let cases: &[(&str, &[&str], &[&str])] = &[
-        // Today this silently turned off the automatic rollback.
-        (
-            "seamless-release",
-            &["-p", "rollbackOnFailure=True"],
-            &[r#"rollbackOnFailure: "True" is not one of "true", "false""#],
-        ),
-        // Today this changed the image, then failed.
-        (
-            "seamless-release",
-            &["-p", "surge=abc"],
-            &[r#"surge: "abc" is not a whole number"#, "scale.delta"],
-        ),
-        // Today this changed the image, scaled up twice and rolled back.
-        (
-            "seamless-release",
-            &["-p", "timeoutSeconds=-5"],
-            &[
-                r#"timeoutSeconds: "-5" is not a whole number from 1 to"#,
-                "waitReady.timeoutSeconds",
-            ],
-        ),
-        (
-            "seamless-release",
-            &["-p", "crashThreshold=none"],
-            &[r#"crashThreshold: "none" is not a whole number of at least 1"#],
-        ),
-        (
-            "seamless-release",
-            &["-p", "drain=true", "-p", "drainTimeoutSeconds=1h"],
-            &[r#"drainTimeoutSeconds: "1h" is not a whole number"#],
-        ),
-        (
-            "rollback",
-            &["-p", "toImage=not an image"],
-            &[r#"toImage: "not an image" is not an image reference"#],
-        ),
-        // Not a JSON list: refused before the first wave runs.
-        (
-            "multi-region-release",
-            &["-p", "otherRegions=us-east", "--approve"],
-            &["otherRegions: withParam value could not be parsed as a JSON list: us-east"],
-        ),
-    ];
-    for (template, extra, needles) in cases {
+    for (template, extra, needles) in BAD_PARAMETERS {
         let mut args: Vec<&str> = vec!["-p", &image];
         if *template == "rollback" {
             args.clear();
