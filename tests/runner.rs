@@ -543,3 +543,240 @@ fn the_runner_refuses_a_gameops_call_the_op_table_rejects_before_it_starts() {
         "{err}"
     );
 }
+
+/// The set as the bad runs must leave it: its template image, replicas and
+/// annotations (the plugin's ledger, lease and history live there), and
+/// every server's image and opsState.
+async fn fleet_state(client: &kube::Client) -> (serde_json::Value, Vec<(String, String, String)>) {
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
+    let gss = sets.get("minecraft").await.expect("gss");
+    let image = gss
+        .spec
+        .game_server_template
+        .as_ref()
+        .and_then(|t| t.pod_template.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone());
+    let set = json!({
+        "image": image,
+        "replicas": gss.spec.replicas,
+        "annotations": gss.metadata.annotations,
+    });
+    let gs = servers(client)
+        .await
+        .into_iter()
+        .map(|g| {
+            (
+                g.metadata.name.clone().unwrap_or_default(),
+                g.running_image().unwrap_or_default().to_owned(),
+                g.spec.ops_state.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    (set, gs)
+}
+
+/// Bad parameters: the template, the `-p`s (besides `image`, which
+/// `rollback` does not take) and what the refusal must say.
+const BAD_PARAMETERS: &[(&str, &[&str], &[&str])] = &[
+    // Today this silently turned off the automatic rollback.
+    (
+        "seamless-release",
+        &["-p", "rollbackOnFailure=True"],
+        &[r#"rollbackOnFailure: "True" is not one of "true", "false""#],
+    ),
+    // Today this changed the image, then failed.
+    (
+        "seamless-release",
+        &["-p", "surge=abc"],
+        &[r#"surge: "abc" is not a whole number"#, "scale.delta"],
+    ),
+    // Today this changed the image, scaled up twice and rolled back.
+    (
+        "seamless-release",
+        &["-p", "timeoutSeconds=-5"],
+        &[
+            r#"timeoutSeconds: "-5" is not a whole number from 1 to"#,
+            "waitReady.timeoutSeconds",
+        ],
+    ),
+    (
+        "seamless-release",
+        &["-p", "crashThreshold=none"],
+        &[r#"crashThreshold: "none" is not a whole number of at least 1"#],
+    ),
+    (
+        "seamless-release",
+        &["-p", "drain=true", "-p", "drainTimeoutSeconds=1h"],
+        &[r#"drainTimeoutSeconds: "1h" is not a whole number"#],
+    ),
+    (
+        "rollback",
+        &["-p", "toImage=not an image"],
+        &[r#"toImage: "not an image" is not an image reference"#],
+    ),
+    // Not a JSON list: refused before the first wave runs.
+    (
+        "multi-region-release",
+        &["-p", "otherRegions=us-east", "--approve"],
+        &["otherRegions: withParam value could not be parsed as a JSON list: us-east"],
+    ),
+];
+
+/// Issue 11 item 10: as Argo validates arguments at submission
+/// (argo-workflows workflow/validate/validate.go `validateArgumentsValues`:
+/// enum, required values) and more: every plugin argument and `withParam`
+/// the parameters decide is checked with the op table before the first
+/// step, so a bad `-p` changes nothing, and says so the same way each time.
+#[tokio::test]
+async fn bad_parameters_are_refused_before_anything_changes() {
+    let srv = Server::start_fleet(FAST);
+    let client = seed(&srv, None).await;
+    let before = fleet_state(&client).await;
+    let image = format!("image={NEW}");
+    for (template, extra, needles) in BAD_PARAMETERS {
+        let mut args: Vec<&str> = vec!["-p", &image];
+        if *template == "rollback" {
+            args.clear();
+        }
+        args.extend(*extra);
+        let first = run(&srv, template, &args);
+        let second = run(&srv, template, &args);
+        assert!(
+            !first.status.success(),
+            "{template} {extra:?}: {}",
+            text(&first)
+        );
+        let err = String::from_utf8_lossy(&first.stderr);
+        for needle in *needles {
+            assert!(
+                err.contains(needle),
+                "{template} {extra:?}: no {needle:?} in {err}"
+            );
+        }
+        assert!(
+            !err.contains('▶'),
+            "{template} {extra:?}: the run started: {err}"
+        );
+        assert_eq!(
+            (first.status.code(), &first.stderr, &first.stdout),
+            (second.status.code(), &second.stderr, &second.stdout),
+            "{template} {extra:?}: the same command answers the same"
+        );
+        assert_eq!(
+            fleet_state(&client).await,
+            before,
+            "{template} {extra:?} changed the fleet"
+        );
+    }
+    // A required parameter without a value, as Argo's submission refuses it.
+    let out = run(&srv, "seamless-release", &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("parameter \"image\" has no value: pass -p image=VALUE"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fleet_state(&client).await, before);
+    // Good parameters still run.
+    let out = run(
+        &srv,
+        "seamless-release",
+        &[
+            "-p",
+            &image,
+            "-p",
+            "surge=1",
+            "-p",
+            "rollbackOnFailure=false",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    ready_with(&client, NEW, 1).await;
+}
+
+/// Issue 11 item 13: outputs declared with `globalName` become the
+/// workflow's outputs where Argo exports them (argo-workflows
+/// `workflow/controller/operator.go` `addOutputsToGlobalScope`: a DAG
+/// task's returned outputs once its DAG succeeded, `dag.go`; a steps
+/// template's own outputs, `steps.go`; a plugin step of a steps template
+/// is not exported), readable as `{{workflow.outputs.parameters.NAME}}` by
+/// later steps and the exit handler, and printed in the summary.
+#[tokio::test]
+async fn global_outputs_reach_later_steps_and_the_exit_handler() {
+    let srv = Server::start_fleet(FAST);
+    let client = seed(&srv, None).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: globals-}
+spec:
+  entrypoint: main
+  onExit: bye
+  templates:
+    - name: main
+      steps:
+        - - {name: measure, template: measure}
+        - - name: grow
+            template: grow
+            arguments:
+              parameters: [{name: delta, value: "{{workflow.outputs.parameters.fleetTotal}}"}]
+    - name: measure
+      dag:
+        tasks:
+          - {name: count, template: count}
+    - name: count
+      outputs:
+        parameters: [{name: total, value: "", globalName: fleetTotal}]
+      plugin: {gameops: {status: {gameServerSet: minecraft}}}
+    - name: grow
+      inputs: {parameters: [{name: delta}]}
+      outputs:
+        parameters:
+          - name: replicas
+            globalName: replicas
+            valueFrom: {parameter: "{{steps.scale.outputs.parameters.replicas}}"}
+      steps:
+        - - name: scale
+            template: scale
+            arguments: {parameters: [{name: delta, value: "{{inputs.parameters.delta}}"}]}
+    - name: scale
+      inputs: {parameters: [{name: delta}]}
+      outputs:
+        parameters: [{name: replicas, value: "", globalName: notExported}]
+      plugin: {gameops: {scale: {gameServerSet: minecraft, delta: "{{inputs.parameters.delta}}"}}}
+    - name: bye
+      plugin:
+        gameops:
+          waitReady: {gameServerSet: minecraft, count: "{{workflow.outputs.parameters.replicas}}", timeoutSeconds: 60}
+"#,
+    )
+    .expect("write");
+    let out = run(&srv, file.to_str().expect("path"), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The DAG task's output grew the set by the fleet's size...
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
+    let gss = sets.get("minecraft").await.expect("gss");
+    assert_eq!(gss.spec.replicas, 6, "{}", text(&out));
+    // ...and the exit handler waited for the count the steps template exported.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bye (onExit)  Succeeded") && stderr.contains("Ready (6 needed)"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains("workflow.outputs.parameters.fleetTotal: 3")
+            && stdout.contains("workflow.outputs.parameters.replicas: 6"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("notExported"),
+        "a plugin step of a steps template is not exported: {stdout}"
+    );
+    ready_with(&client, OLD, 6).await;
+}

@@ -101,6 +101,26 @@ pub fn substitute(text: &str, scope: &BTreeMap<String, String>) -> Result<String
     }
 }
 
+/// Replaces each `{{name}}` in `text` that `known` gives a value for and
+/// leaves the others as written (a `{{= expression}}` is passed to
+/// `known` with its `=`): what can be filled in before a run, the rest
+/// left for the run.
+pub fn substitute_with(text: &str, mut known: impl FnMut(&str) -> Option<String>) -> String {
+    let Some(tag) = TAG.as_ref() else {
+        return text.to_owned();
+    };
+    tag.replace_all(text, |c: &regex::Captures<'_>| {
+        let name = format!("{}{}", &c[1], &c[2]);
+        known(&name).unwrap_or_else(|| c[0].to_owned())
+    })
+    .into_owned()
+}
+
+/// Whether `text` still holds a `{{...}}`.
+pub fn has_tags(text: &str) -> bool {
+    TAG.as_ref().is_some_and(|t| t.is_match(text))
+}
+
 /// [`substitute`] over every string inside a JSON value.
 pub fn substitute_json(
     value: &Value,
@@ -149,6 +169,32 @@ pub fn when(expression: &str) -> Result<bool, ExprError> {
             }
         }
     })
+}
+
+/// Whether a `when` whose `{{...}}` are filled in only where known can
+/// still hold: each comparison or word still holding a `{{...}}` may come
+/// out either way. `Ok(false)`: it is false whatever the rest turns out to
+/// be (past 8 unknown terms, it is taken to hold).
+pub fn when_possible(expression: &str) -> Result<bool, ExprError> {
+    let unknown: Vec<&str> = tokens(expression)
+        .into_iter()
+        .filter(|t| has_tags(t))
+        .collect();
+    if unknown.len() > 8 {
+        return Ok(true);
+    }
+    for assignment in 0u32..(1 << unknown.len()) {
+        let holds = boolean(expression, |term| {
+            match unknown.iter().position(|u| *u == term) {
+                Some(i) => Some(assignment & (1 << i) != 0),
+                None => when(term).ok(),
+            }
+        })?;
+        if holds {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The tasks a `depends` expression names.
@@ -307,6 +353,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v, serde_json::json!({"scale": {"delta": "3", "n": 1}}));
+    }
+
+    #[test]
+    fn substitute_with_fills_what_it_knows_and_keeps_the_rest() {
+        let known = |name: &str| (name == "inputs.parameters.surge").then(|| "3".to_owned());
+        assert_eq!(
+            substitute_with(
+                "{{inputs.parameters.surge}}/{{ steps.a.status }}/{{= 1 + 1 }}",
+                known
+            ),
+            "3/{{ steps.a.status }}/{{= 1 + 1 }}"
+        );
+        assert!(has_tags("x {{steps.a.status}}"));
+        assert!(!has_tags("x {y}"));
+    }
+
+    #[test]
+    fn when_possible_is_false_only_whatever_the_unknowns_are() {
+        let w = "{{steps.wait.status}} == Succeeded && false == true";
+        assert_eq!(when_possible(w), Ok(false));
+        let w = "{{steps.wait.status}} == Succeeded && true == true";
+        assert_eq!(when_possible(w), Ok(true));
+        assert_eq!(
+            when_possible("{{steps.a.status}} == Failed || x == y"),
+            Ok(true)
+        );
+        assert_eq!(when_possible("a == b"), Ok(false));
+        assert!(when_possible("(a == b").is_err());
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub struct Parameter {
     /// The values it may take.
     #[serde(rename = "enum")]
     pub enum_values: Option<Vec<Value>>,
+    /// Outputs: also exported as `workflow.outputs.parameters.<this>`.
+    pub global_name: Option<String>,
 }
 
 /// `valueFrom` of an output of a steps or dag template.
@@ -116,6 +118,9 @@ pub struct ValueFrom {
     pub parameter: Option<String>,
     /// Used when it does not resolve.
     pub default: Option<Value>,
+    /// The other sources Argo knows (`supplied`, `configMapKeyRef`, ...).
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
 }
 
 /// Inputs or outputs.

@@ -286,6 +286,47 @@ impl<'a> Set<'a> {
         seen
     }
 
+    /// The `globalName`s of the output parameters (`parameters`) or
+    /// artifacts (`artifacts`) declared by the templates of document `d`,
+    /// of the WorkflowTemplate it starts and of every WorkflowTemplate
+    /// they reach by `templateRef`: what `{{workflow.outputs.<group>.X}}`
+    /// may name there. With `everywhere`, those of every document.
+    pub(super) fn global_names(&self, d: usize, group: &str, everywhere: bool) -> BTreeSet<&str> {
+        let mut todo: Vec<usize> = if everywhere {
+            (0..self.docs.len()).collect()
+        } else {
+            std::iter::once(d).chain(self.base(d)).collect()
+        };
+        let mut seen = BTreeSet::new();
+        let mut out = BTreeSet::new();
+        while let Some(doc) = todo.pop() {
+            if !seen.insert(doc) {
+                continue;
+            }
+            for tmpl in &self.docs[doc].spec.templates {
+                let declared = if group == "artifacts" {
+                    &tmpl.outputs.artifacts
+                } else {
+                    &tmpl.outputs.parameters
+                };
+                out.extend(
+                    declared
+                        .iter()
+                        .filter_map(|p| p.global_name.as_deref())
+                        .filter(|g| !g.is_empty()),
+                );
+                for call in calls(tmpl, &Value::Null) {
+                    if let Some(r) = &call.step.template_ref
+                        && let Some(w) = self.find(&r.name, r.cluster_scope)
+                    {
+                        todo.push(w);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The names `{{workflow.parameters.X}}` may use in document `d`.
     pub(super) fn arguments(&self, d: usize) -> BTreeSet<&str> {
         let mut out = names(&self.docs[d].spec.arguments.parameters);

@@ -216,10 +216,36 @@ impl<'s, 'a> References<'s, 'a> {
                     "{shown}: other WorkflowTemplates run this template by templateRef, and there workflow.parameters are the caller's: take an input instead"
                 )
             }),
+            ["outputs", group @ ("parameters" | "artifacts"), name, ..] => {
+                self.workflow_output(v, group, name)
+            }
             [v] if WORKFLOW_VARS.contains(v) => None,
             [p, ..] if WORKFLOW_PREFIXES.contains(p) => None,
             _ => Some(v.unknown()),
         }
+    }
+
+    /// `workflow.outputs.parameters.X` (or `.artifacts.X`): an output some
+    /// template declares with `globalName: X` (argo-workflows
+    /// `workflow/controller/operator.go` `addParamToGlobalScope` exports
+    /// only those); in a template others run by `templateRef`, one of any
+    /// linted document (the caller's workflow).
+    fn workflow_output(&self, v: &Var, group: &str, name: &str) -> Option<String> {
+        let declared = self.set.global_names(self.d, group, self.via_ref);
+        if declared.contains(name) {
+            return None;
+        }
+        let what = if group == "artifacts" {
+            "output artifact"
+        } else {
+            "output parameter"
+        };
+        Some(format!(
+            "{}: no template declares an {what} with globalName: {name}{}, so the workflow never has this output (globalNames declared: {})",
+            v.shown,
+            suggest(name, declared.iter().copied()),
+            listing(&declared.iter().copied().collect::<Vec<_>>())
+        ))
     }
 
     /// `{{steps.S.REST}}` / `{{tasks.T.REST}}`: a step or task of this

@@ -986,3 +986,63 @@ fn a_dag_may_not_mix_depends_and_dependencies() {
     assert_finding(&f, "t/main", "dag", "both depends and dependencies");
     assert_eq!(f.len(), 1, "{f:#?}");
 }
+
+/// Issue 11 item 13: `{{workflow.outputs.parameters.X}}` only when some
+/// template declares an output with `globalName: X` (argo-workflows
+/// `workflow/controller/operator.go` `addParamToGlobalScope` exports only
+/// those), here or in a WorkflowTemplate reached by templateRef.
+#[test]
+fn workflow_outputs_must_be_declared_with_a_global_name() {
+    let templates = |global: &str, read: &str| {
+        json!([
+            {"name": "main", "dag": {"tasks": [
+                {"name": "count", "template": "count"},
+                {"name": "use", "template": "use", "depends": "count",
+                 "arguments": {"parameters": [{"name": "n", "value": format!("{{{{workflow.outputs.parameters.{read}}}}}")}]}}
+            ]}},
+            {"name": "count",
+             "outputs": {"parameters": [{"name": "total", "value": "", "globalName": global}]},
+             "plugin": {"gameops": {"status": {"gameServerSet": "a"}}}},
+            {"name": "use", "inputs": {"parameters": [{"name": "n"}]},
+             "plugin": {"gameops": {"status": {"gameServerSet": "{{inputs.parameters.n}}"}}}}
+        ])
+    };
+    assert_clean(&lint_documents(&[wt(
+        json!([]),
+        templates("total", "total"),
+    )]));
+    let findings = lint_documents(&[wt(json!([]), templates("total", "totl"))]);
+    assert_finding(
+        &findings,
+        "t/main",
+        "dag.tasks[1].arguments.parameters.n",
+        "{{workflow.outputs.parameters.totl}}: no template declares an output parameter with globalName: totl (did you mean total?)",
+    );
+    // Declared in a WorkflowTemplate this one reaches by templateRef.
+    let (file, mut caller) = wt(
+        json!([]),
+        json!([
+            {"name": "main", "steps": [
+                [{"name": "count", "templateRef": {"name": "other", "template": "count"}}],
+                [{"name": "use", "template": "use",
+                  "arguments": {"parameters": [{"name": "n", "value": "{{workflow.outputs.parameters.total}}"}]}}]
+            ]},
+            {"name": "use", "inputs": {"parameters": [{"name": "n"}]},
+             "plugin": {"gameops": {"status": {"gameServerSet": "{{inputs.parameters.n}}"}}}}
+        ]),
+    );
+    caller["metadata"]["name"] = json!("caller");
+    let (_, mut other) = wt(json!([]), templates("total", "total"));
+    other["metadata"]["name"] = json!("other");
+    assert_clean(&lint_documents(&[
+        (file.clone(), caller.clone()),
+        (file.clone(), other),
+    ]));
+    let findings = lint_documents(&[(file, caller)]);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.message.contains("globalName: total")),
+        "{findings:?}"
+    );
+}

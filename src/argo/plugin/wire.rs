@@ -78,12 +78,60 @@ pub struct Outputs {
 
 /// One parameter; the value is always a string on the wire.
 #[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct Parameter {
     /// Its name.
     pub name: String,
     /// Its value.
     #[serde(default)]
     pub value: Option<String>,
+    /// An output exported as `workflow.outputs.parameters.<globalName>`.
+    /// Argo's controller replaces a plugin node's outputs with the returned
+    /// ones (`workflow/controller/taskset.go`) and exports only returned
+    /// parameters that carry it (`operator.go` `addParamToGlobalScope`):
+    /// a reply must hand it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_name: Option<String>,
+    /// A declared output's `valueFrom` (its `default` is the value when the
+    /// op gives none); never part of a reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ValueFrom>,
+}
+
+/// `valueFrom` of a declared output, as far as a plugin node uses it.
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
+pub struct ValueFrom {
+    /// The value when none is given (Argo's AnyString: a string, or a
+    /// number or boolean written bare).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// Everything else Argo allows there (`supplied`, `configMapKeyRef`,
+    /// ...), passed on as it came.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+impl Parameter {
+    /// A parameter with a value.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: Some(value.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The value a declared output has when the op gives none: its
+    /// `value`, else its `valueFrom.default`.
+    fn declared_value(&self) -> Option<String> {
+        self.value.clone().or_else(|| {
+            let default = self.value_from.as_ref()?.default.as_ref()?;
+            Some(match default {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        })
+    }
 }
 
 /// A node phase Argo understands (the gameops plugin answers `Running`,
@@ -171,7 +219,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 impl ExecuteTemplateReply {
     /// A finished node with outputs. Only the outputs the template declared
-    /// are returned (Argo only passes declared ones on), as strings.
+    /// are returned (Argo only passes declared ones on), as strings, each
+    /// with the `globalName` it was declared with; one the op does not
+    /// give keeps its declared `value` or `valueFrom.default`.
     pub fn succeeded(
         message: impl Into<String>,
         declared: Option<&Outputs>,
@@ -187,7 +237,9 @@ impl ExecuteTemplateReply {
                         .iter()
                         .find(|(n, _)| *n == p.name)
                         .map(|(_, v)| v.clone())
-                        .or_else(|| p.value.clone()),
+                        .or_else(|| p.declared_value()),
+                    global_name: p.global_name.clone().filter(|g| !g.is_empty()),
+                    value_from: None,
                 })
                 .collect(),
         });
@@ -285,10 +337,7 @@ mod tests {
             json!({"node": {"phase": "Running", "message": "2/3 new servers Ready"}, "requeue": "5s"})
         );
         let declared = Outputs {
-            parameters: vec![Parameter {
-                name: "previousImage".into(),
-                value: Some(String::new()),
-            }],
+            parameters: vec![Parameter::new("previousImage", "")],
         };
         let r = ExecuteTemplateReply::succeeded(
             "patched",
@@ -302,6 +351,46 @@ mod tests {
         );
         let f = serde_json::to_value(ExecuteTemplateReply::failed("no")).unwrap();
         assert!(f.get("requeue").is_none());
+    }
+
+    /// Issue 11 item 13: Argo exports a plugin node's output to
+    /// `workflow.outputs` only when the returned parameter carries
+    /// `globalName` (argo-workflows `workflow/controller/operator.go`
+    /// `addParamToGlobalScope`; the node's outputs are the returned ones,
+    /// `taskset.go`), so the reply hands back each declared one; an output
+    /// declared with only `valueFrom.default` gets that default when the
+    /// op gives no value.
+    #[test]
+    fn replies_carry_the_global_names_and_defaults_the_template_declared() {
+        let args: ExecuteTemplateArgs = serde_json::from_value(json!({
+            "workflow": {"metadata": {"name": "w", "namespace": "argo", "uid": "1"}},
+            "template": {"name": "s", "outputs": {"parameters": [
+                {"name": "summary", "value": "", "globalName": "fleetSummary"},
+                {"name": "ready", "valueFrom": {"default": 0, "supplied": {}}},
+                {"name": "total", "globalName": ""}
+            ]}, "plugin": {"gameops": {"status": {"gameServerSet": "a"}}}}
+        }))
+        .unwrap();
+        let declared = args.template.outputs.as_ref();
+        let r = ExecuteTemplateReply::succeeded(
+            "ok",
+            declared,
+            &[("summary", "{}".into()), ("total", "3".into())],
+        );
+        assert_eq!(
+            serde_json::to_value(r).unwrap()["node"]["outputs"],
+            json!({"parameters": [
+                {"name": "summary", "value": "{}", "globalName": "fleetSummary"},
+                {"name": "ready", "value": "0"},
+                {"name": "total", "value": "3"}
+            ]})
+        );
+        // A request carries the declarations on, as the agent sends them.
+        let again = serde_json::to_value(&args).unwrap();
+        assert_eq!(
+            again["template"]["outputs"]["parameters"][1]["valueFrom"],
+            json!({"default": 0, "supplied": {}})
+        );
     }
 
     #[test]

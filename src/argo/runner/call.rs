@@ -35,10 +35,24 @@ impl Runner {
         let inputs = template.inputs.parameters.iter().map(|p| Parameter {
             name: p.name.clone(),
             value: scope.get(&format!("inputs.parameters.{}", p.name)).cloned(),
+            ..Parameter::default()
         });
+        // The declared outputs as the agent sends them: value, globalName
+        // and valueFrom as written.
         let outputs = template.outputs.parameters.iter().map(|p| Parameter {
             name: p.name.clone(),
-            value: Some(p.value.as_ref().map(value_string).unwrap_or_default()),
+            value: p.value.as_ref().map(value_string),
+            global_name: p.global_name.clone(),
+            value_from: p.value_from.as_ref().map(|v| {
+                let mut other = v.other.clone();
+                if let Some(parameter) = &v.parameter {
+                    other.insert("parameter".into(), Value::String(parameter.clone()));
+                }
+                wire::ValueFrom {
+                    default: v.default.clone(),
+                    other,
+                }
+            }),
         });
         let mut args = ExecuteTemplateArgs::default();
         args.workflow.metadata = WorkflowMeta {
@@ -147,6 +161,15 @@ fn next(reply: ExecuteTemplateReply) -> Next {
         }
     };
     let outputs = node.outputs.map(|o| o.parameters).unwrap_or_default();
+    // What Argo would export: returned parameters with a globalName and a
+    // value (operator.go `addParamToGlobalScope`).
+    let globals = outputs
+        .iter()
+        .filter_map(|p| {
+            let name = p.global_name.clone().filter(|g| !g.is_empty())?;
+            Some((name, p.value.clone()?))
+        })
+        .collect();
     Next::Done(Node {
         phase: phase.into(),
         message: node.message,
@@ -154,5 +177,6 @@ fn next(reply: ExecuteTemplateReply) -> Next {
             .into_iter()
             .map(|p| (p.name, p.value.unwrap_or_default()))
             .collect(),
+        globals,
     })
 }

@@ -10,11 +10,12 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::precheck::find;
+use super::known::parse_with_param;
+use super::precheck::callee;
 use super::workflow_run::Runner;
 use super::{Node, Scope};
 use crate::argo::expr;
-use crate::argo::workflow::{Document, Step, Template, value_string};
+use crate::argo::workflow::{Document, Step, value_string};
 
 /// The children a step expands to: (name suffix, item scope).
 fn expand(step: &Step, scope: &Scope) -> Result<Vec<(String, Scope)>, String> {
@@ -22,12 +23,7 @@ fn expand(step: &Step, scope: &Scope) -> Result<Vec<(String, Scope)>, String> {
         (Some(items), _) => Some(items.clone()),
         (None, Some(param)) => {
             let text = expr::substitute(param, scope).map_err(|e| e.to_string())?;
-            Some(serde_json::from_str(&text).map_err(|e| {
-                format!(
-                    "withParam of {:?} is not a JSON list ({text}): {e}",
-                    step.name
-                )
-            })?)
+            Some(parse_with_param(&text).map_err(|e| format!("step {:?}: {e}", step.name))?)
         }
         (None, None) => None,
     };
@@ -152,19 +148,6 @@ fn dag_result(tasks: &[Step], phases: &BTreeMap<String, String>) -> Node {
 }
 
 impl Runner {
-    /// The document and template a step runs.
-    fn callee(&self, owner: &Arc<Document>, step: &Step) -> Option<(Arc<Document>, Template)> {
-        match (&step.template, &step.template_ref) {
-            (Some(t), _) => Some((owner.clone(), find(owner, t)?.clone())),
-            (None, Some(r)) => {
-                let doc = self.library.get(&r.name)?;
-                let t = find(&doc, &r.template)?.clone();
-                Some((doc, t))
-            }
-            _ => None,
-        }
-    }
-
     /// Runs one step or task (all its items, concurrently); returns its
     /// combined node.
     async fn run_step(
@@ -174,7 +157,7 @@ impl Runner {
         scope: Scope,
         path: String,
     ) -> Node {
-        let Some((owner, template)) = self.callee(&owner, &step) else {
+        let Some((owner, template)) = callee(&self.library, &owner, &step) else {
             return Node::failed(format!("step {:?}: its template does not exist", step.name));
         };
         let children = match expand(&step, &scope) {
@@ -226,6 +209,7 @@ impl Runner {
         path: &str,
     ) -> Node {
         for group in groups {
+            self.refresh(scope);
             let runs = group.iter().map(|step| {
                 self.clone()
                     .run_step(owner.clone(), step.clone(), scope.clone(), path.to_owned())
@@ -256,7 +240,9 @@ impl Runner {
         path: &str,
     ) -> Node {
         let mut phases: BTreeMap<String, String> = BTreeMap::new();
+        let mut exported: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         while phases.len() < tasks.len() {
+            self.refresh(scope);
             let ready: Vec<&Step> = tasks
                 .iter()
                 .filter(|t| !phases.contains_key(&t.name))
@@ -292,8 +278,20 @@ impl Runner {
             for (task, node) in runnable.iter().zip(results) {
                 phases.insert(task.name.clone(), node.phase.clone());
                 publish(scope, "tasks", &task.name, &node);
+                exported.insert(task.name.clone(), node.globals);
             }
         }
-        dag_result(tasks, &phases)
+        let node = dag_result(tasks, &phases);
+        // Once the DAG succeeded, each task's outputs that carry a
+        // globalName are exported, in task order (argo-workflows
+        // `workflow/controller/dag.go` `executeDAG`, `addOutputsToGlobalScope`).
+        if node.ok() {
+            for task in tasks {
+                if let Some(globals) = exported.get(&task.name) {
+                    self.export(globals);
+                }
+            }
+        }
+        node
     }
 }

@@ -7,10 +7,14 @@
 //! with exactly the request Argo's agent sends (CONTRACTS section 1), the
 //! token included, and their `requeue` is honoured. Before it starts, it
 //! refuses templates that need pods (container, script, resource, http…)
-//! and gameops plugin calls the op table rejects (`precheck.rs`).
+//! and gameops plugin calls the op table rejects (`precheck.rs`); once the
+//! parameters are known, a value outside its `enum`, a required one
+//! missing, and every plugin argument or `withParam` the parameters decide
+//! that is of the wrong form (`known.rs`), before the first step runs.
 
 mod call;
 mod flow;
+mod known;
 mod precheck;
 mod workflow_run;
 
@@ -146,6 +150,9 @@ pub struct RunResult {
     pub message: String,
     /// The entrypoint's outputs.
     pub outputs: BTreeMap<String, String>,
+    /// The workflow's outputs (`workflow.outputs.parameters.NAME`), in the
+    /// order they were first set.
+    pub workflow_outputs: Vec<(String, String)>,
     /// Every node, in the order they ended.
     pub nodes: Vec<NodeRecord>,
     /// The whole run.
@@ -161,6 +168,10 @@ struct Node {
     phase: String,
     message: String,
     outputs: BTreeMap<String, String>,
+    /// Its outputs that carry a `globalName`, by that name: what Argo
+    /// exports to `workflow.outputs` from this node where it exports
+    /// (a DAG task's, a steps template's own).
+    globals: BTreeMap<String, String>,
 }
 
 impl Node {
@@ -173,6 +184,7 @@ impl Node {
             phase: phase.into(),
             message: message.into(),
             outputs: BTreeMap::new(),
+            globals: BTreeMap::new(),
         }
     }
 
@@ -181,7 +193,8 @@ impl Node {
     }
 }
 
-/// The end-of-run summary: each node's phase and duration.
+/// The end-of-run summary: each node's phase and duration, the workflow's
+/// outputs, then how it ended.
 pub fn summary(result: &RunResult) -> String {
     let width = result
         .nodes
@@ -198,6 +211,9 @@ pub fn summary(result: &RunResult) -> String {
             n.phase,
             n.duration.as_secs_f64()
         ));
+    }
+    for (name, value) in &result.workflow_outputs {
+        out.push_str(&format!("workflow.outputs.parameters.{name}: {value}\n"));
     }
     out.push_str(&format!(
         "{} {} in {:.1}s{}\n",

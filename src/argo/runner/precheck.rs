@@ -8,12 +8,30 @@ use std::sync::Arc;
 
 use super::{Library, RunError};
 use crate::argo::plugin::PLUGIN_NAME;
-use crate::argo::workflow::{Document, Template};
+use crate::argo::workflow::{Document, Step, Template};
 use crate::ops::check;
 
 /// The template `name` of `owner`.
 pub(super) fn find<'a>(owner: &'a Document, name: &str) -> Option<&'a Template> {
     owner.spec.template(name)
+}
+
+/// The document and template a step runs (`template` of `owner`, or a
+/// `templateRef` into the library).
+pub(super) fn callee(
+    library: &Library,
+    owner: &Arc<Document>,
+    step: &Step,
+) -> Option<(Arc<Document>, Template)> {
+    match (&step.template, &step.template_ref) {
+        (Some(t), _) => Some((owner.clone(), find(owner, t)?.clone())),
+        (None, Some(r)) => {
+            let doc = library.get(&r.name)?;
+            let t = find(&doc, &r.template)?.clone();
+            Some((doc, t))
+        }
+        _ => None,
+    }
 }
 
 /// `Workflow NAME`, for messages.

@@ -10,10 +10,13 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
+use super::known;
 use super::precheck::{display_name, find, reachable};
 use super::{Library, Node, NodeRecord, RunError, RunOptions, RunResult, Scope};
 use crate::argo::expr;
 use crate::argo::workflow::{Document, Parameter, Template, value_string};
+use crate::ops::check;
+use serde_json::Value;
 
 /// The runner for one workflow.
 pub struct Runner {
@@ -24,6 +27,8 @@ pub struct Runner {
     pub(super) uid: String,
     started: Instant,
     globals: Mutex<BTreeMap<String, String>>,
+    /// `workflow.outputs.parameters`, in the order they were first set.
+    workflow_outputs: Mutex<Vec<(String, String)>>,
     nodes: Mutex<Vec<NodeRecord>>,
     /// Serialises approval prompts.
     prompt: tokio::sync::Mutex<()>,
@@ -49,6 +54,7 @@ impl Runner {
             uid,
             started: Instant::now(),
             globals: Mutex::default(),
+            workflow_outputs: Mutex::default(),
             nodes: Mutex::default(),
             prompt: tokio::sync::Mutex::new(()),
         }
@@ -80,6 +86,40 @@ impl Runner {
 
     fn globals(&self) -> BTreeMap<String, String> {
         self.globals.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Exports outputs to the workflow's, as Argo's
+    /// `addOutputsToGlobalScope` does (argo-workflows
+    /// `workflow/controller/operator.go`): `workflow.outputs.parameters.NAME`
+    /// is set (or overwritten) for every template that runs after.
+    pub(super) fn export(&self, exported: &BTreeMap<String, String>) {
+        if exported.is_empty() {
+            return;
+        }
+        if let Ok(mut g) = self.globals.lock() {
+            for (name, value) in exported {
+                g.insert(format!("workflow.outputs.parameters.{name}"), value.clone());
+            }
+        }
+        if let Ok(mut outputs) = self.workflow_outputs.lock() {
+            for (name, value) in exported {
+                match outputs.iter_mut().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = value.clone(),
+                    None => outputs.push((name.clone(), value.clone())),
+                }
+            }
+        }
+    }
+
+    /// Puts the workflow's outputs exported so far in a steps or dag
+    /// template's scope, as Argo does each time it looks at the template
+    /// (`steps.go` `addWorkflowOutputsToLocalScope`).
+    pub(super) fn refresh(&self, scope: &mut Scope) {
+        for (k, v) in self.globals() {
+            if k.starts_with("workflow.outputs.") {
+                scope.insert(k, v);
+            }
+        }
     }
 
     /// The spec that runs: a workflowTemplateRef's, with this workflow's
@@ -121,7 +161,11 @@ impl Runner {
     }
 
     /// The workflow's parameters: the spec's, then the `-p` overrides;
-    /// every one must have a value.
+    /// every one must have a value, and one with an `enum` a value in it,
+    /// as Argo checks at submission (`workflow/validate/validate.go`,
+    /// `validateArgumentsValues`). Argo checks the enum only where the
+    /// submitted parameter still carries it; the runner checks it however
+    /// the value came, as the Argo UI's Submit form (a dropdown) does.
     fn parameters(&self, spec: &[Parameter]) -> Result<BTreeMap<String, String>, RunError> {
         let mut parameters: BTreeMap<String, String> = BTreeMap::new();
         for p in spec {
@@ -146,6 +190,11 @@ impl Runner {
                 "parameter {:?} has no value: pass -p {}=VALUE",
                 missing.name, missing.name
             )));
+        }
+        for p in spec {
+            if let (Some(allowed), Some(value)) = (&p.enum_values, parameters.get(&p.name)) {
+                in_enum(&p.name, value, allowed)?;
+            }
         }
         Ok(parameters)
     }
@@ -195,6 +244,13 @@ impl Runner {
         let parameters = self.parameters(&parameters)?;
         self.name = self.workflow_name(&doc, &owner);
         self.set_globals(&parameters);
+        known::check_arguments(
+            &self.library,
+            &owner,
+            (&entry, owner.spec.on_exit.as_deref()),
+            &self.globals(),
+            &parameters,
+        )?;
         self.started = Instant::now();
         self.say(&format!("▶ {} ({})", self.name, display_name(&owner)));
         let runner = Arc::new(self);
@@ -216,11 +272,17 @@ impl Runner {
                 .await;
         }
         let nodes = runner.nodes.lock().map(|n| n.clone()).unwrap_or_default();
+        let workflow_outputs = runner
+            .workflow_outputs
+            .lock()
+            .map(|o| o.clone())
+            .unwrap_or_default();
         Ok(RunResult {
             name: runner.name.clone(),
             phase: if main.ok() { "Succeeded" } else { "Failed" }.into(),
             message: main.message,
             outputs: main.outputs,
+            workflow_outputs,
             nodes,
             duration: runner.started.elapsed(),
         })
@@ -301,18 +363,30 @@ impl Runner {
         if template.suspend.is_some() {
             return self.suspend(path).await;
         }
-        let node = if let Some(groups) = &template.steps {
-            self.clone()
+        if let Some(groups) = &template.steps {
+            let node = self
+                .clone()
                 .run_steps(owner, groups, &mut scope, path)
-                .await
+                .await;
+            let node = outputs(template, &scope, node);
+            // A steps template exports its own outputs once it succeeded
+            // (argo-workflows `workflow/controller/steps.go`
+            // `executeSteps`); its steps' outputs are not exported.
+            if node.ok() {
+                self.export(&node.globals);
+            }
+            node
         } else if let Some(dag) = &template.dag {
-            self.clone()
+            let node = self
+                .clone()
                 .run_dag(owner, &dag.tasks, &mut scope, path)
-                .await
+                .await;
+            // A DAG's own outputs are exported by the DAG that runs it as
+            // a task, if one does (`dag.go` `executeDAG`).
+            outputs(template, &scope, node)
         } else {
-            return Node::failed(format!("template {:?} has nothing to run", template.name));
-        };
-        outputs(template, &scope, node)
+            Node::failed(format!("template {:?} has nothing to run", template.name))
+        }
     }
 
     async fn suspend(&self, path: &str) -> Node {
@@ -344,8 +418,30 @@ impl Runner {
     }
 }
 
+/// A parameter's value is one of its `enum`: `rollbackOnFailure: "True"
+/// is not one of "true", "false"` (Argo: `spec.arguments.X.value should be
+/// present in spec.arguments.X.enum list`).
+fn in_enum(name: &str, value: &str, allowed: &[Value]) -> Result<(), RunError> {
+    let allowed: Vec<String> = allowed.iter().map(value_string).collect();
+    if allowed.iter().any(|a| a == value) {
+        return Ok(());
+    }
+    if allowed.is_empty() {
+        return Err(RunError::Invalid(format!(
+            "{name}: its enum lists no value, so none can be given (Argo: spec.arguments.{name}.enum should contain at least one value)"
+        )));
+    }
+    let shown: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+    Err(RunError::Invalid(format!(
+        "{name}: {value:?} is not one of {}{}",
+        shown.join(", "),
+        check::suggest(value, allowed.iter().map(String::as_str))
+    )))
+}
+
 /// The outputs of a steps or dag template, from its children: each
-/// `valueFrom.parameter` (or its default), or `value`.
+/// `valueFrom.parameter` (or its default), or `value`; those with a
+/// `globalName` also under that name, for export.
 fn outputs(template: &Template, scope: &Scope, mut node: Node) -> Node {
     for out in &template.outputs.parameters {
         let value = match out.value_from.as_ref().and_then(|v| v.parameter.as_ref()) {
@@ -360,6 +456,9 @@ fn outputs(template: &Template, scope: &Scope, mut node: Node) -> Node {
             None => out.value.as_ref().map(value_string),
         };
         if let Some(v) = value {
+            if let Some(global) = out.global_name.as_ref().filter(|g| !g.is_empty()) {
+                node.globals.insert(global.clone(), v.clone());
+            }
             node.outputs.insert(out.name.clone(), v);
         } else if node.ok() {
             node = Node::failed(format!(
