@@ -505,8 +505,40 @@ fn seamless_release_runs_seed_001s_four_steps_then_rolls_back_on_failure() {
         step("retire-old")["arguments"]["parameters"][3]["value"],
         "{{inputs.parameters.container}}/{{inputs.parameters.image}}"
     );
+    // The exit handler frees the set first (issue 11: the lease ends with
+    // its workflow), then reports.
     let exit = template(wt, s(&wt["spec"]["onExit"])).unwrap();
-    assert!(exit["plugin"]["gameops"].get("status").is_some());
+    let steps: Vec<&str> = exit["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|group| group.as_array().into_iter().flatten())
+        .filter_map(|step| step["template"].as_str())
+        .collect();
+    assert_eq!(steps, ["unlock", "report"]);
+    let unlock = template(wt, "unlock").unwrap();
+    assert!(unlock["plugin"]["gameops"].get("unlock").is_some());
+    let report = template(wt, "report").unwrap();
+    assert!(report["plugin"]["gameops"].get("status").is_some());
+}
+
+#[test]
+fn every_template_that_changes_a_set_frees_it_on_exit() {
+    for doc in templates_dir() {
+        let wt = &doc.value;
+        let Some(on_exit) = wt["spec"]["onExit"].as_str() else {
+            panic!("{}: no exit handler frees the set", doc.file);
+        };
+        let exit = template(wt, on_exit).unwrap();
+        let text = serde_json::to_string(&exit).unwrap();
+        let calls_unlock = text.contains("\"template\":\"unlock\"")
+            || exit["plugin"]["gameops"].get("unlock").is_some();
+        assert!(
+            calls_unlock,
+            "{}: the exit handler {on_exit} does not unlock",
+            doc.file
+        );
+    }
 }
 
 #[test]

@@ -170,24 +170,23 @@ fn outputs(drained: usize, remaining: usize) -> BTreeMap<String, String> {
 }
 
 /// The progress after moving `moved_now`, and the replicas to set: with
-/// `scale_down`, lowered once by each server an earlier call moved (those
+/// `scaleDown` (`marked` given), lowered once by each server an earlier call moved (those
 /// in `p` before `moved_now` joins them) that OKG will now remove
 /// (`marked`): never by one this call marks.
 fn account(
     mut p: Progress,
     moved_now: &[String],
-    scale_down: bool,
-    marked: &BTreeSet<String>,
+    marked: Option<&BTreeSet<String>>,
     replicas: i32,
 ) -> (Progress, Option<i32>) {
     let ready: Vec<String> = p
         .moved
         .iter()
-        .filter(|n| marked.contains(*n) && !p.off.contains(*n))
+        .filter(|n| marked.is_some_and(|m| m.contains(*n)) && !p.off.contains(*n))
         .cloned()
         .collect();
     p.moved.extend(moved_now.iter().cloned());
-    if !scale_down || ready.is_empty() {
+    if ready.is_empty() {
         return (p, None);
     }
     let lower = i32::try_from(ready.len()).unwrap_or(i32::MAX);
@@ -287,18 +286,11 @@ fn progress_patch(
     call: &Call<'_>,
     before: Progress,
     moved_now: &[String],
-    scale_down: bool,
-    marked: &BTreeSet<String>,
+    marked: Option<&BTreeSet<String>>,
     finished: bool,
     now: Timestamp,
 ) -> (Progress, Option<serde_json::Value>) {
-    let (after, replicas) = account(
-        before.clone(),
-        moved_now,
-        scale_down,
-        marked,
-        g.spec.replicas,
-    );
+    let (after, replicas) = account(before.clone(), moved_now, marked, g.spec.replicas);
     if after == before && !finished {
         return (after, None);
     }
@@ -376,16 +368,7 @@ async fn finish(call: &Call<'_>, plan: &Plan, set: &str, progress: Progress) -> 
     );
     ledger::mutate(call, |g| {
         let before = progress::of(g, call).unwrap_or_else(|| progress.clone());
-        let (after, patch) = progress_patch(
-            g,
-            call,
-            before,
-            &[],
-            false,
-            &BTreeSet::new(),
-            true,
-            Timestamp::now(),
-        );
+        let (after, patch) = progress_patch(g, call, before, &[], None, true, Timestamp::now());
         Ok(Change {
             patch: patch.unwrap_or_default(),
             message: message.clone(),
@@ -413,23 +396,14 @@ async fn steps(call: &Call<'_>, args: Args) -> Result<Outcome, Outcome> {
     let moved_now = moved(&view, &call.fingerprint, plan.then);
     let busy = busy(&view, &selection, plan.then);
     let marked = if plan.scale_down {
-        okg_marks::marked(call).await?
+        Some(okg_marks::marked(call).await?)
     } else {
-        BTreeSet::new()
+        None
     };
     let now = Timestamp::now();
     let gss = progress::write(call, gss, |g| {
         let before = progress::of(g, call).unwrap_or_else(|| started.clone());
-        let (_, patch) = progress_patch(
-            g,
-            call,
-            before,
-            &moved_now,
-            plan.scale_down,
-            &marked,
-            false,
-            now,
-        );
+        let (_, patch) = progress_patch(g, call, before, &moved_now, marked.as_ref(), false, now);
         Ok(patch)
     })
     .await?;
@@ -536,23 +510,22 @@ mod tests {
         let (p, r) = account(
             p,
             &["m-1".into(), "m-2".into()],
-            true,
-            &marks(&["m-1", "m-2"]),
+            Some(&marks(&["m-1", "m-2"])),
             6,
         );
         assert_eq!((p.off.len(), r), (0, None));
         // Next call: OKG shows the mark on m-1 only; m-1 is taken off.
-        let (p, r) = account(p, &[], true, &marks(&["m-1"]), 6);
+        let (p, r) = account(p, &[], Some(&marks(&["m-1"])), 6);
         assert_eq!((p.off.len(), r), (1, Some(5)));
         // Repeats take nothing twice; m-2 goes once its mark shows.
-        let (p, r) = account(p, &[], true, &marks(&["m-1"]), 5);
+        let (p, r) = account(p, &[], Some(&marks(&["m-1"])), 5);
         assert_eq!(r, None);
-        let (p, r) = account(p, &["m-3".into()], true, &marks(&["m-1", "m-2", "m-3"]), 5);
+        let (p, r) = account(p, &["m-3".into()], Some(&marks(&["m-1", "m-2", "m-3"])), 5);
         assert_eq!((p.moved.len(), p.off.len(), r), (3, 2, Some(4)));
         // Without scaleDown nothing is lowered; never below zero.
-        let (_, r) = account(p.clone(), &[], false, &marks(&["m-3"]), 3);
+        let (_, r) = account(p.clone(), &[], None, 3);
         assert_eq!(r, None);
-        let (_, r) = account(p, &[], true, &marks(&["m-3"]), 0);
+        let (_, r) = account(p, &[], Some(&marks(&["m-3"])), 0);
         assert_eq!(r, Some(0));
     }
 

@@ -103,26 +103,38 @@ fn answer(
     (message, outputs)
 }
 
-/// Runs the op.
-pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
+/// The opsState to set. One OpenKruiseGame does not define is refused
+/// unless `allowCustomState`: a typo would take every selected server out
+/// of allocation.
+fn target(args: &Args) -> Result<&str, String> {
     let Some(target) = args
         .ops_state
         .as_deref()
         .map(str::trim)
         .filter(|o| !o.is_empty())
     else {
-        return Outcome::Failed("plugin.gameops.setOpsState.opsState is missing: give the opsState to set, e.g. WaitToBeDeleted (known: None, Allocated, WaitToBeDeleted, Maintaining, Kill)".into());
+        return Err("plugin.gameops.setOpsState.opsState is missing: give the opsState to set, e.g. WaitToBeDeleted (known: None, Allocated, WaitToBeDeleted, Maintaining, Kill)".into());
     };
     let custom = args
         .allow_custom_state
         .unwrap_or(super::table::ALLOW_CUSTOM_STATE);
-    if !custom && !super::table::OPS_STATES.contains(&target) {
-        return Outcome::Failed(format!(
-            "plugin.gameops.setOpsState.opsState {target:?} is not an opsState OpenKruiseGame defines ({}){}: a typo would take every selected server out of allocation; pass allowCustomState: true to set it anyway",
-            super::table::OPS_STATES.join(", "),
-            super::check::suggest(target, super::table::OPS_STATES)
-        ));
+    if custom || super::table::OPS_STATES.contains(&target) {
+        return Ok(target);
     }
+    Err(format!(
+        "plugin.gameops.setOpsState.opsState {target:?} is not an opsState OpenKruiseGame defines ({}){}: a typo would take every selected server out of allocation; pass allowCustomState: true to set it anyway",
+        super::table::OPS_STATES.join(", "),
+        super::check::suggest(target, super::table::OPS_STATES)
+    ))
+}
+
+/// Runs the op.
+pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
+    let target = match target(&args) {
+        Ok(t) => t.to_owned(),
+        Err(e) => return Outcome::Failed(e),
+    };
+    let target = target.as_str();
     let Some(select) = args.select else {
         return Outcome::Failed("plugin.gameops.setOpsState.select is missing: say which servers, e.g. {\"opsState\": \"None\", \"notImage\": \"CONTAINER/NEW-IMAGE\"} ({} selects every server)".into());
     };
