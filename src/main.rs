@@ -62,13 +62,14 @@ enum Command {
 /// `gameops demo`.
 #[derive(clap::Args)]
 struct DemoArgs {
-    /// Keep serving afterwards, so kubectl can look around (Ctrl-C stops).
+    /// Keep serving afterwards, so kubectl can look around (Ctrl-C or
+    /// SIGTERM stops, and removes the kubeconfig).
     #[arg(long)]
     keep: bool,
     /// WorkflowTemplates from this directory instead of the built-in ones.
     #[arg(long)]
     templates: Option<PathBuf>,
-    /// Where the kubeconfig goes.
+    /// Where the kubeconfig goes with --keep (without it nothing is written).
     #[arg(long, default_value = ".gameops-demo")]
     workdir: PathBuf,
 }
@@ -206,8 +207,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 templates: a.templates,
                 workdir: a.workdir,
                 live: true,
+                keep: a.keep,
             };
-            gameops::cli::demo::main(&options, a.keep).await
+            gameops::cli::demo::main(&options).await
         }
         Command::Lint { dir } => gameops::cli::lint::run(&dir),
         Command::Plugin(args) => match args.command {
@@ -244,6 +246,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 controller: !args.no_controller,
                 simulator: args.simulation.config()?,
                 config,
+                write_plugin_token: true,
             };
             let running = serve::start(&options).await.map_err(|e| e.to_string())?;
             running.serve().await.map_err(|e| e.to_string())
