@@ -357,6 +357,42 @@ async fn seed(client: &kube::Client, options: &DemoOptions) -> Result<(), DemoEr
     Ok(())
 }
 
+/// Runs `release`, measuring how much of the run servers spent starting
+/// (a watch of the namespace's GameServers feeds a [`StartupClock`]).
+async fn timed_run(
+    client: &kube::Client,
+    runner: Runner,
+    release: crate::argo::workflow::Document,
+) -> Result<(RunResult, Duration), DemoError> {
+    let clock = Arc::new(Mutex::new(StartupClock::default()));
+    let (listed, listed_rx) = tokio::sync::oneshot::channel();
+    let watch = tokio::spawn(watch_startups(
+        client.clone(),
+        "default",
+        clock.clone(),
+        listed,
+    ));
+    if tokio::time::timeout(Duration::from_secs(10), listed_rx)
+        .await
+        .is_err()
+    {
+        watch.abort();
+        return Err(DemoError::Timeout(
+            "the list of GameServers did not arrive within 10s".into(),
+        ));
+    }
+    let result = runner.run(release).await;
+    let ended = Instant::now();
+    watch.abort();
+    let result = result?;
+    let starting = clock
+        .lock()
+        .map(|c| c.total(ended))
+        .unwrap_or_default()
+        .min(result.duration);
+    Ok((result, starting))
+}
+
 /// Runs the demo; the embedded server keeps serving until the returned
 /// handle is aborted.
 pub async fn run(options: &DemoOptions) -> Result<Demo, DemoError> {
@@ -402,23 +438,6 @@ pub async fn run(options: &DemoOptions) -> Result<Demo, DemoError> {
 
     seed(&client, options).await?;
 
-    let clock = Arc::new(Mutex::new(StartupClock::default()));
-    let (listed, listed_rx) = tokio::sync::oneshot::channel();
-    let watch = tokio::spawn(watch_startups(
-        client.clone(),
-        "default",
-        clock.clone(),
-        listed,
-    ));
-    if tokio::time::timeout(Duration::from_secs(10), listed_rx)
-        .await
-        .is_err()
-    {
-        watch.abort();
-        return Err(DemoError::Timeout(
-            "the list of GameServers did not arrive within 10s".into(),
-        ));
-    }
     let runner = Runner::new(
         library,
         RunOptions {
@@ -432,15 +451,7 @@ pub async fn run(options: &DemoOptions) -> Result<Demo, DemoError> {
             live: options.live,
         },
     );
-    let result = runner.run(Arc::unwrap_or_clone(release)).await;
-    let ended = Instant::now();
-    watch.abort();
-    let result = result?;
-    let starting = clock
-        .lock()
-        .map(|c| c.total(ended))
-        .unwrap_or_default()
-        .min(result.duration);
+    let (result, starting) = timed_run(&client, runner, Arc::unwrap_or_clone(release)).await?;
     let table = gs_table(&client, "default").await?;
     Ok(Demo {
         result,
