@@ -158,9 +158,14 @@ struct SimulationArgs {
     /// Up to this many extra milliseconds of start-up, different per server.
     #[arg(long, default_value_t = 1000)]
     sim_jitter_ms: u64,
-    /// Servers whose image matches this regular expression crash (and restart with backoff).
+    /// Servers whose image matches this regular expression crash-loop
+    /// (CrashLoopBackOff, restarted with back-off; GameServer NotReady).
     #[arg(long, value_name = "REGEX")]
     sim_crash_image: Option<String>,
+    /// Servers whose image matches this regular expression cannot pull it
+    /// (ErrImagePull, then ImagePullBackOff; GameServer Creating).
+    #[arg(long, value_name = "REGEX")]
+    sim_pull_fail_image: Option<String>,
     /// Seconds a match started by the allocator lasts.
     #[arg(long, default_value_t = 300)]
     sim_match_secs: u64,
@@ -180,10 +185,17 @@ impl SimulationArgs {
             .map(regex::Regex::new)
             .transpose()
             .map_err(|e| format!("--sim-crash-image is not a valid regular expression: {e}"))?;
+        let pull_fail_image = self
+            .sim_pull_fail_image
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| format!("--sim-pull-fail-image is not a valid regular expression: {e}"))?;
         Ok(Some(gameops::fleet::simulator::SimulatorConfig {
             startup_delay: Duration::from_millis(self.sim_startup_ms),
             startup_jitter: Duration::from_millis(self.sim_jitter_ms),
             crash_image,
+            pull_fail_image,
             match_duration: Duration::from_secs(self.sim_match_secs),
             default_max_players: self.sim_max_players,
             ..Default::default()

@@ -202,6 +202,7 @@ fn config() -> SimulatorConfig {
         startup_delay: Duration::ZERO,
         startup_jitter: Duration::ZERO,
         crash_image: Some(Regex::new("broken").expect("regex")),
+        pull_fail_image: Some(Regex::new("unpullable").expect("regex")),
         crash_backoff: Duration::from_secs(1),
         match_duration: Duration::from_secs(300),
         default_max_players: 10,

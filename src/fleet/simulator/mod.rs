@@ -77,8 +77,14 @@ pub struct SimulatorConfig {
     pub startup_delay: Duration,
     /// Up to this much more startup time per server, derived from its uid.
     pub startup_jitter: Duration,
-    /// Servers running an image that matches this go to `Crash`.
+    /// Servers running an image that matches this crash-loop as kubelet
+    /// reports it: pod `Running`, container waiting in `CrashLoopBackOff`,
+    /// a rising `restartCount`, GameServer `NotReady`.
     pub crash_image: Option<Regex>,
+    /// Servers whose image matches this never start: the image cannot be
+    /// pulled (container waiting in `ErrImagePull`, then `ImagePullBackOff`;
+    /// pod `Pending`, GameServer `Creating`).
+    pub pull_fail_image: Option<Regex>,
     /// Back-off before the first restart of a crashed server; it doubles per
     /// restart up to [`MAX_CRASH_BACKOFF`].
     pub crash_backoff: Duration,
@@ -94,6 +100,7 @@ impl Default for SimulatorConfig {
             startup_delay: Duration::from_secs(2),
             startup_jitter: Duration::from_secs(1),
             crash_image: None,
+            pull_fail_image: None,
             crash_backoff: Duration::from_secs(5),
             match_duration: Duration::from_secs(300),
             default_max_players: 10,
