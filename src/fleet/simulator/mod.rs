@@ -5,11 +5,17 @@
 //! copies the pod's state into the GameServer's status; in the embedded
 //! cluster [`run`] does both, talking to the API only through [`kube::Api`]
 //! exactly as any other client would. Every server goes
-//! `Creating` → (startup delay + jitter) → `Ready`, or → `Crash` when its
-//! image matches [`SimulatorConfig::crash_image`] (then restarts after an
-//! exponential back-off, as kubelet's `CrashLoopBackOff` does). An image
-//! change on a `Ready` server is an in-place update: `Updating`, then `Ready`
-//! with the new image. Allocated servers host a match that ends
+//! `Creating` → (startup delay + jitter) → `Ready`; when its image matches
+//! [`SimulatorConfig::crash_image`] it crash-loops as kubelet reports it
+//! under `restartPolicy: Always` (kubernetes pkg/kubelet/kubelet_pods.go
+//! `getPhase`): pod `Running`, the container waiting in `CrashLoopBackOff`
+//! and restarted after an exponential back-off with a rising
+//! `restartCount`, Ready false, so OKG shows `NotReady` (kruise-game
+//! pkg/controllers/gameserver/gameserver_manager.go; `Crash` is only for a
+//! `Failed` pod). When its image matches [`SimulatorConfig::pull_fail_image`]
+//! it never starts: `ErrImagePull`, then `ImagePullBackOff`, pod `Pending`,
+//! GameServer `Creating`. An image change set on a `Ready` (or crash-looping)
+//! server is an in-place update: `Updating`, then `Ready` with the new image. Allocated servers host a match that ends
 //! [`SimulatorConfig::match_duration`] after the allocator's
 //! [`MATCH_STARTED_ANNOTATION`]; then the server is idle again.
 //!
@@ -28,8 +34,7 @@
 //! the annotation is removed (one merge patch, also pinned). A server set
 //! `Allocated` by hand (no annotation) gets one player and keeps its match
 //! until someone changes `opsState`; a server whose `opsState` is `None` has
-//! no players. A crash shows as `podStatus.phase: Failed` (OKG's mapping to
-//! `Crash`) with the container waiting in `CrashLoopBackOff`.
+//! no players.
 //!
 //! Times in a status have whole seconds (as in Kubernetes), and timed
 //! transitions count from `lastTransitionTime`, so one may come up to a
