@@ -106,6 +106,7 @@ impl Server {
             controller: false,
             simulator: None,
             config: Default::default(),
+            write_plugin_token: true,
         };
         let running: Running = start(&options).await.expect("server starts");
         let cluster = running.clusters[0].clone();

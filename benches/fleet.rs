@@ -99,6 +99,7 @@ impl Server {
                 ..SimulatorConfig::default()
             }),
             config: Default::default(),
+            write_plugin_token: true,
         };
         let running: Running = start(&options).await.expect("server starts");
         let api = format!("http://{}", running.api_addr);

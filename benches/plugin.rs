@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use gameops::cli::serve::{DEFAULT_CLUSTER, PLUGIN_TOKEN_FILE, Running, ServeOptions, start};
+use gameops::cli::serve::{DEFAULT_CLUSTER, Running, ServeOptions, start};
 use serde_json::{Value, json};
 
 const NS: &str = "default";
@@ -87,8 +87,10 @@ impl Bench {
             controller: false,
             simulator: None,
             config: Default::default(),
+            write_plugin_token: false,
         };
         let running: Running = start(&options).await.expect("server starts");
+        let token = running.plugin_token().to_owned();
         let api = format!("http://{}", running.api_addr);
         let plugin_url = format!("http://{}/api/v1/template.execute", running.service_addr);
         tokio::spawn(async move {
@@ -96,17 +98,6 @@ impl Bench {
                 eprintln!("server stopped: {e}");
             }
         });
-        let token_file = options.data_dir.join(PLUGIN_TOKEN_FILE);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let token = loop {
-            if let Ok(t) = std::fs::read_to_string(&token_file)
-                && !t.is_empty()
-            {
-                break t;
-            }
-            assert!(Instant::now() < deadline, "serve writes the plugin token");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
         Self {
             http: reqwest::Client::new(),
             api,

@@ -62,13 +62,14 @@ enum Command {
 /// `gameops demo`.
 #[derive(clap::Args)]
 struct DemoArgs {
-    /// Keep serving afterwards, so kubectl can look around (Ctrl-C stops).
+    /// Keep serving afterwards, so kubectl can look around (Ctrl-C or
+    /// SIGTERM stops, and removes the kubeconfig).
     #[arg(long)]
     keep: bool,
     /// WorkflowTemplates from this directory instead of the built-in ones.
     #[arg(long)]
     templates: Option<PathBuf>,
-    /// Where the kubeconfig goes.
+    /// Where the kubeconfig goes with --keep (without it nothing is written).
     #[arg(long, default_value = ".gameops-demo")]
     workdir: PathBuf,
 }
@@ -157,9 +158,14 @@ struct SimulationArgs {
     /// Up to this many extra milliseconds of start-up, different per server.
     #[arg(long, default_value_t = 1000)]
     sim_jitter_ms: u64,
-    /// Servers whose image matches this regular expression crash (and restart with backoff).
+    /// Servers whose image matches this regular expression crash-loop
+    /// (CrashLoopBackOff, restarted with back-off; GameServer NotReady).
     #[arg(long, value_name = "REGEX")]
     sim_crash_image: Option<String>,
+    /// Servers whose image matches this regular expression cannot pull it
+    /// (ErrImagePull, then ImagePullBackOff; GameServer Creating).
+    #[arg(long, value_name = "REGEX")]
+    sim_pull_fail_image: Option<String>,
     /// Seconds a match started by the allocator lasts.
     #[arg(long, default_value_t = 300)]
     sim_match_secs: u64,
@@ -179,10 +185,17 @@ impl SimulationArgs {
             .map(regex::Regex::new)
             .transpose()
             .map_err(|e| format!("--sim-crash-image is not a valid regular expression: {e}"))?;
+        let pull_fail_image = self
+            .sim_pull_fail_image
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| format!("--sim-pull-fail-image is not a valid regular expression: {e}"))?;
         Ok(Some(gameops::fleet::simulator::SimulatorConfig {
             startup_delay: Duration::from_millis(self.sim_startup_ms),
             startup_jitter: Duration::from_millis(self.sim_jitter_ms),
             crash_image,
+            pull_fail_image,
             match_duration: Duration::from_secs(self.sim_match_secs),
             default_max_players: self.sim_max_players,
             ..Default::default()
@@ -206,8 +219,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 templates: a.templates,
                 workdir: a.workdir,
                 live: true,
+                keep: a.keep,
             };
-            gameops::cli::demo::main(&options, a.keep).await
+            gameops::cli::demo::main(&options).await
         }
         Command::Lint { dir } => gameops::cli::lint::run(&dir),
         Command::Plugin(args) => match args.command {
@@ -244,6 +258,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 controller: !args.no_controller,
                 simulator: args.simulation.config()?,
                 config,
+                write_plugin_token: true,
             };
             let running = serve::start(&options).await.map_err(|e| e.to_string())?;
             running.serve().await.map_err(|e| e.to_string())

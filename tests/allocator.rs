@@ -55,6 +55,7 @@ impl Env {
             controller: false,
             simulator: None,
             config: Default::default(),
+            write_plugin_token: true,
         };
         let running = serve::start(&options).await.expect("start the API server");
         let mut clients = HashMap::new();

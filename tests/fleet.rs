@@ -408,7 +408,8 @@ async fn crash_pattern_images_crash_and_restart() {
         &["apply", "-f", "-"],
         Some(&gss_yaml("bad", 2, "{type: OnDelete}", "game:broken")),
     );
-    let restarts = eventually("both servers Crash with restarts", || async {
+    // A crash loop as kubelet reports it: OKG shows NotReady (pod Running), not Crash.
+    let restarts = eventually("both servers NotReady with restarts", || async {
         let list = servers
             .list(&ListParams::default().labels("game.kruise.io/owner-gss=bad"))
             .await
@@ -416,7 +417,9 @@ async fn crash_pattern_images_crash_and_restart() {
         let counts: Vec<i32> = list
             .items
             .iter()
-            .filter(|g| g.status.as_ref().and_then(|s| s.current_state.as_deref()) == Some("Crash"))
+            .filter(|g| {
+                g.status.as_ref().and_then(|s| s.current_state.as_deref()) == Some("NotReady")
+            })
             .filter_map(|g| {
                 g.status
                     .as_ref()?

@@ -202,6 +202,7 @@ fn config() -> SimulatorConfig {
         startup_delay: Duration::ZERO,
         startup_jitter: Duration::ZERO,
         crash_image: Some(Regex::new("broken").expect("regex")),
+        pull_fail_image: Some(Regex::new("unpullable").expect("regex")),
         crash_backoff: Duration::from_secs(1),
         match_duration: Duration::from_secs(300),
         default_max_players: 10,
@@ -370,8 +371,65 @@ async fn new_server_is_creating_then_ready_with_its_image() {
     assert_okg_valid(&fleet.raw("gs-a").await);
 }
 
+/// Every recorded version of a crash-looping server: Creating once, then
+/// NotReady with the pod Running and Ready false; its first CrashLoopBackOff
+/// with restartCount 1 and the last termination.
+fn assert_crash_loop_versions(versions: &[Value]) {
+    let states: Vec<&str> = versions
+        .iter()
+        .filter_map(|v| v["status"]["currentState"].as_str())
+        .collect();
+    assert!(
+        states.iter().all(|s| ["Creating", "NotReady"].contains(s)),
+        "a crashing image is Creating once, then NotReady for good (never Crash, never Ready): {states:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| **s == "Creating").count(),
+        states.iter().take_while(|s| **s == "Creating").count(),
+        "never back to Creating once started: {states:?}"
+    );
+    for v in versions
+        .iter()
+        .filter(|v| v["status"]["currentState"] == "NotReady")
+    {
+        let pod = &v["status"]["podStatus"];
+        assert_eq!(pod["phase"], "Running", "{pod}");
+        let ready = pod["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .cloned()
+            .expect("a Ready condition");
+        assert_eq!(ready["status"], "False");
+        assert_eq!(pod["containerStatuses"][0]["ready"], false);
+    }
+    let crash = versions
+        .iter()
+        .find(|v| {
+            v["status"]["podStatus"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                == "CrashLoopBackOff"
+        })
+        .cloned()
+        .expect("a CrashLoopBackOff version");
+    let container = &crash["status"]["podStatus"]["containerStatuses"][0];
+    assert_eq!(container["restartCount"], 1);
+    assert_eq!(container["lastState"]["terminated"]["exitCode"], 1);
+    assert_eq!(container["lastState"]["terminated"]["reason"], "Error");
+    let normal = crash["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "PodNormal"))
+        .cloned()
+        .expect("PodNormal");
+    assert_eq!(normal["status"], "False");
+    assert_okg_valid(&crash);
+}
+
+/// A crashing image is reported as kubelet reports a crash loop under
+/// `restartPolicy: Always` (kubernetes pkg/kubelet/kubelet_pods.go
+/// `getPhase`: the pod stays `Running`) and as OKG derives the state from
+/// it (kruise-game pkg/controllers/gameserver/gameserver_manager.go: pod
+/// `Running` with Ready false is `NotReady`; `Crash` is only pod `Failed`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_image_crashes_and_restarts_with_a_growing_count() {
+async fn crash_image_crash_loops_as_kubelet_reports_it_and_okg_shows_not_ready() {
     let mut fleet = Fleet::start(SimulatorConfig {
         startup_delay: Duration::from_millis(500),
         ..config()
@@ -382,22 +440,12 @@ async fn crash_image_crashes_and_restarts_with_a_growing_count() {
     fleet.create(game_server("gs-bad", BROKEN)).await;
     ready(&fleet, "gs-good", IMAGE).await;
 
-    let mut counts = Vec::new();
     eventually(
         "3 restarts of gs-bad",
         Duration::from_secs(30),
         async || {
             let gs = fleet.get("gs-bad").await;
             let c = running(&gs).unwrap_or_default();
-            if state(&gs) == "Crash" {
-                let waiting = c.state.clone().and_then(|s| s.waiting).unwrap_or_default();
-                assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
-                assert!(!c.ready);
-                assert_eq!(c.image, BROKEN);
-                if counts.last() != Some(&c.restart_count) {
-                    counts.push(c.restart_count);
-                }
-            }
             if c.restart_count >= 3 {
                 Ok(())
             } else {
@@ -406,37 +454,75 @@ async fn crash_image_crashes_and_restarts_with_a_growing_count() {
         },
     )
     .await;
+    // Every version the watch saw (a poll can miss a back-off that a
+    // whole-second `finishedAt` makes short).
+    let mut counts: Vec<i64> = Vec::new();
+    for v in history.of("gs-bad") {
+        let c = &v["status"]["podStatus"]["containerStatuses"][0];
+        if c["state"]["waiting"]["reason"] == "CrashLoopBackOff" {
+            assert_eq!(v["status"]["currentState"], "NotReady");
+            assert_eq!(c["ready"], false);
+            assert_eq!(c["image"], BROKEN);
+            let n = c["restartCount"].as_i64().unwrap_or(-1);
+            if counts.last() != Some(&n) {
+                counts.push(n);
+            }
+        }
+    }
     assert!(
         counts.windows(2).all(|w| w[0] < w[1]) && counts.len() >= 2,
         "restartCount should grow while crashing: {counts:?}"
     );
 
-    let states = history.states("gs-bad");
-    assert!(
-        states.iter().all(|(s, _)| s != "Ready"),
-        "a crashing image must never be Ready: {states:?}"
-    );
-    let crash = history
-        .first_in("gs-bad", "Crash")
-        .expect("a Crash version");
+    assert_crash_loop_versions(&history.of("gs-bad"));
+}
+
+/// An image that cannot be pulled never starts: kubelet's `ErrImagePull`,
+/// then `ImagePullBackOff`, the pod `Pending` (no container ever ran), so
+/// OKG shows `Creating`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpullable_image_waits_in_image_pull_backoff() {
+    let mut fleet = Fleet::start(config()).await;
+    let history = fleet.record();
+    let image = "registry.example/game:2.0-unpullable";
+    fleet.create(game_server("gs-pull", image)).await;
+    let gs = eventually("ImagePullBackOff", Duration::from_secs(20), async || {
+        let gs = fleet.get("gs-pull").await;
+        let c = running(&gs).unwrap_or_default();
+        let reason = c.state.and_then(|s| s.waiting).and_then(|w| w.reason);
+        if reason.as_deref() == Some("ImagePullBackOff") {
+            Ok(gs)
+        } else {
+            Err(format!("{} {reason:?}", state(&gs)))
+        }
+    })
+    .await;
+    assert_eq!(state(&gs), "Creating");
+    let pod = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_status.clone())
+        .expect("pod status");
+    assert_eq!(pod.phase.as_deref(), Some("Pending"));
+    let c = running(&gs).expect("container status");
     assert_eq!(
-        crash["status"]["podStatus"]["containerStatuses"][0]["restartCount"],
-        1
+        (c.ready, c.restart_count, c.image.as_str()),
+        (false, 0, image)
     );
-    let normal = crash["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "PodNormal"))
-        .cloned()
-        .expect("PodNormal");
-    assert_eq!(normal["status"], "False");
-    assert_okg_valid(&crash);
-    // Each restart goes through Creating again, then crashes once more.
-    let crashes = states.iter().filter(|(s, _)| s == "Crash").count();
-    assert!(crashes >= 3, "{states:?}");
+    let reasons: Vec<String> = history
+        .of("gs-pull")
+        .iter()
+        .filter_map(|v| {
+            v["status"]["podStatus"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
     assert!(
-        states.windows(2).all(|w| w[0].0 != w[1].0),
-        "Creating and Crash alternate: {states:?}"
+        reasons.iter().any(|r| r == "ErrImagePull"),
+        "ErrImagePull before the back-off: {reasons:?}"
     );
+    assert_okg_valid(&fleet.raw("gs-pull").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

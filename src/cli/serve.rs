@@ -44,6 +44,10 @@ pub struct ServeOptions {
     /// gameops.yaml: registries and environments (`resolveTag`,
     /// `promoteTag`, the Flux endpoint).
     pub config: Arc<crate::registry::config::Config>,
+    /// Write the executor plugin's token to `DATA_DIR/plugin-token` for
+    /// callers in other processes; off, it is only handed over in-process
+    /// ([`Running::plugin_token`]) and nothing is written.
+    pub write_plugin_token: bool,
 }
 
 impl Default for ServeOptions {
@@ -59,6 +63,7 @@ impl Default for ServeOptions {
             controller: true,
             simulator: Some(crate::fleet::simulator::SimulatorConfig::default()),
             config: Arc::default(),
+            write_plugin_token: true,
         }
     }
 }
@@ -158,8 +163,8 @@ pub struct Running {
     tls: Option<crate::cluster::tls::TlsMaterial>,
     controller: bool,
     simulator: Option<crate::fleet::simulator::SimulatorConfig>,
-    data_dir: PathBuf,
     resolver: Arc<crate::registry::Resolver>,
+    plugin_token: String,
     /// The metrics served at `/metrics`.
     pub metrics: Arc<Metrics>,
 }
@@ -224,6 +229,10 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
         })?;
         tracing::info!(path = %path.display(), "wrote kubeconfig");
     }
+    let plugin_token = new_plugin_token();
+    if options.write_plugin_token {
+        write_plugin_token(&options.data_dir, &plugin_token)?;
+    }
     Ok(Running {
         clusters,
         api_addr,
@@ -234,30 +243,35 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
         tls,
         controller: options.controller,
         simulator: options.simulator.clone(),
-        data_dir: options.data_dir.clone(),
+        plugin_token,
         resolver: Arc::new(crate::registry::Resolver::new(options.config.clone())?),
         metrics: Arc::new(Metrics::new()),
     })
 }
 
-/// The executor plugin's token: a fresh random one, written to
-/// `DATA_DIR/plugin-token` (mode 0600) for local callers (`gameops run`,
-/// tests) to send, as Argo's agent sends the one it writes.
-fn plugin_token(data_dir: &Path) -> Result<String, ServeError> {
+/// A fresh random token for the executor plugin, new on every start.
+fn new_plugin_token() -> String {
     use rand::Rng;
-    let token: String = rand::rng()
+    rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
         .take(40)
         .map(char::from)
-        .collect();
+        .collect()
+}
+
+/// Writes the plugin's token to `DATA_DIR/plugin-token` (mode 0600) for
+/// local callers in other processes (`gameops run`, tests) to send, as
+/// Argo's agent sends the one it writes. Written before anything serves,
+/// so a token file left by an earlier run is never read by mistake.
+fn write_plugin_token(data_dir: &Path, token: &str) -> Result<(), ServeError> {
     let path = data_dir.join(PLUGIN_TOKEN_FILE);
-    let written = std::fs::create_dir_all(data_dir).and_then(|()| kubeconfig::write(&path, &token));
+    let written = std::fs::create_dir_all(data_dir).and_then(|()| kubeconfig::write(&path, token));
     written.map_err(|source| ServeError::Kubeconfig {
         path: path.display().to_string(),
         source,
     })?;
     tracing::info!(path = %path.display(), "executor plugin token written");
-    Ok(token)
+    Ok(())
 }
 
 /// The file in the data directory holding the executor plugin's token.
@@ -270,6 +284,12 @@ pub fn service_router(metrics: Arc<Metrics>) -> Router {
 }
 
 impl Running {
+    /// The bearer token the executor plugin on the service port requires:
+    /// in-process callers (`gameops demo`) take it from here.
+    pub fn plugin_token(&self) -> &str {
+        &self.plugin_token
+    }
+
     /// A kube-rs client for `cluster`, as every in-process component (the
     /// controller, the simulator, the allocator) reaches the API: over HTTP,
     /// exactly as in a real cluster.
@@ -350,11 +370,10 @@ impl Running {
                 }
             }
         };
-        let plugin_token = plugin_token(&self.data_dir)?;
         let plugin = super::plugin::plugin_routes(
             crate::argo::plugin::Plugin::with_caches(caches.clone()),
             self.resolver.clone(),
-            Some(&plugin_token),
+            Some(&self.plugin_token),
         );
         let allocator =
             crate::fleet::allocator::Allocator::with_caches(caches, self.metrics.clone());

@@ -7,6 +7,7 @@
 
 pub mod discovery;
 pub mod gc;
+pub mod objectmeta;
 pub mod objects;
 pub mod openapi;
 pub mod request;

@@ -42,6 +42,15 @@ impl FieldError {
         }
     }
 
+    /// A value over a size limit (`field.TooLong`: the value is omitted).
+    pub fn too_long(field: &str, max_bytes: usize) -> Self {
+        Self {
+            field: field.to_owned(),
+            reason: "FieldValueTooLong",
+            message: format!("Too long: may not be more than {max_bytes} bytes"),
+        }
+    }
+
     /// `field: message`, as the Status message lists it.
     pub fn full(&self) -> String {
         format!("{}: {}", self.field, self.message)

@@ -5,11 +5,17 @@
 //! copies the pod's state into the GameServer's status; in the embedded
 //! cluster [`run`] does both, talking to the API only through [`kube::Api`]
 //! exactly as any other client would. Every server goes
-//! `Creating` → (startup delay + jitter) → `Ready`, or → `Crash` when its
-//! image matches [`SimulatorConfig::crash_image`] (then restarts after an
-//! exponential back-off, as kubelet's `CrashLoopBackOff` does). An image
-//! change on a `Ready` server is an in-place update: `Updating`, then `Ready`
-//! with the new image. Allocated servers host a match that ends
+//! `Creating` → (startup delay + jitter) → `Ready`; when its image matches
+//! [`SimulatorConfig::crash_image`] it crash-loops as kubelet reports it
+//! under `restartPolicy: Always` (kubernetes pkg/kubelet/kubelet_pods.go
+//! `getPhase`): pod `Running`, the container waiting in `CrashLoopBackOff`
+//! and restarted after an exponential back-off with a rising
+//! `restartCount`, Ready false, so OKG shows `NotReady` (kruise-game
+//! pkg/controllers/gameserver/gameserver_manager.go; `Crash` is only for a
+//! `Failed` pod). When its image matches [`SimulatorConfig::pull_fail_image`]
+//! it never starts: `ErrImagePull`, then `ImagePullBackOff`, pod `Pending`,
+//! GameServer `Creating`. An image change set on a `Ready` (or crash-looping)
+//! server is an in-place update: `Updating`, then `Ready` with the new image. Allocated servers host a match that ends
 //! [`SimulatorConfig::match_duration`] after the allocator's
 //! [`MATCH_STARTED_ANNOTATION`]; then the server is idle again.
 //!
@@ -28,8 +34,7 @@
 //! the annotation is removed (one merge patch, also pinned). A server set
 //! `Allocated` by hand (no annotation) gets one player and keeps its match
 //! until someone changes `opsState`; a server whose `opsState` is `None` has
-//! no players. A crash shows as `podStatus.phase: Failed` (OKG's mapping to
-//! `Crash`) with the container waiting in `CrashLoopBackOff`.
+//! no players.
 //!
 //! Times in a status have whole seconds (as in Kubernetes), and timed
 //! transitions count from `lastTransitionTime`, so one may come up to a
@@ -77,8 +82,14 @@ pub struct SimulatorConfig {
     pub startup_delay: Duration,
     /// Up to this much more startup time per server, derived from its uid.
     pub startup_jitter: Duration,
-    /// Servers running an image that matches this go to `Crash`.
+    /// Servers running an image that matches this crash-loop as kubelet
+    /// reports it: pod `Running`, container waiting in `CrashLoopBackOff`,
+    /// a rising `restartCount`, GameServer `NotReady`.
     pub crash_image: Option<Regex>,
+    /// Servers whose image matches this never start: the image cannot be
+    /// pulled (container waiting in `ErrImagePull`, then `ImagePullBackOff`;
+    /// pod `Pending`, GameServer `Creating`).
+    pub pull_fail_image: Option<Regex>,
     /// Back-off before the first restart of a crashed server; it doubles per
     /// restart up to [`MAX_CRASH_BACKOFF`].
     pub crash_backoff: Duration,
@@ -94,6 +105,7 @@ impl Default for SimulatorConfig {
             startup_delay: Duration::from_secs(2),
             startup_jitter: Duration::from_secs(1),
             crash_image: None,
+            pull_fail_image: None,
             crash_backoff: Duration::from_secs(5),
             match_duration: Duration::from_secs(300),
             default_max_players: 10,

@@ -1,6 +1,7 @@
 //! The simulator's pod and status builders: what kubelet reports for a
-//! pod (phase, conditions, container states with restart counts and
-//! `CrashLoopBackOff`, image ids) and the conditions OKG derives from it.
+//! pod (phase, conditions, container states with restart counts,
+//! `CrashLoopBackOff`, `ErrImagePull`/`ImagePullBackOff`, image ids) and
+//! the conditions OKG derives from it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -131,14 +132,6 @@ pub(super) fn restarts_of(
         .collect()
 }
 
-pub(super) fn max_restarts(status: &GameServerStatus) -> i32 {
-    restarts_of(status)
-        .values()
-        .map(|(n, _)| *n)
-        .max()
-        .unwrap_or(0)
-}
-
 pub(super) fn crashes(config: &SimulatorConfig, image: &str) -> bool {
     config
         .crash_image
@@ -146,12 +139,25 @@ pub(super) fn crashes(config: &SimulatorConfig, image: &str) -> bool {
         .is_some_and(|re| re.is_match(image))
 }
 
-/// The pod's lifecycle stage, for its conditions.
+pub(super) fn pull_fails(config: &SimulatorConfig, image: &str) -> bool {
+    config
+        .pull_fail_image
+        .as_ref()
+        .is_some_and(|re| re.is_match(image))
+}
+
+/// The pod's lifecycle stage, for its phase and conditions.
 #[derive(Clone, Copy, PartialEq)]
 pub(super) enum Stage {
+    /// No container has started yet (pulling, creating): `Pending`.
     Creating,
     Ready,
-    Crash,
+    /// A container crash-loops under `restartPolicy: Always`: kubelet's
+    /// `getPhase` (kubernetes pkg/kubelet/kubelet_pods.go) counts a
+    /// container waiting after a termination as stopped, and with no
+    /// container running and one stopped, `Always` means `Running`, never
+    /// `Failed`.
+    CrashLoop,
     Updating,
 }
 
@@ -248,8 +254,7 @@ pub(super) fn pod_status(
         .collect();
     let phase = match stage {
         Stage::Creating => "Pending",
-        Stage::Ready | Stage::Updating => "Running",
-        Stage::Crash => "Failed",
+        Stage::Ready | Stage::Updating | Stage::CrashLoop => "Running",
     };
     let conditions = pod_conditions(old_pod, stage, &unready, now);
     let host_ip = pod.host_ip();
@@ -323,6 +328,64 @@ pub(super) fn running_container(
         }),
         last_state: last,
         ..Default::default()
+    }
+}
+
+/// kubelet's `ErrImagePull` (the pull just failed) and `ImagePullBackOff`
+/// (waiting to retry) waiting reasons (kubernetes pkg/kubelet/images).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum PullFailure {
+    ErrImagePull,
+    ImagePullBackOff,
+}
+
+/// A container whose image cannot be pulled: waiting, never started, no
+/// image id.
+pub(super) fn pull_failing_container(
+    d: &Desired,
+    restarts: i32,
+    last: Option<ContainerState>,
+    failure: PullFailure,
+) -> ContainerStatus {
+    let image = &d.image;
+    let state = match failure {
+        PullFailure::ErrImagePull => waiting(
+            "ErrImagePull",
+            Some(format!(
+                "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"
+            )),
+        ),
+        PullFailure::ImagePullBackOff => waiting(
+            "ImagePullBackOff",
+            Some(format!("Back-off pulling image \"{image}\"")),
+        ),
+    };
+    ContainerStatus {
+        name: d.name.clone(),
+        image: d.image.clone(),
+        image_id: String::new(),
+        ready: false,
+        started: Some(false),
+        restart_count: restarts,
+        state: Some(state),
+        last_state: last,
+        ..Default::default()
+    }
+}
+
+/// A crashed container that kubelet started again after its back-off: it
+/// runs, not Ready yet (a game server takes its start-up time to pass its
+/// readiness check), keeping the last termination.
+pub(super) fn restarted_container(
+    d: &Desired,
+    pod: &PodId<'_>,
+    restarts: i32,
+    last: Option<ContainerState>,
+    now: Timestamp,
+) -> ContainerStatus {
+    ContainerStatus {
+        ready: false,
+        ..running_container(d, pod, restarts, last, now)
     }
 }
 

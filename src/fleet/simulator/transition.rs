@@ -2,9 +2,11 @@
 //! time, the status and spec changes kubelet, OKG and the players would
 //! make, and when to look again.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ContainerStatus;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
@@ -34,8 +36,11 @@ pub fn crash_backoff(base: Duration, restarts: i32) -> Duration {
         .min(MAX_CRASH_BACKOFF)
 }
 
-/// Starts the containers: `Crash` when an image matches the crash pattern,
-/// else `Ready`. Returns the time until the next transition.
+/// Starts the containers: when an image matches the crash pattern, the pod
+/// crash-loops as kubelet reports it (phase `Running`, the container
+/// waiting in `CrashLoopBackOff` with its last termination and a rising
+/// `restartCount`, Ready false), which OKG shows as `NotReady`; else
+/// `Ready`. Returns the time until the next transition.
 pub(super) fn start(
     st: &mut GameServerStatus,
     old: &GameServerStatus,
@@ -55,6 +60,8 @@ pub(super) fn start(
             .map(|d| {
                 let (count, last) = previous.get(&d.name).cloned().unwrap_or_default();
                 if crashes(config, &d.image) {
+                    // The first exit is restarted at once (kubelet keeps no
+                    // back-off yet); the second one waits in CrashLoopBackOff.
                     let count = count.saturating_add(1);
                     restarts = restarts.max(count);
                     let backoff = crash_backoff(config.crash_backoff, count);
@@ -64,8 +71,8 @@ pub(super) fn start(
                 }
             })
             .collect();
-        st.pod_status = Some(pod_status(old, pod, containers, Stage::Crash, now));
-        set_state(st, GameServerState::Crash, now);
+        st.pod_status = Some(pod_status(old, pod, containers, Stage::CrashLoop, now));
+        set_state(st, GameServerState::NotReady, now);
         return Some(crash_backoff(config.crash_backoff, restarts));
     }
     let containers = desired
@@ -86,6 +93,56 @@ pub(super) fn start(
     st.max_players = Some(capacity);
     st.players.get_or_insert(0);
     None
+}
+
+/// The old status of each container, by name.
+fn old_containers(old: &GameServerStatus) -> BTreeMap<String, ContainerStatus> {
+    old.pod_status
+        .iter()
+        .flat_map(|p| p.container_statuses.iter().flatten())
+        .map(|c| (c.name.clone(), c.clone()))
+        .collect()
+}
+
+/// Where a container of a crash-looping pod is in its loop.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Loop {
+    /// Waiting in `CrashLoopBackOff` until `due`.
+    BackingOff { due: Timestamp },
+    /// Restarted, running but not Ready; it exits again at `due`.
+    Restarted { due: Timestamp },
+    /// Running and Ready, or anything else: not looping.
+    Other,
+}
+
+/// The crash-loop step of a container: kubelet restarts it when its
+/// back-off (doubling with `restartCount`) ends, and a restarted crashing
+/// container exits again once its start-up time has passed. Timed from the
+/// container's own `finishedAt` / `startedAt`, as nothing is kept in memory.
+fn loop_step(c: &ContainerStatus, base: Duration, startup: Duration, since: Timestamp) -> Loop {
+    let state = c.state.clone().unwrap_or_default();
+    let backing_off =
+        state.waiting.as_ref().and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff");
+    if backing_off {
+        let finished = c
+            .last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .and_then(|t| t.finished_at.as_ref())
+            .map_or(since, |t| t.0);
+        return Loop::BackingOff {
+            due: later(finished, crash_backoff(base, c.restart_count)),
+        };
+    }
+    match &state.running {
+        Some(running) if !c.ready => {
+            let began = running.started_at.as_ref().map_or(since, |t| t.0);
+            Loop::Restarted {
+                due: later(began, startup),
+            }
+        }
+        _ => Loop::Other,
+    }
 }
 
 /// A server's capacity when it starts: the `MAX_PLAYERS` it was created
@@ -156,36 +213,183 @@ impl Inputs<'_> {
             .map(|s| GameServerState::parse(s).ok_or(s));
         match state {
             None => create(st, old, pod, desired, self.startup, now),
-            Some(Ok(
-                GameServerState::Creating
-                | GameServerState::NotReady
-                | GameServerState::Unknown
-                | GameServerState::Updating,
-            )) => {
-                let due = later(self.since(), self.startup);
-                if now >= due {
-                    let capacity = capacity(self.gs, self.set, self.config);
-                    start(st, old, pod, desired, capacity, self.config, now)
-                } else {
-                    Some(until(now, due))
-                }
+            Some(Ok(GameServerState::Creating | GameServerState::Unknown)) => {
+                self.when_started(st, Stage::Creating)
             }
-            Some(Ok(GameServerState::Crash)) => {
-                let backoff = crash_backoff(self.config.crash_backoff, max_restarts(old));
-                let due = later(self.since(), backoff);
-                let fixed = desired
-                    .iter()
-                    .any(|d| reported_image(old, &d.name) != Some(d.image.as_str()));
-                if now >= due || fixed {
-                    create(st, old, pod, desired, self.startup, now)
-                } else {
-                    Some(until(now, due))
-                }
-            }
+            Some(Ok(GameServerState::Updating)) => self.when_started(st, Stage::Updating),
+            // `Crash` only from objects written before the simulator
+            // reported crashes kubelet's way: both loop alike.
+            Some(Ok(GameServerState::NotReady | GameServerState::Crash)) => self.crash_loop(st),
             Some(Ok(GameServerState::Ready)) => self.ready(st),
             // Hook states, or a state someone else wrote: left alone.
             Some(_) => None,
         }
+    }
+
+    /// A pod being created (or updated in place): its containers start once
+    /// the start-up delay has passed, unless an image cannot be pulled.
+    fn when_started(&self, st: &mut GameServerStatus, stage: Stage) -> Option<Duration> {
+        let due = later(self.since(), self.startup);
+        if self.now < due {
+            return Some(until(self.now, due));
+        }
+        if self
+            .desired
+            .iter()
+            .any(|d| pull_fails(self.config, &d.image))
+        {
+            return self.pull_failing(st, stage, due);
+        }
+        let capacity = capacity(self.gs, self.set, self.config);
+        start(
+            st,
+            self.old,
+            &self.pod,
+            &self.desired,
+            capacity,
+            self.config,
+            self.now,
+        )
+    }
+
+    /// An image that cannot be pulled: kubelet reports `ErrImagePull` when
+    /// the pull fails (at `attempted`), then `ImagePullBackOff` while it
+    /// waits to retry; no container starts, so the pod stays `Pending` (or
+    /// the in-place update stays `Updating`) and OKG's state with it.
+    fn pull_failing(
+        &self,
+        st: &mut GameServerStatus,
+        stage: Stage,
+        attempted: Timestamp,
+    ) -> Option<Duration> {
+        let backing_off = later(attempted, self.config.crash_backoff);
+        let failure = if self.now >= backing_off {
+            PullFailure::ImagePullBackOff
+        } else {
+            PullFailure::ErrImagePull
+        };
+        let previous = restarts_of(self.old);
+        let kept = old_containers(self.old);
+        let containers = self
+            .desired
+            .iter()
+            .map(|d| {
+                let (count, last) = previous.get(&d.name).cloned().unwrap_or_default();
+                match (pull_fails(self.config, &d.image), kept.get(&d.name)) {
+                    (true, _) => pull_failing_container(d, count, last, failure),
+                    (false, Some(c)) if stage == Stage::Updating => c.clone(),
+                    (false, _) => creating_container(d, count, last),
+                }
+            })
+            .collect();
+        // The state (and so `lastTransitionTime`, which times this) stays.
+        st.pod_status = Some(pod_status(self.old, &self.pod, containers, stage, self.now));
+        match failure {
+            PullFailure::ErrImagePull => Some(until(self.now, backing_off)),
+            PullFailure::ImagePullBackOff => None,
+        }
+    }
+
+    /// A crash-looping pod (OKG `NotReady`, pod `Running`): a changed image
+    /// set on the server is updated in place; otherwise each crashed
+    /// container is restarted when its back-off ends (`restartCount` + 1)
+    /// and exits again after the start-up time.
+    fn crash_loop(&self, st: &mut GameServerStatus) -> Option<Duration> {
+        let (old, now) = (self.old, self.now);
+        let changed: Vec<&str> = self
+            .desired
+            .iter()
+            .filter(|d| {
+                d.pinned && reported_image(old, &d.name).is_some_and(|r| r != d.image.as_str())
+            })
+            .map(|d| d.name.as_str())
+            .collect();
+        if !changed.is_empty() {
+            return self.update_in_place(st, &changed);
+        }
+        let kept = old_containers(old);
+        let steps: BTreeMap<&str, Loop> = kept
+            .iter()
+            .map(|(name, c)| {
+                let step = loop_step(c, self.config.crash_backoff, self.startup, self.since());
+                (name.as_str(), step)
+            })
+            .collect();
+        let exits = steps
+            .values()
+            .any(|s| matches!(s, Loop::Restarted { due } if now >= *due));
+        let restarts: Vec<&str> = steps
+            .iter()
+            .filter(|(_, s)| matches!(s, Loop::BackingOff { due } if now >= *due))
+            .map(|(name, _)| *name)
+            .collect();
+        if exits || !restarts.is_empty() {
+            return self.loop_once(st, &kept, &steps, exits);
+        }
+        let next = steps
+            .values()
+            .filter_map(|s| match s {
+                Loop::BackingOff { due } | Loop::Restarted { due } => Some(*due),
+                Loop::Other => None,
+            })
+            .min();
+        match next {
+            Some(due) => Some(until(now, due)),
+            // NotReady for no reason we track (written by someone else):
+            // start it like a new pod.
+            None => self.when_started(st, Stage::Creating),
+        }
+    }
+
+    /// One turn of the loop: containers due to exit crash again (waiting in
+    /// `CrashLoopBackOff`, same `restartCount`), containers whose back-off
+    /// ended restart (`restartCount` + 1). A container whose image no
+    /// longer crashes starts Ready.
+    fn loop_once(
+        &self,
+        st: &mut GameServerStatus,
+        kept: &BTreeMap<String, ContainerStatus>,
+        steps: &BTreeMap<&str, Loop>,
+        exits: bool,
+    ) -> Option<Duration> {
+        let (pod, now, config) = (&self.pod, self.now, self.config);
+        if exits && !self.desired.iter().any(|d| crashes(config, &d.image)) {
+            let capacity = capacity(self.gs, self.set, config);
+            return start(st, self.old, pod, &self.desired, capacity, config, now);
+        }
+        let mut wake: Option<Duration> = None;
+        let containers = self
+            .desired
+            .iter()
+            .map(|d| {
+                let Some(c) = kept.get(&d.name) else {
+                    return creating_container(d, 0, None);
+                };
+                let count = c.restart_count;
+                match steps.get(d.name.as_str()) {
+                    Some(Loop::Restarted { due }) if now >= *due => {
+                        let backoff = crash_backoff(config.crash_backoff, count);
+                        wake = earliest(wake, backoff);
+                        let began = c
+                            .state
+                            .as_ref()
+                            .and_then(|s| s.running.as_ref())
+                            .and_then(|r| r.started_at.clone())
+                            .unwrap_or_else(|| time(now));
+                        crashed_container(d, pod, count, backoff, began, now)
+                    }
+                    Some(Loop::BackingOff { due }) if now >= *due => {
+                        wake = earliest(wake, self.startup);
+                        let count = count.saturating_add(1);
+                        restarted_container(d, pod, count, c.last_state.clone(), now)
+                    }
+                    _ => c.clone(),
+                }
+            })
+            .collect();
+        st.pod_status = Some(pod_status(self.old, pod, containers, Stage::CrashLoop, now));
+        set_state(st, GameServerState::NotReady, now);
+        wake
     }
 
     /// A Ready server: updated in place when an image set on it changed.
@@ -203,7 +407,14 @@ impl Inputs<'_> {
             }
             return None;
         }
-        let mut pod_now = old.pod_status.clone().unwrap_or_default();
+        self.update_in_place(st, &changed)
+    }
+
+    /// An in-place update of the `changed` containers (Kruise's, which OKG
+    /// shows as `Updating`): they stop being Ready, and the new images start
+    /// after the start-up delay.
+    fn update_in_place(&self, st: &mut GameServerStatus, changed: &[&str]) -> Option<Duration> {
+        let mut pod_now = self.old.pod_status.clone().unwrap_or_default();
         for c in pod_now.container_statuses.iter_mut().flatten() {
             if changed.contains(&c.name.as_str()) {
                 c.ready = false;
@@ -211,7 +422,7 @@ impl Inputs<'_> {
         }
         let containers = pod_now.container_statuses.take().unwrap_or_default();
         st.pod_status = Some(pod_status(
-            old,
+            self.old,
             &self.pod,
             containers,
             Stage::Updating,
@@ -345,6 +556,7 @@ mod tests {
             startup_delay: Duration::from_secs(2),
             startup_jitter: Duration::ZERO,
             crash_image: Some(Regex::new("broken").unwrap()),
+            pull_fail_image: Some(Regex::new("unpullable").unwrap()),
             crash_backoff: Duration::from_secs(5),
             match_duration: Duration::from_secs(60),
             default_max_players: 10,
@@ -521,12 +733,46 @@ mod tests {
         assert_eq!(t.status.current_state.as_deref(), Some("Ready"));
     }
 
+    fn phase(gs: &GameServer) -> String {
+        gs.status
+            .as_ref()
+            .and_then(|s| s.pod_status.as_ref())
+            .and_then(|p| p.phase.clone())
+            .unwrap_or_default()
+    }
+
+    fn pod_condition(gs: &GameServer, t: &str) -> String {
+        gs.status
+            .as_ref()
+            .and_then(|s| s.pod_status.as_ref())
+            .and_then(|p| p.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == t))
+            .map(|c| c.status.clone())
+            .unwrap_or_default()
+    }
+
+    fn waiting_reason(gs: &GameServer) -> String {
+        container(gs)
+            .state
+            .and_then(|s| s.waiting)
+            .and_then(|w| w.reason)
+            .unwrap_or_default()
+    }
+
+    /// kubelet (kubernetes pkg/kubelet/kubelet_pods.go `getPhase`) keeps a
+    /// crash-looping pod under `restartPolicy: Always` `Running`; OKG
+    /// (kruise-game pkg/controllers/gameserver/gameserver_manager.go
+    /// `SyncGsToPod`) maps `Running` with the Ready condition false to
+    /// `NotReady`; `Crash` is only for pod phase `Failed`.
     #[test]
-    fn crash_image_crash_loops_with_growing_backoff() {
+    fn crash_image_crash_loops_like_kubelet_getphase_and_okg_shows_not_ready() {
         let mut gs = server(BAD);
         step(&mut gs, 0);
         let t = step(&mut gs, 2);
-        assert_eq!(state(&gs), "Crash");
+        assert_eq!(state(&gs), "NotReady");
+        assert_eq!(phase(&gs), "Running");
+        assert_eq!(pod_condition(&gs, "Ready"), "False");
+        assert_eq!(pod_condition(&gs, "ContainersReady"), "False");
         assert_eq!(t.wake_after, Some(Duration::from_secs(5)));
         let c = container(&gs);
         assert_eq!((c.ready, c.restart_count), (false, 1));
@@ -537,7 +783,9 @@ mod tests {
                 .unwrap()
                 .contains("container=game pod=gs-0_default(")
         );
-        assert_eq!(c.last_state.unwrap().terminated.unwrap().exit_code, 1);
+        let terminated = c.last_state.unwrap().terminated.unwrap();
+        assert_eq!(terminated.exit_code, 1);
+        assert_eq!(terminated.finished_at, Some(Time(at(2))));
         let normal = condition(&gs, "PodNormal");
         assert_eq!(normal.status, "False");
         assert!(
@@ -552,42 +800,137 @@ mod tests {
         let t = step(&mut gs, 6);
         assert_eq!(
             (state(&gs), t.wake_after),
-            ("Crash", Some(Duration::from_secs(1)))
+            ("NotReady", Some(Duration::from_secs(1)))
         );
-        // Restart: Creating, then Crash again with restartCount 2 and a 10 s back-off.
+        // Restarted (restartCount 2): running, not Ready, the pod still
+        // Running and the server still NotReady, never Creating again.
         let t = step(&mut gs, 7);
         assert_eq!(
-            (state(&gs), t.wake_after),
-            ("Creating", Some(Duration::from_secs(2)))
+            (state(&gs), phase(&gs), t.wake_after),
+            (
+                "NotReady",
+                "Running".to_owned(),
+                Some(Duration::from_secs(2))
+            )
         );
-        assert_eq!(container(&gs).restart_count, 1);
+        let c = container(&gs);
+        assert_eq!((c.ready, c.restart_count), (false, 2));
+        assert!(c.state.unwrap().running.is_some());
+        assert_eq!(
+            c.last_state.unwrap().terminated.unwrap().exit_code,
+            1,
+            "the last termination stays"
+        );
+        // It exits again after its start-up time: a 10 s back-off now.
         let t = step(&mut gs, 9);
         assert_eq!(
             (state(&gs), t.wake_after),
-            ("Crash", Some(Duration::from_secs(10)))
+            ("NotReady", Some(Duration::from_secs(10)))
         );
+        assert_eq!(waiting_reason(&gs), "CrashLoopBackOff");
         assert_eq!(container(&gs).restart_count, 2);
         step(&mut gs, 19);
+        assert_eq!(container(&gs).restart_count, 3);
         let t = step(&mut gs, 21);
         assert_eq!(
             (state(&gs), t.wake_after),
-            ("Crash", Some(Duration::from_secs(20)))
+            ("NotReady", Some(Duration::from_secs(20)))
         );
-        assert_eq!(container(&gs).restart_count, 3);
+        assert_eq!(waiting_reason(&gs), "CrashLoopBackOff");
+        assert_eq!(phase(&gs), "Running");
     }
 
     #[test]
-    fn fixing_the_image_of_a_crashed_server_restarts_it_at_once() {
+    fn fixing_the_image_of_a_crashed_server_updates_it_in_place() {
         let mut gs = server(BAD);
         step(&mut gs, 0);
         step(&mut gs, 2);
-        assert_eq!(state(&gs), "Crash");
+        assert_eq!(state(&gs), "NotReady");
         gs.spec.containers.as_mut().unwrap()[0].image = Some(IMAGE.into());
-        step(&mut gs, 3);
-        assert_eq!(state(&gs), "Creating");
+        let t = step(&mut gs, 3);
+        assert_eq!(
+            (state(&gs), t.wake_after),
+            ("Updating", Some(Duration::from_secs(2)))
+        );
         step(&mut gs, 5);
         assert_eq!(state(&gs), "Ready");
+        let c = container(&gs);
+        assert_eq!(
+            (c.image.as_str(), c.ready, c.restart_count),
+            (IMAGE, true, 2)
+        );
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_pulled_waits_in_image_pull_backoff() {
+        const UNPULLABLE: &str = "registry.example/game:unpullable";
+        let mut gs = server(UNPULLABLE);
+        step(&mut gs, 0);
+        assert_eq!(waiting_reason(&gs), "ContainerCreating");
+        let t = step(&mut gs, 2);
+        assert_eq!(
+            (state(&gs), phase(&gs), t.wake_after),
+            (
+                "Creating",
+                "Pending".to_owned(),
+                Some(Duration::from_secs(5))
+            )
+        );
+        assert_eq!(waiting_reason(&gs), "ErrImagePull");
+        let c = container(&gs);
+        assert_eq!(
+            (c.ready, c.restart_count, c.image.as_str()),
+            (false, 0, UNPULLABLE)
+        );
+        assert!(c.last_state.is_none_or(|l| l.terminated.is_none()));
+        assert_eq!(pod_condition(&gs, "Ready"), "False");
+        let t = step(&mut gs, 7);
+        assert_eq!((state(&gs), t.wake_after), ("Creating", None));
+        assert_eq!(waiting_reason(&gs), "ImagePullBackOff");
+        assert_eq!(
+            container(&gs)
+                .state
+                .unwrap()
+                .waiting
+                .unwrap()
+                .message
+                .as_deref(),
+            Some("Back-off pulling image \"registry.example/game:unpullable\"")
+        );
+        assert!(
+            condition(&gs, "PodNormal")
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("ImagePullBackOff")
+        );
+        // Still pulling: the times it is judged by stay.
+        assert_eq!(
+            gs.status.as_ref().unwrap().last_transition_time,
+            Some(Time(at(0)))
+        );
+        // A pullable image set on it: it starts.
+        gs.spec.containers.as_mut().unwrap()[0].image = Some(IMAGE.into());
+        step(&mut gs, 8);
+        assert_eq!(state(&gs), "Ready");
         assert_eq!(container(&gs).image, IMAGE);
+    }
+
+    #[test]
+    fn not_ready_for_an_unknown_reason_starts_like_a_new_pod() {
+        let mut gs = server(IMAGE);
+        gs.status = Some(GameServerStatus {
+            current_state: Some("NotReady".into()),
+            last_transition_time: Some(Time(at(0))),
+            ..Default::default()
+        });
+        let t = step(&mut gs, 1);
+        assert_eq!(
+            (state(&gs), t.wake_after),
+            ("NotReady", Some(Duration::from_secs(1)))
+        );
+        step(&mut gs, 2);
+        assert_eq!(state(&gs), "Ready");
     }
 
     #[test]
@@ -613,12 +956,13 @@ mod tests {
             (c.image.as_str(), c.ready, c.restart_count),
             (IMAGE2, true, 1)
         );
-        // An update to a crashing image ends in Crash.
+        // An update to a crashing image ends crash-looping: NotReady.
         gs.spec.containers.as_mut().unwrap()[0].image = Some(BAD.into());
         step(&mut gs, 20);
         assert_eq!(state(&gs), "Updating");
         step(&mut gs, 22);
-        assert_eq!(state(&gs), "Crash");
+        assert_eq!(state(&gs), "NotReady");
+        assert_eq!(phase(&gs), "Running");
     }
 
     #[test]

@@ -26,8 +26,8 @@ use super::Cluster;
 use super::request::{FieldValidation, Format, Params, Target};
 use super::resources::ResourceDef;
 use super::status::{ApiError, FieldError};
-use super::table;
 use super::validation;
+use super::{objectmeta, table};
 use crate::cluster::store::{ObjectKey, Op, StoreError, StoredObject};
 
 /// How often a write retries after losing a compare-and-swap race to a
@@ -157,6 +157,9 @@ fn validate(
         findings
             .invalid
             .insert(0, FieldError::invalid("metadata.name", &json!(name), &why));
+    }
+    if let Some(m) = object.get("metadata").and_then(Value::as_object) {
+        findings.invalid.extend(objectmeta::check(m));
     }
     let mut warnings = Vec::new();
     if !findings.unknown.is_empty() {
