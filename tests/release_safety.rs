@@ -413,3 +413,73 @@ async fn what_would_hurt_is_refused_before_anything_changes() {
         .await;
     succeeded(&r);
 }
+
+/// Bytes of all annotations of the set, as kube-apiserver counts them
+/// (`len(key) + len(value)`, apimachinery `ValidateAnnotationsSize`).
+async fn annotation_bytes(server: &Server) -> usize {
+    let api: Api<gameops::api::GameServerSet> = Api::namespaced(server.client().await, "default");
+    let gss = api.get("minecraft").await.expect("gss");
+    gss.metadata
+        .annotations
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_on_a_set_stays_small_after_many_calls_on_hundreds_of_servers() {
+    let server = Server::start_fleet(&["--in-memory", "--sim-startup-ms", "50"]);
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    server.kubectl_ok(&["scale", "gss", "minecraft", "--replicas", "400"], None);
+    all_ready(&server, 400).await;
+    let agent = Agent::new(&server);
+    // Each call moves every other server (evens, then odds), so each
+    // answer names 200 servers that interleave with the rest.
+    let half = |odd: u64| {
+        (0..400u64)
+            .filter(|o| o % 2 == odd)
+            .map(|o| o.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for call in 0..12u64 {
+        let (from, to) = if call % 2 == 0 {
+            ("None", "Maintaining")
+        } else {
+            ("Maintaining", "None")
+        };
+        let r = agent
+            .op(
+                "wf",
+                &format!("call-{call}"),
+                "setOpsState",
+                set(json!({"select": {"opsState": from, "ids": half((call / 2) % 2)}, "opsState": to})),
+                &["count", "names"],
+            )
+            .await;
+        succeeded(&r);
+        assert_eq!(output(&r, "count"), "200", "{r}");
+    }
+    let bytes = annotation_bytes(&server).await;
+    assert!(
+        bytes < 16 * 1024,
+        "{bytes} bytes of annotations: far below kube-apiserver's 262144"
+    );
+    // A repeat of the last call still answers with every name.
+    let r = agent
+        .op(
+            "wf",
+            "call-11",
+            "setOpsState",
+            set(json!({"select": {"opsState": "Maintaining", "ids": half(1)}, "opsState": "None"})),
+            &["count", "names"],
+        )
+        .await;
+    assert!(message(&r).contains("already applied"), "{r}");
+    assert_eq!(
+        output(&r, "names").split(',').count(),
+        output(&r, "count").parse::<usize>().unwrap_or(0),
+        "{r}"
+    );
+}

@@ -35,7 +35,7 @@ use serde_json::json;
 use super::ledger::{self, Change};
 use super::progress::{self, MAX_TIMEOUT_SECONDS, Progress};
 use super::select::{self, Patched, Selection, deleting, ops_state, players};
-use super::{Call, Outcome, okg_marks, values};
+use super::{Call, Outcome, name_list, okg_marks, values};
 use crate::api::{GameServer, GameServerSet};
 
 /// How soon Argo asks again.
@@ -115,6 +115,9 @@ fn plan(args: Args) -> Result<Plan, String> {
     })
 }
 
+/// Servers named in a message, at most.
+const NAMED: usize = 10;
+
 /// What to do with one selected server.
 #[derive(Debug, Clone, PartialEq)]
 enum Decision {
@@ -158,7 +161,7 @@ fn left(busy: &[(String, String)]) -> String {
         } else {
             "in matches or held"
         },
-        list.join(", ")
+        name_list::shortened(&list, NAMED)
     )
 }
 
@@ -362,7 +365,7 @@ async fn finish(call: &Call<'_>, plan: &Plan, set: &str, progress: Progress) -> 
         if moved_list.is_empty() {
             String::new()
         } else {
-            format!(" ({})", moved_list.join(", "))
+            format!(" ({})", name_list::shortened(&moved_list, NAMED))
         },
         scaled(plan, &progress),
     );

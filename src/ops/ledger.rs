@@ -33,6 +33,9 @@ pub const OPS_ANNOTATION: &str = "gameops.io/ops";
 pub const LEASE_DURATION: Duration = Duration::from_secs(15 * 60);
 const KEEP_RECORDS: usize = 50;
 const RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The most the records may take, in bytes (oldest go first): with the
+/// other annotations, far below kube-apiserver's 256 KiB per object.
+pub const BUDGET: usize = 64 * 1024;
 
 /// One workflow's hold on a set.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,6 +60,41 @@ pub struct Record {
     /// The outputs given.
     #[serde(default)]
     pub outputs: BTreeMap<String, String>,
+    /// The `names` output, kept compact ([`super::name_list`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<String>,
+}
+
+impl Record {
+    /// The record of an answer: a `names` output is kept compact.
+    pub fn new(
+        template: &str,
+        at: Timestamp,
+        message: &str,
+        outputs: &BTreeMap<String, String>,
+    ) -> Self {
+        let mut outputs = outputs.clone();
+        let names = outputs
+            .remove("names")
+            .map(|list| super::name_list::compact(list.split(',').filter(|n| !n.is_empty())));
+        Self {
+            template: template.to_owned(),
+            at,
+            message: message.to_owned(),
+            outputs,
+            names,
+        }
+    }
+
+    /// The outputs as first answered.
+    pub fn outputs(&self) -> BTreeMap<String, String> {
+        let mut outputs = self.outputs.clone();
+        if let Some(names) = &self.names {
+            let list = super::name_list::expand(names).unwrap_or_default();
+            outputs.insert("names".to_owned(), list.join(","));
+        }
+        outputs
+    }
 }
 
 fn annotation<'a>(gss: &'a GameServerSet, key: &str) -> Option<&'a str> {
@@ -198,7 +236,8 @@ pub struct Change {
 }
 
 fn pruned(records: BTreeMap<String, Record>, now: Timestamp) -> BTreeMap<String, Record> {
-    super::prune_by_age(records, now, RECORD_TTL, KEEP_RECORDS, |r| r.at)
+    let records = super::prune_by_age(records, now, RECORD_TTL, KEEP_RECORDS, |r| r.at);
+    super::prune_to_size(records, BUDGET, |r| r.at)
 }
 
 /// The answer recorded for a call, given again to a repeat of it.
@@ -209,7 +248,7 @@ pub fn replay(done: &Record) -> Outcome {
             done.message,
             done.at.strftime("%H:%M:%SZ")
         ),
-        outputs: done.outputs.clone(),
+        outputs: done.outputs(),
     }
 }
 
@@ -263,12 +302,7 @@ where
         let change = change(gss).map_err(Outcome::Failed)?;
         records.insert(
             call.fingerprint.clone(),
-            Record {
-                template: call.template.to_owned(),
-                at: now,
-                message: change.message.clone(),
-                outputs: change.outputs.clone(),
-            },
+            Record::new(call.template, now, &change.message, &change.outputs),
         );
         let mut patch = if change.patch.is_null() {
             json!({})
@@ -300,12 +334,7 @@ mod tests {
     use super::*;
 
     fn record(at: Timestamp) -> Record {
-        Record {
-            template: "t".into(),
-            at,
-            message: "m".into(),
-            outputs: BTreeMap::new(),
-        }
+        Record::new("t", at, "m", &BTreeMap::new())
     }
 
     #[test]
@@ -327,5 +356,44 @@ mod tests {
         assert!(!kept.contains_key("old"));
         assert!(!kept.contains_key("r00"), "the oldest go first");
         assert!(kept.contains_key("r59"));
+    }
+
+    #[test]
+    fn hundreds_of_answers_on_ten_thousand_servers_stay_within_the_budget() {
+        let now = Timestamp::now();
+        let mut records = BTreeMap::new();
+        let mut last = BTreeMap::new();
+        for call in 0..300u64 {
+            // Every other server of 10,000, shifted per call: no two alike.
+            let names: Vec<String> = (0..10_000u64)
+                .filter(|o| (o + call) % 2 == 0)
+                .map(|o| format!("minecraft-{o}"))
+                .collect();
+            let outputs = BTreeMap::from([
+                ("count".to_owned(), names.len().to_string()),
+                ("names".to_owned(), names.join(",")),
+            ]);
+            let message = format!(
+                "set opsState Kill on {} servers: {}",
+                names.len(),
+                super::super::name_list::shortened(&names, 10)
+            );
+            let at = now - jiff::SignedDuration::from_secs(i64::try_from(300 - call).unwrap());
+            records.insert(
+                format!("call-{call}"),
+                Record::new("t", at, &message, &outputs),
+            );
+            records = pruned(records, now);
+            last = outputs;
+        }
+        let written = serde_json::to_string(&records).unwrap();
+        assert!(written.len() <= BUDGET, "{} bytes", written.len());
+        assert!(
+            records.len() >= 20,
+            "the newest answers are kept: {}",
+            records.len()
+        );
+        // The newest answer replays exactly, names and all.
+        assert_eq!(records["call-299"].outputs(), last);
     }
 }

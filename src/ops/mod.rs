@@ -8,6 +8,7 @@ pub mod cas;
 pub mod check;
 mod drain;
 pub mod ledger;
+pub mod name_list;
 pub mod okg_marks;
 mod patch_image;
 pub mod progress;
@@ -159,6 +160,27 @@ fn prune_by_age<T>(
         for (_, k) in by_age.into_iter().take(surplus) {
             entries.remove(&k);
         }
+    }
+    entries
+}
+
+/// `entries` without the oldest (by `at`) while their JSON is longer than
+/// `budget` bytes.
+fn prune_to_size<T: serde::Serialize>(
+    mut entries: BTreeMap<String, T>,
+    budget: usize,
+    at: impl Fn(&T) -> jiff::Timestamp,
+) -> BTreeMap<String, T> {
+    let size = |e: &BTreeMap<String, T>| serde_json::to_string(e).map_or(0, |s| s.len());
+    while entries.len() > 1 && size(&entries) > budget {
+        let oldest = entries
+            .iter()
+            .min_by_key(|(_, e)| at(e))
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => entries.remove(&k),
+            None => break,
+        };
     }
     entries
 }

@@ -32,6 +32,10 @@ use crate::api::GameServerSet;
 pub const WAITS_ANNOTATION: &str = "gameops.io/waits";
 const KEEP: usize = 50;
 const TTL: Duration = Duration::from_secs(24 * 3600);
+/// The most the annotation may take, in bytes (oldest entries go first):
+/// with the ledger's, far below kube-apiserver's 256 KiB for all
+/// annotations of an object.
+pub const BUDGET: usize = 48 * 1024;
 /// The longest `timeoutSeconds` a waiting op accepts (its entry must
 /// outlive it).
 pub const MAX_TIMEOUT_SECONDS: u64 = 24 * 3600 - 60;
@@ -44,10 +48,18 @@ pub struct Progress {
     /// When the first call came.
     pub started: Timestamp,
     /// `drain`: the servers it moved.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeSet::is_empty",
+        with = "super::name_list::set"
+    )]
     pub moved: BTreeSet<String>,
     /// `drain`: those of them already taken off `spec.replicas`.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeSet::is_empty",
+        with = "super::name_list::set"
+    )]
     pub off: BTreeSet<String>,
     /// The failure a waiting op answered (`waitReady`'s crash or timeout):
     /// a repeat of the call answers it again.
@@ -90,7 +102,8 @@ pub fn of(gss: &GameServerSet, call: &Call<'_>) -> Option<Progress> {
 
 /// `entries` without those older than a day and beyond the newest [`KEEP`].
 pub fn pruned(entries: BTreeMap<String, Progress>, now: Timestamp) -> BTreeMap<String, Progress> {
-    super::prune_by_age(entries, now, TTL, KEEP, |p| p.started)
+    let entries = super::prune_by_age(entries, now, TTL, KEEP, |p| p.started);
+    super::prune_to_size(entries, BUDGET, |p| p.started)
 }
 
 /// The merge patch setting `call`'s entry to `progress` (`None`: removing

@@ -320,8 +320,14 @@ impl Selection {
             parts.push(format!("notImage={}", join(&self.not_image)));
         }
         if let Some(ids) = &self.ids {
-            let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
-            parts.push(format!("ids={}", ids.join(",")));
+            let ranges = super::name_list::to_ranges(ids);
+            let shown: Vec<&str> = ranges.split(',').take(10).collect();
+            let more = if ranges.split(',').count() > shown.len() {
+                format!(",… ({} ids)", ids.len())
+            } else {
+                String::new()
+            };
+            parts.push(format!("ids={}{more}", shown.join(",")));
         }
         if let Some(c) = &self.current_state {
             parts.push(format!("currentState={c}"));

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::ledger::{self, Change};
 use super::select::{self, Patched, Select, Selection, deleting, ops_state};
-use super::{Call, Outcome, values};
+use super::{Call, Outcome, name_list, values};
 use crate::api::GameServer;
 
 /// `plugin.gameops.setOpsState`.
@@ -70,6 +70,9 @@ fn plan<'a, S: Borrow<GameServer>>(
     (done, todo)
 }
 
+/// Servers named in a message, at most (the `names` output has them all).
+const NAMED: usize = 10;
+
 fn answer(
     set: &str,
     target: &str,
@@ -87,13 +90,13 @@ fn answer(
             "dry run: would set opsState {target} on {} servers of {set} ({}): {}",
             names.len(),
             selection.describe(),
-            names.join(", ")
+            name_list::shortened(names, NAMED)
         ),
         (false, false) => format!(
             "set opsState {target} on {} servers of {set} ({}): {}",
             names.len(),
             selection.describe(),
-            names.join(", ")
+            name_list::shortened(names, NAMED)
         ),
     };
     let outputs = BTreeMap::from([
