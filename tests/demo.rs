@@ -110,6 +110,8 @@ spec:
   arguments:
     parameters:
       - name: image
+      - name: keepSurge
+        value: "false"
   templates:
     - name: release
       steps:

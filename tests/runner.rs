@@ -780,3 +780,69 @@ spec:
     );
     ready_with(&client, OLD, 6).await;
 }
+
+/// The set's replicas, and its live servers by running image.
+async fn fleet_size(client: &kube::Client) -> (i32, Vec<String>) {
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
+    let replicas = sets.get("minecraft").await.expect("gss").spec.replicas;
+    let images = servers(client)
+        .await
+        .iter()
+        .filter(|g| g.metadata.deletion_timestamp.is_none())
+        .map(|g| g.running_image().unwrap_or("?").to_owned())
+        .collect();
+    (replicas, images)
+}
+
+/// Waits until the set has `n` replicas and `n` live servers, all running `image`.
+async fn settles_at(client: &kube::Client, n: i32, image: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (replicas, images) = fleet_size(client).await;
+        if replicas == n
+            && images.len() == usize::try_from(n).unwrap_or(0)
+            && images.iter().all(|i| i == image)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {n} servers of {image}: replicas {replicas}, running {images:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 11: a release, an immediate rollback and a failed release, one
+/// after another on the same set, each leave it at its size (3), with no
+/// lease left behind to refuse the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_an_immediate_rollback_and_a_failed_release_leave_the_set_at_its_size() {
+    let mut args = FAST.to_vec();
+    args.push("--sim-crash-image=-bad$");
+    let srv = Server::start_fleet(&args);
+    let client = seed(&srv, None).await;
+    let out = run(&srv, "seamless-release", &["-p", &format!("image={NEW}")]);
+    assert!(out.status.success(), "{}", text(&out));
+    settles_at(&client, 3, NEW).await;
+    let out = run(&srv, "rollback", &["-p", &format!("toImage={OLD}")]);
+    assert!(
+        out.status.success(),
+        "the release's exit handler freed the set: {}",
+        text(&out)
+    );
+    settles_at(&client, 3, OLD).await;
+    let bad = format!("{OLD}-bad");
+    let out = run(
+        &srv,
+        "seamless-release",
+        &["-p", &format!("image={bad}"), "-p", "timeoutSeconds=60"],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("release/roll-back"),
+        "{}",
+        text(&out)
+    );
+    settles_at(&client, 3, OLD).await;
+}

@@ -463,6 +463,8 @@ fn seamless_release_runs_seed_001s_four_steps_then_rolls_back_on_failure() {
             ("release-failed", "waitReady"),
             ("retire-old", "setOpsState"),
             ("drain-old", "drain"),
+            // Issue 11: the set returns to its size unless keepSurge.
+            ("remove-retired", "removeRetired"),
         ]
     );
     let step = |name: &str| {

@@ -446,7 +446,12 @@ pub async fn run(options: &DemoOptions) -> Result<Demo, DemoError> {
                 token,
             },
             approve: true,
-            parameters: vec![("image".into(), NEW_IMAGE.into())],
+            // The seed's recipe keeps the surge, and its end table shows
+            // the retired servers still there.
+            parameters: vec![
+                ("image".into(), NEW_IMAGE.into()),
+                ("keepSurge".into(), "true".into()),
+            ],
             namespace: "default".into(),
             live: options.live,
         },

@@ -13,6 +13,7 @@ pub mod okg_marks;
 mod patch_image;
 pub mod progress;
 mod promote_tag;
+mod remove_retired;
 mod resolve_tag;
 mod rollback;
 mod scale;
@@ -309,6 +310,7 @@ pub async fn run(
         Op::Rollback => parsed!(op, value, COMMON, |a| rollback::run(call, a)),
         Op::Status => parsed!(op, value, COMMON, |a| status::run(call, a)),
         Op::Unlock => parsed!(op, value, COMMON, |a| unlock::run(call, a)),
+        Op::RemoveRetired => parsed!(op, value, COMMON, |a| remove_retired::run(call, a)),
         Op::ResolveTag | Op::PromoteTag => run_registry_op(clusters, spec.op, op, value).await,
     }
 }
@@ -386,6 +388,7 @@ mod tests {
             Op::Rollback => parse::<rollback::Args>(name, value, skip).map(drop),
             Op::Status => parse::<status::Args>(name, value, skip).map(drop),
             Op::Unlock => parse::<unlock::Args>(name, value, skip).map(drop),
+            Op::RemoveRetired => parse::<remove_retired::Args>(name, value, skip).map(drop),
             Op::ResolveTag => parse::<resolve_tag::Args>(name, value, skip).map(drop),
             Op::PromoteTag => parse::<promote_tag::Args>(name, value, skip).map(drop),
         }

@@ -26,6 +26,8 @@ pub enum Op {
     Status,
     /// `unlock`.
     Unlock,
+    /// `removeRetired`.
+    RemoveRetired,
     /// `resolveTag`.
     ResolveTag,
     /// `promoteTag`.
@@ -101,6 +103,8 @@ pub const DRY_RUN: bool = false;
 pub const ALLOW_ROLLING_UPDATE: bool = false;
 /// `setOpsState.allowCustomState` when left out.
 pub const ALLOW_CUSTOM_STATE: bool = false;
+/// `removeRetired.timeoutSeconds` when left out.
+pub const REMOVE_RETIRED_TIMEOUT: u64 = 300;
 /// `drain.scaleDown` when left out.
 pub const SCALE_DOWN: bool = false;
 
@@ -209,7 +213,7 @@ const CRASHES: &str = "must be at least 1 (crashed servers that fail the wait)";
 const STEPS: &str = "must be at least 1 (1: the image before the last change)";
 
 /// Every op, in the order messages list them.
-pub const OPS: [OpSpec; 10] = [
+pub const OPS: [OpSpec; 11] = [
     OpSpec {
         op: Op::PatchImage,
         name: "patchImage",
@@ -310,6 +314,24 @@ pub const OPS: [OpSpec; 10] = [
         exactly_one: &[],
         at_most_one: &[],
         outputs: &["freed"],
+    },
+    OpSpec {
+        op: Op::RemoveRetired,
+        name: "removeRetired",
+        on_set: true,
+        args: &[Arg {
+            name: "timeoutSeconds",
+            ty: Ty::Whole,
+            range: Some(Range {
+                min: 1,
+                max: DAY,
+                why: TIMEOUT,
+            }),
+            default: Some(Literal::Whole(REMOVE_RETIRED_TIMEOUT)),
+        }],
+        exactly_one: &[],
+        at_most_one: &[],
+        outputs: &["removed", "replicas"],
     },
     OpSpec {
         op: Op::ResolveTag,
