@@ -440,4 +440,62 @@ mod tests {
             "{v:?}"
         );
     }
+
+    fn waiting_in(mut gs: GameServer, reason: &str, restarts: i32) -> GameServer {
+        let c = gs
+            .status
+            .as_mut()
+            .and_then(|s| s.pod_status.as_mut())
+            .and_then(|p| p.container_statuses.as_mut())
+            .and_then(|c| c.first_mut());
+        if let Some(c) = c {
+            c.restart_count = restarts;
+            c.state = Some(k8s_openapi::api::core::v1::ContainerState {
+                waiting: Some(k8s_openapi::api::core::v1::ContainerStateWaiting {
+                    reason: Some(reason.into()),
+                    message: None,
+                }),
+                ..Default::default()
+            });
+        }
+        gs
+    }
+
+    #[test]
+    fn crashes_are_read_as_kubelet_reports_them_and_retired_servers_never_count() {
+        let g = goal_of(json!({"count": 2, "timeoutSeconds": 60})).unwrap();
+        let new = ImageRef::parse(NEW);
+        // kubelet_pods.go getPhase: a crash loop under restartPolicy Always
+        // keeps the pod Running; OKG shows the server NotReady.
+        let servers = vec![
+            waiting_in(server(1, "NotReady", "None", NEW), "CrashLoopBackOff", 3),
+            server(2, "Ready", "None", NEW),
+        ];
+        let v = verdict(&Tally::of(&servers, &new), NEW, 2, &g, Duration::ZERO);
+        let Verdict::Crashing(m) = v else {
+            panic!("{v:?}")
+        };
+        assert!(
+            m.contains("minecraft-1 (CrashLoopBackOff after 3 restarts)"),
+            "{m}"
+        );
+        let pulling = vec![waiting_in(
+            server(1, "Creating", "None", NEW),
+            "ImagePullBackOff",
+            0,
+        )];
+        let v = verdict(&Tally::of(&pulling, &new), NEW, 2, &g, Duration::ZERO);
+        assert!(
+            matches!(&v, Verdict::Crashing(m) if m.contains("minecraft-1 (ImagePullBackOff)")),
+            "{v:?}"
+        );
+        // Ready servers marked for retirement will not serve: not counted.
+        let retired = vec![
+            server(1, "Ready", "WaitToBeDeleted", NEW),
+            server(2, "Ready", "Kill", NEW),
+            server(3, "Ready", "None", NEW),
+        ];
+        let t = Tally::of(&retired, &new);
+        assert_eq!(t.count("Ready"), 1);
+    }
 }
