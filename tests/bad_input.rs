@@ -399,3 +399,66 @@ fn paging_walks_every_object_once() {
     let expected: Vec<String> = (0..23).map(|i| format!("s-{i:02}")).collect();
     assert_eq!(names, expected);
 }
+
+/// kube-apiserver's answers to what a browser or another client sends
+/// (issue 13): media types it cannot decode get 415, a built-in object
+/// without apiVersion/kind takes them from the URL, a custom resource does
+/// not, and `/version/` answers as `/version`.
+#[test]
+fn answers_as_kube_apiserver_gives_them() {
+    let api = Api::new();
+    use reqwest::Method;
+    let before = api.snapshot();
+    // A page on any site can POST these without a CORS preflight.
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let r = api.send(
+            Method::POST,
+            GSS,
+            content_type,
+            gss("sneaky", json!(1)).to_string(),
+        );
+        expect_status(r, 415, "UnsupportedMediaType", "unknown format");
+        let r = api.send(
+            Method::PUT,
+            &format!("{GSS}/sneaky"),
+            content_type,
+            gss("sneaky", json!(1)).to_string(),
+        );
+        expect_status(r, 415, "UnsupportedMediaType", "unknown format");
+    }
+    assert_eq!(api.snapshot(), before, "nothing was stored");
+    // Python's kubernetes client posts core/v1 objects without them
+    // (create_namespaced_event).
+    let event = json!({"metadata": {"name": "e1"}, "reason": "Test", "message": "m",
+        "involvedObject": {"kind": "GameServerSet", "name": "x", "namespace": "default"}});
+    let r = api.send(
+        Method::POST,
+        "/api/v1/namespaces/default/events",
+        "application/json",
+        event.to_string(),
+    );
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().expect("json");
+    assert_eq!(
+        (created["apiVersion"].as_str(), created["kind"].as_str()),
+        (Some("v1"), Some("Event"))
+    );
+    let mut bare = gss("bare", json!(1));
+    bare.as_object_mut().expect("object").remove("kind");
+    bare.as_object_mut().expect("object").remove("apiVersion");
+    let r = api.send(Method::POST, GSS, "application/json", bare.to_string());
+    expect_status(r, 400, "BadRequest", "Kind");
+    let version: Value = api
+        .http
+        .get(api.url("/version/"))
+        .send()
+        .expect("version")
+        .json()
+        .expect("json");
+    assert!(
+        version["gitVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("v1.")),
+        "{version}"
+    );
+}

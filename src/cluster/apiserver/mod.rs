@@ -141,6 +141,10 @@ fn cluster_routes(cluster: Cluster) -> Router {
             "/version",
             get(|| async { axum::Json(discovery::version()) }),
         )
+        .route(
+            "/version/",
+            get(|| async { axum::Json(discovery::version()) }),
+        )
         .fallback(resource)
         .layer(crate::http::body_limit(request::MAX_BODY))
         .with_state(cluster)

@@ -238,9 +238,25 @@ pub fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
     }
 }
 
-/// Decodes a JSON or YAML body into a value.
+/// Decodes a JSON or YAML body into a value. Other media types (a form, a
+/// text/plain body a web page can send without a CORS preflight) are
+/// refused with 415, as kube-apiserver's
+/// `negotiation.NegotiateInputSerializerForMediaType` does; a request
+/// without a Content-Type is taken as JSON, its first media type.
 pub fn decode(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
     let ct = content_type(headers);
+    if !matches!(
+        ct.as_str(),
+        "application/json"
+            | "application/yaml"
+            | "application/merge-patch+json"
+            | "application/json-patch+json"
+            | "application/apply-patch+yaml"
+    ) {
+        return Err(ApiError::unsupported_media(format!(
+            "the body of the request was in an unknown format ({ct}) - accepted media types include: application/json, application/yaml"
+        )));
+    }
     if ct.contains("yaml") {
         serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))

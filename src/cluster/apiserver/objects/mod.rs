@@ -119,7 +119,27 @@ fn spec_part(v: &Value) -> Value {
 }
 
 /// Checks `apiVersion`/`kind` of a body against the resource.
-fn check_type(def: &ResourceDef, body: &Value) -> Result<(), ApiError> {
+fn check_type(def: &ResourceDef, body: &mut Value) -> Result<(), ApiError> {
+    // Built-in (core) objects are decoded with the URL's type as the
+    // default, so a body without apiVersion and kind gets them (apimachinery
+    // runtime/serializer/json `Decode` with the request scope's default
+    // GVK); custom resources are decoded unstructured, which requires a
+    // kind (runtime/serializer/unstructured `Decode`: "Object 'Kind' is
+    // missing").
+    if def.group.is_empty()
+        && let Some(object) = body.as_object_mut()
+    {
+        let missing = |k: &str| {
+            object
+                .get(k)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        };
+        if missing("kind") && missing("apiVersion") {
+            object.insert("kind".into(), Value::from(def.kind));
+            object.insert("apiVersion".into(), Value::from(def.api_version()));
+        }
+    }
     let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
     let api_version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     if kind.is_empty() {

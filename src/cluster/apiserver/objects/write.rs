@@ -95,7 +95,7 @@ pub async fn update(
     cluster: &Cluster,
     target: &Target,
     params: &Params,
-    body: Value,
+    mut body: Value,
     format: Format,
 ) -> Result<Response, ApiError> {
     let name = name_of(target)?.to_owned();
@@ -105,7 +105,7 @@ pub async fn update(
     if sub == Some("scale") {
         return write_scale(cluster, target, &name, params, |_| Ok(body.clone())).await;
     }
-    check_type(def, &body)?;
+    check_type(def, &mut body)?;
     if let Some(body_name) = body.pointer("/metadata/name").and_then(Value::as_str)
         && body_name != name
     {
@@ -170,7 +170,7 @@ pub async fn patch(
     target: &Target,
     params: &Params,
     patch_type: PatchType,
-    body: Value,
+    mut body: Value,
     format: Format,
 ) -> Result<Response, ApiError> {
     let name = name_of(target)?.to_owned();
@@ -189,7 +189,7 @@ pub async fn patch(
         .await;
     }
     if patch_type == PatchType::Apply {
-        check_type(def, &body)?;
+        check_type(def, &mut body)?;
     }
     let pinned = pins_version(patch_type, &body)?;
     let operation = match patch_type {
@@ -311,7 +311,7 @@ fn record_manager(
 /// Builds a new object for creation from a client's body.
 fn prepare_create(target: &Target, mut body: Value) -> Result<Value, ApiError> {
     let def = target.def;
-    check_type(def, &body)?;
+    check_type(def, &mut body)?;
     let ns = target.namespace.clone().unwrap_or_default();
     let m = meta_mut(&mut body);
     if let Some(body_ns) = m.get("namespace").and_then(Value::as_str)
