@@ -1512,3 +1512,71 @@ async fn delete_collection_removes_only_the_selected() {
         .collect();
     assert_eq!(left, ["c"]);
 }
+
+/// kube-apiserver deletes an object without preconditions however busy
+/// other writers keep it (apiserver pkg/registry/generic/registry/store.go
+/// `Delete` retries its `GuaranteedUpdate` on conflict); only the client's
+/// own preconditions give 409, and `deletecollection` tries every object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_without_preconditions_wins_over_concurrent_writers() {
+    let server = Server::start(&["--in-memory"]);
+    let client = server.client().await;
+    let api: Api<GameServer> = Api::namespaced(client.clone(), "default");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for round in 0..20 {
+        let name = format!("busy-{round}");
+        api.create(
+            &PostParams::default(),
+            &GameServer::new(&name, GameServerSpec::default()),
+        )
+        .await
+        .expect("create");
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let (api, name, stop) = (api.clone(), name.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        let p =
+                            json!({"metadata": {"annotations": {format!("w{w}"): n.to_string()}}});
+                        if api
+                            .patch(&name, &PatchParams::default(), &Patch::Merge(&p))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let deleted = api.delete(&name, &DeleteParams::default()).await;
+        stop.store(true, Ordering::SeqCst);
+        for w in writers {
+            let _ = w.await;
+        }
+        stop.store(false, Ordering::SeqCst);
+        assert!(deleted.is_ok(), "round {round}: {deleted:?}");
+    }
+    // The client's own precondition still gives 409.
+    let gs = api
+        .create(
+            &PostParams::default(),
+            &GameServer::new("pinned", GameServerSpec::default()),
+        )
+        .await
+        .expect("create");
+    let stale = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: Some("1".into()),
+            uid: gs.metadata.uid.clone(),
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete("pinned", &stale).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 409),
+        other => panic!("a stale precondition: {other:?}"),
+    }
+}

@@ -63,24 +63,54 @@ pub async fn delete(
     body: Option<Value>,
 ) -> Result<Response, ApiError> {
     let name = name_of(target)?.to_owned();
-    let def = target.def;
     if target.subresource.is_some() {
         return Err(ApiError::method_not_allowed(
             "DELETE is not supported on a subresource",
         ));
     }
     let options = delete_options(body.as_ref(), params)?;
+    // Another client's write between the read and the delete is no reason
+    // to fail one without preconditions: read again and delete the newer
+    // object, as kube-apiserver's store does (apiserver
+    // pkg/registry/generic/registry/store.go `Delete`, whose
+    // `GuaranteedUpdate` retries on conflict). Only the client's own
+    // preconditions give 409.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match delete_once(cluster, target, &name, params, &options).await {
+            Err(e)
+                if e.code == StatusCode::CONFLICT
+                    && options.rv.is_none()
+                    && options.uid.is_none()
+                    && attempts < RETRIES => {}
+            other => return other,
+        }
+    }
+}
+
+/// Attempts at a DELETE that other writers keep racing.
+const RETRIES: usize = 64;
+
+async fn delete_once(
+    cluster: &Cluster,
+    target: &Target,
+    name: &str,
+    params: &Params,
+    options: &DeleteOptions,
+) -> Result<Response, ApiError> {
+    let def = target.def;
     let current = cluster
         .store
-        .get(&key(target, &name))
-        .ok_or_else(|| ApiError::not_found(&def.qualified(), &name))?;
+        .get(&key(target, name))
+        .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
     if options
         .uid
         .as_deref()
         .is_some_and(|u| Some(u) != current.uid())
         || options.rv.is_some_and(|rv| rv != current.rv)
     {
-        return Err(ApiError::conflict(&def.qualified(), &name));
+        return Err(ApiError::conflict(&def.qualified(), name));
     }
     if params.dry_run {
         return Ok(json_response(StatusCode::OK, current.json.clone()));
@@ -118,9 +148,9 @@ pub async fn delete(
     };
     let written = cluster
         .store
-        .write(key(target, &name), op)
+        .write(key(target, name), op)
         .await
-        .map_err(|e| store_error(def, &name, e))?;
+        .map_err(|e| store_error(def, name, e))?;
     Ok(json_response(StatusCode::OK, written.json.clone()))
 }
 
@@ -135,6 +165,7 @@ pub async fn delete_collection(
     let selection = Selection::parse(def, params)?;
     let (items, _) = cluster.store.list(def.plural, target.namespace.as_deref());
     let mut deleted = Vec::new();
+    let mut first_error = None;
     for item in items.iter().filter(|o| selection.matches(&o.value)) {
         let one = Target {
             namespace: Some(item.namespace().to_owned()),
@@ -145,8 +176,16 @@ pub async fn delete_collection(
             Ok(_) => deleted.push(item.value.clone()),
             // Someone else deleted it meanwhile: fine for a collection delete.
             Err(e) if e.code == StatusCode::NOT_FOUND => {}
-            Err(e) => return Err(e),
+            // Every other object is still tried; the first error is the
+            // answer (store.go `DeleteCollection` collects errors and
+            // returns after the whole list).
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     let out = json!({
         "apiVersion": def.api_version(),
