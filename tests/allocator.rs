@@ -707,12 +707,30 @@ async fn bad_requests_get_a_400_with_a_message() {
         );
         assert!(!error.contains('\n'), "one sentence: {error:?}");
     }
+    // A page on any site can post a form or text/plain to the loopback port
+    // without a CORS preflight: only JSON declared as JSON is read.
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        for path in ["/v1/allocate", "/v1/release"] {
+            let r = env
+                .http
+                .post(format!("{}{path}", env.url))
+                .header("content-type", content_type)
+                .body(r#"{"gameServerName": "b-0"}"#)
+                .send()
+                .await
+                .expect("the allocator answers");
+            assert_eq!(r.status().as_u16(), 415, "{path} as {content_type}");
+            let answer: Value = r.json().await.expect("JSON");
+            let error = answer["error"].as_str().unwrap_or_default();
+            assert!(error.contains("Content-Type: application/json"), "{error}");
+        }
+    }
     // Nothing was allocated by any of them; a good request still works.
     let gs = env.api().get("b-0").await.expect("b-0");
     assert_eq!(gs.spec.ops_state, None);
     let (status, answer) = post_raw(&env.http, &url, "{}".into()).await;
     assert_eq!((status, &answer["state"]), (200, &json!("Allocated")));
-    let bad_allocations = cases.iter().filter(|c| c.0 == "/v1/allocate").count() as u64;
+    let bad_allocations = cases.iter().filter(|c| c.0 == "/v1/allocate").count() as u64 + 2;
     assert_eq!(env.allocations("gameops", "Error"), bad_allocations - 1);
     assert_eq!(env.allocations("unknown", "Error"), 1);
 }

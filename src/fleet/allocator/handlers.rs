@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::Allocator;
@@ -13,9 +14,10 @@ use super::wire::{AllocationRequest, ReleaseRequest, parse_body};
 /// `POST /v1/allocate`.
 pub(super) async fn allocate_handler(
     State(allocator): State<Arc<Allocator>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = match parse_body::<AllocationRequest>("/v1/allocate", &body) {
+    let request = match parse_body::<AllocationRequest>("/v1/allocate", &headers, &body) {
         Ok(r) => r,
         Err(e) => {
             let cluster = allocator
@@ -36,9 +38,10 @@ pub(super) async fn allocate_handler(
 /// `POST /v1/release`.
 pub(super) async fn release_handler(
     State(allocator): State<Arc<Allocator>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = match parse_body::<ReleaseRequest>("/v1/release", &body) {
+    let result = match parse_body::<ReleaseRequest>("/v1/release", &headers, &body) {
         Ok(request) => allocator.release(request).await,
         Err(e) => Err(e),
     };

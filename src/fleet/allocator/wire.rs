@@ -20,6 +20,10 @@ pub enum AllocatorError {
     /// The request is malformed; the message says how.
     #[error("{0}")]
     BadRequest(String),
+    /// The body is not declared JSON (a web page can post a form or
+    /// text/plain to the loopback port without a CORS preflight).
+    #[error("the body of POST {0} must be JSON with Content-Type: application/json, not {1:?}")]
+    NotJson(String, String),
     /// The request names a cluster that is not served.
     #[error("cluster {name:?} is not served here: use one of {known}")]
     UnknownCluster {
@@ -64,6 +68,7 @@ impl AllocatorError {
         match self {
             Self::BadRequest(_) | Self::UnknownCluster { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotJson(..) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotReady(_) | Self::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Api { .. } => StatusCode::BAD_GATEWAY,
         }
@@ -310,8 +315,20 @@ pub(super) fn validate(request: AllocationRequest) -> Result<Wanted, AllocatorEr
 /// Parses the JSON body of `POST path`.
 pub(super) fn parse_body<T: serde::de::DeserializeOwned>(
     path: &str,
+    headers: &axum::http::HeaderMap,
     body: &Bytes,
 ) -> Result<T, AllocatorError> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/json") {
+        return Err(AllocatorError::NotJson(
+            path.to_owned(),
+            content_type.to_owned(),
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| {
         AllocatorError::BadRequest(format!(
             "the body of POST {path} is not a valid request: {e}"
