@@ -1580,3 +1580,46 @@ async fn delete_without_preconditions_wins_over_concurrent_writers() {
         other => panic!("a stale precondition: {other:?}"),
     }
 }
+
+/// A watch with a selector sees an object that stops matching as DELETED,
+/// with its last matching content at the change's resourceVersion, as
+/// kube-apiserver's cacher sends it (cache_watcher.go `convertToWatchEvent`).
+#[tokio::test]
+async fn an_object_leaving_a_selection_is_deleted_with_its_last_matching_content() {
+    use kube::api::{WatchEvent, WatchParams};
+    let server = Server::start(&["--in-memory"]);
+    let api: Api<GameServer> = Api::namespaced(server.client().await, "default");
+    let mut gs = GameServer::new("leaving", GameServerSpec::default());
+    gs.metadata.labels = Some(BTreeMap::from([("pool".to_owned(), "a".to_owned())]));
+    let created = api
+        .create(&PostParams::default(), &gs)
+        .await
+        .expect("create");
+    let rv = created.metadata.resource_version.clone().expect("rv");
+    let mut stream = api
+        .watch(&WatchParams::default().labels("pool=a"), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let moved = api
+        .patch(
+            "leaving",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"pool": "b"}}})),
+        )
+        .await
+        .expect("patch");
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("an event in time")
+        .expect("an event")
+        .expect("a good event");
+    let WatchEvent::Deleted(last) = event else {
+        panic!("expected DELETED, got {event:?}");
+    };
+    assert_eq!(last.labels().get("pool").map(String::as_str), Some("a"));
+    assert_eq!(
+        last.metadata.resource_version,
+        moved.metadata.resource_version
+    );
+}

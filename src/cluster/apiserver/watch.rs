@@ -73,6 +73,21 @@ impl Filter {
         }
     }
 
+    /// The line for `event` seen as `kind`: an object that stops matching
+    /// the selection is sent DELETED with its previous (last matching)
+    /// content at the event's resourceVersion, as kube-apiserver's cacher
+    /// does (apiserver pkg/storage/cacher/cache_watcher.go
+    /// `convertToWatchEvent`).
+    fn event_line(&self, kind: EventType, event: &WatchEvent) -> Bytes {
+        match (&event.kind, &kind, &event.previous) {
+            (EventType::Modified, EventType::Deleted, Some(previous)) => {
+                let last = StoredObject::new(event.object.rv, previous.value.clone());
+                self.line(kind.as_str(), &last)
+            }
+            _ => self.line(kind.as_str(), &event.object),
+        }
+    }
+
     fn line(&self, kind: &str, object: &StoredObject) -> Bytes {
         let mut out = Vec::with_capacity(object.json.len() + 32);
         out.extend_from_slice(b"{\"type\":\"");
@@ -204,7 +219,7 @@ async fn stream(
     for event in &backlog {
         last_rv = event.object.rv;
         if let Some(kind) = filter.translate(event)
-            && !send(tx, filter.line(kind.as_str(), &event.object)).await
+            && !send(tx, filter.event_line(kind, event)).await
         {
             return;
         }
@@ -220,7 +235,7 @@ async fn stream(
                     }
                     last_rv = event.object.rv;
                     if let Some(kind) = filter.translate(&event)
-                        && !send(tx, filter.line(kind.as_str(), &event.object)).await
+                        && !send(tx, filter.event_line(kind, &event)).await
                     {
                         return;
                     }

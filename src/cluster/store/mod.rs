@@ -86,7 +86,8 @@ pub struct StoredObject {
 }
 
 impl StoredObject {
-    fn new(rv: u64, mut value: Value) -> Self {
+    /// `value` as written at `rv` (its `metadata.resourceVersion` set).
+    pub fn new(rv: u64, mut value: Value) -> Self {
         if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
