@@ -251,6 +251,15 @@ impl Step {
 }
 
 impl Template {
+    /// Its steps (group by group) and then its DAG tasks.
+    pub fn children(&self) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .flatten()
+            .flatten()
+            .chain(self.dag.iter().flat_map(|d| d.tasks.iter()))
+    }
+
     /// The kind of a template the runner cannot run, if it is one.
     pub fn unsupported_kind(&self) -> Option<&'static str> {
         POD_KINDS

@@ -149,13 +149,7 @@ impl Walk<'_> {
         if let Some(gameops) = template.plugin.as_ref().and_then(|p| p.get(PLUGIN_NAME)) {
             return plugin_call(owner, template, gameops, &scope);
         }
-        let children = template
-            .steps
-            .iter()
-            .flatten()
-            .flatten()
-            .chain(template.dag.iter().flat_map(|d| d.tasks.iter()));
-        for step in children {
+        for step in template.children() {
             self.step(owner, template, step, &scope, depth)?;
         }
         Ok(())

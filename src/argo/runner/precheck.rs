@@ -66,13 +66,7 @@ pub(super) fn reachable(
         ))
     })?;
     runnable(owner, template)?;
-    let children = template
-        .steps
-        .iter()
-        .flatten()
-        .flatten()
-        .chain(template.dag.iter().flat_map(|d| d.tasks.iter()));
-    for step in children {
+    for step in template.children() {
         match (&step.template, &step.template_ref) {
             (Some(t), None) => reachable(library, owner, t, seen)?,
             (None, Some(r)) => {
