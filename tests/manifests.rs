@@ -549,9 +549,7 @@ fn gameops_may_only_read_and_patch_game_servers() {
         json!([
             {"apiGroups": ["game.kruise.io"], "resources": ["gameservers", "gameserversets"],
              "verbs": ["get", "list", "watch", "patch"]},
-            {"apiGroups": ["game.kruise.io"], "resources": ["gameserversets/scale"], "verbs": ["patch"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
-            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         ])
     );
     assert!(

@@ -268,13 +268,7 @@ fn the_plugin_service_account_has_exactly_the_verbs_it_needs() {
                 "gameserversets",
                 &["get", "list", "watch", "patch"]
             ),
-            (
-                "game.kruise.io",
-                "gameserversets/scale",
-                &["get", "patch", "update"]
-            ),
             ("", "pods", &["list"]),
-            ("", "events", &["create", "patch"]),
         ])
     );
     let binding: RoleBinding = one(&docs, "RoleBinding");
