@@ -556,3 +556,42 @@ fn the_plugin_account_may_do_exactly_what_its_ops_use() {
         assert!(!can(no), "the plugin may not {no:?}");
     }
 }
+
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn the_token_secrets_argo_mounts_are_filled_and_authenticate() {
+    // manifests/ creates `<account>.service-account-token` for the agent's
+    // account and the plugin's; kube-controller-manager's token controller
+    // fills them, and kube-apiserver accepts the token as that account.
+    assert!(manifests_applied().status.success());
+    for account in ["default", "gameops-executor-plugin"] {
+        let secret = format!("{account}.service-account-token");
+        let mut token = String::new();
+        for _ in 0..120 {
+            token = STACK.ok(
+                &[
+                    "-n",
+                    ARGO_NS,
+                    "get",
+                    "secret",
+                    &secret,
+                    "-o",
+                    "go-template={{if .data.token}}{{.data.token | base64decode}}{{end}}",
+                ],
+                None,
+            );
+            if !token.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        assert_eq!(token.split('.').count(), 3, "{secret} holds a JWT");
+        let whoami: Value =
+            serde_json::from_str(&as_token(&token, &["auth", "whoami", "-o", "json"]))
+                .expect("whoami JSON");
+        assert_eq!(
+            whoami["status"]["userInfo"]["username"],
+            format!("system:serviceaccount:{ARGO_NS}:{account}")
+        );
+    }
+}
