@@ -237,7 +237,7 @@ fn the_plugin_service_account_has_exactly_the_verbs_it_needs() {
     let docs = by_kind("manifests/rbac-executor-plugin.yaml");
     assert_eq!(
         docs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-        ["ServiceAccount", "Role", "RoleBinding"]
+        ["ServiceAccount", "Role", "RoleBinding", "Secret"]
     );
     let sa: k8s_openapi::api::core::v1::ServiceAccount = one(&docs, "ServiceAccount");
     // Argo runs the sidecar as <plugin name>-executor-plugin.
@@ -268,13 +268,7 @@ fn the_plugin_service_account_has_exactly_the_verbs_it_needs() {
                 "gameserversets",
                 &["get", "list", "watch", "patch"]
             ),
-            (
-                "game.kruise.io",
-                "gameserversets/scale",
-                &["get", "patch", "update"]
-            ),
             ("", "pods", &["list"]),
-            ("", "events", &["create", "patch"]),
         ])
     );
     let binding: RoleBinding = one(&docs, "RoleBinding");
@@ -293,7 +287,7 @@ fn the_agent_role_grants_exactly_the_task_set_verbs() {
     let docs = by_kind("manifests/rbac-agent.yaml");
     assert_eq!(
         docs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-        ["Role", "RoleBinding"]
+        ["Role", "RoleBinding", "Secret"]
     );
     let role: Role = one(&docs, "Role");
     assert!(role.metadata.namespace.is_some());

@@ -1,0 +1,597 @@
+//! gameops's manifests against a real control plane: etcd, kube-apiserver
+//! and kube-controller-manager built from their pinned published Go modules
+//! (`conformance/`) and started on loopback by `scripts/real-stack up`, with
+//! RBAC authorization, ServiceAccount token issuing and the CRDs of
+//! OpenKruiseGame, Argo Workflows and the Flux Operator.
+//!
+//! Ignored by a plain `cargo test`: the first build of the Go components
+//! takes minutes (cached afterwards, see the README). `scripts/test` runs
+//! them: `cargo test --test real_control_plane -- --ignored`.
+//!
+//! One control plane per test binary, started on first use; a watchdog of
+//! `scripts/real-stack` stops it and removes its directory when this process
+//! exits (set GAMEOPS_REAL_STACK_KEEP=1 to keep the directory and its logs).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{LazyLock, OnceLock};
+
+use serde_json::{Value, json};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+/// The plugin sidecar's account: `<plugin>-executor-plugin` in the
+/// workflow's namespace (manifests/rbac-executor-plugin.yaml).
+const PLUGIN_SA: &str = "system:serviceaccount:argo:gameops-executor-plugin";
+/// The gameops Deployment's account (manifests/gameops/rbac.yaml).
+const GAMEOPS_SA: &str = "system:serviceaccount:gameops-system:gameops";
+/// Where the game servers live in manifests/.
+const GAME_NS: &str = "default";
+/// Where release workflows run in manifests/.
+const ARGO_NS: &str = "argo";
+
+/// The running control plane of this test binary.
+struct Stack {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+static STACK: LazyLock<Stack> = LazyLock::new(|| {
+    let dir = tempfile::Builder::new()
+        .prefix("gameops-real-stack-")
+        .tempdir()
+        .expect("a temporary directory")
+        .keep();
+    let keep = std::env::var_os("GAMEOPS_REAL_STACK_KEEP").is_some();
+    let out = Command::new(format!("{REPO}/scripts/real-stack"))
+        .arg("up")
+        .arg(&dir)
+        .env(
+            "GAMEOPS_REAL_STACK_OWNER_PID",
+            std::process::id().to_string(),
+        )
+        .env(
+            "GAMEOPS_REAL_STACK_REMOVE_ON_EXIT",
+            if keep { "0" } else { "1" },
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("scripts/real-stack runs");
+    if !out.status.success() {
+        // The script printed the failing component's log; the directory
+        // goes unless asked to keep it.
+        if !keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        panic!(
+            "scripts/real-stack up {} failed:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let kubeconfig = PathBuf::from(printed.trim());
+    assert_eq!(
+        kubeconfig,
+        dir.join("kubeconfig"),
+        "up prints the path of DIR/kubeconfig"
+    );
+    assert!(kubeconfig.is_file(), "the admin kubeconfig is written");
+    Stack { dir, kubeconfig }
+});
+
+impl Stack {
+    /// kubectl as the cluster's admin, with `args` and optional stdin.
+    fn kubectl(&self, args: &[&str], input: Option<&str>) -> Output {
+        kubectl_at(&self.kubeconfig, &self.dir, args, input)
+    }
+
+    /// kubectl that must succeed; its stdout.
+    fn ok(&self, args: &[&str], input: Option<&str>) -> String {
+        let out = self.kubectl(args, input);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl's JSON output.
+    fn json(&self, args: &[&str], input: Option<&str>) -> Value {
+        let out = self.ok(args, input);
+        serde_json::from_str(&out).expect("kubectl printed JSON")
+    }
+}
+
+fn kubectl_at(kubeconfig: &Path, dir: &Path, args: &[&str], input: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("KUBECACHEDIR", dir.join(".kube-cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl is installed");
+    if let Some(mut stdin) = child.stdin.take()
+        && let Some(input) = input
+    {
+        stdin.write_all(input.as_bytes()).expect("kubectl stdin");
+    }
+    child.wait_with_output().expect("kubectl output")
+}
+
+/// `manifests/` applied once per test binary, as the README installs it:
+/// the namespaces Argo's and Flux's installs create, then
+/// `kubectl apply -k manifests/` server-side with strict field validation.
+/// Returns apply's output.
+fn manifests_applied() -> &'static Output {
+    static APPLIED: OnceLock<Output> = OnceLock::new();
+    APPLIED.get_or_init(|| {
+        for ns in [ARGO_NS, "flux-system"] {
+            STACK.ok(&["create", "namespace", ns], None);
+        }
+        STACK.kubectl(
+            &[
+                "apply",
+                "-k",
+                &format!("{REPO}/manifests"),
+                "--server-side",
+                "--validate=strict",
+            ],
+            None,
+        )
+    })
+}
+
+/// The version of `module` that a conformance component's go.mod requires.
+fn pinned(component: &str, module: &str) -> String {
+    let path = format!("{REPO}/conformance/{component}/go.mod");
+    let gomod = std::fs::read_to_string(&path).expect("conformance go.mod");
+    gomod
+        .lines()
+        .map(|l| l.trim().trim_start_matches("require ").trim())
+        .find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some(module))
+                .then(|| words.next().map(str::to_owned))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("{path} requires {module}"))
+}
+
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn the_control_plane_is_ready_and_runs_the_pinned_release() {
+    assert_eq!(STACK.ok(&["get", "--raw", "/readyz"], None), "ok");
+    let version = STACK.json(&["version", "-o", "json"], None);
+    assert_eq!(
+        version["serverVersion"]["gitVersion"],
+        pinned("kube-apiserver", "k8s.io/kubernetes"),
+        "kube-apiserver reports the release its go.mod pins"
+    );
+    let apis = STACK.ok(&["api-versions"], None);
+    assert!(
+        apis.lines().any(|l| l == "rbac.authorization.k8s.io/v1"),
+        "{apis}"
+    );
+}
+
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn service_account_tokens_are_issued_and_accepted() {
+    // TokenRequest (kube-apiserver signs with --service-account-signing-key-file)
+    // and the ServiceAccount controller (kube-controller-manager) together:
+    // a fresh namespace gets its `default` account, whose token then
+    // authenticates as that account.
+    STACK.ok(&["create", "namespace", "token-check"], None);
+    let mut token = String::new();
+    for _ in 0..120 {
+        let out = STACK.kubectl(&["-n", "token-check", "create", "token", "default"], None);
+        if out.status.success() {
+            token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(
+        token.split('.').count(),
+        3,
+        "a JWT for token-check/default (the ServiceAccount controller creates the account)"
+    );
+    let whoami = as_token(&token, &["auth", "whoami", "-o", "json"]);
+    let whoami: Value = serde_json::from_str(&whoami).expect("whoami JSON");
+    assert_eq!(
+        whoami["status"]["userInfo"]["username"],
+        "system:serviceaccount:token-check:default"
+    );
+}
+
+/// kubectl with only `token` as credential (no client certificate).
+fn as_token(token: &str, args: &[&str]) -> String {
+    let admin: Value =
+        serde_json::from_str(&STACK.ok(&["config", "view", "--raw", "-o", "json"], None))
+            .expect("kubeconfig JSON");
+    let cluster = &admin["clusters"][0]["cluster"];
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, config.to_string()).expect("write kubeconfig");
+    let out = kubectl_at(&path, dir.path(), args, None);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} with the token failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn the_okg_argo_and_flux_crds_are_established_and_enforced() {
+    for crd in [
+        "gameservers.game.kruise.io",
+        "gameserversets.game.kruise.io",
+        "workflows.argoproj.io",
+        "workflowtemplates.argoproj.io",
+        "workflowtasksets.argoproj.io",
+        "resourcesets.fluxcd.controlplane.io",
+        "resourcesetinputproviders.fluxcd.controlplane.io",
+    ] {
+        let status = STACK.ok(
+            &[
+                "get",
+                "crd",
+                crd,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+            ],
+            None,
+        );
+        assert_eq!(status, "True", "{crd} is established");
+    }
+    // OKG's schema is the one enforced: seed 001's set is accepted, an
+    // unknown field is refused by server-side strict validation.
+    let set = "apiVersion: game.kruise.io/v1alpha1
+kind: GameServerSet
+metadata: {name: minecraft, namespace: default}
+spec:
+  replicas: 3
+  updateStrategy: {type: OnDelete}
+  gameServerTemplate:
+    spec:
+      containers:
+        - {name: minecraft, image: registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2}
+";
+    let dry = [
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--validate=strict",
+        "-f",
+        "-",
+    ];
+    STACK.ok(&dry, Some(set));
+    let bad = set.replace("replicas: 3", "replicas: 3\n  replicaz: 3");
+    let out = STACK.kubectl(&dry, Some(&bad));
+    assert!(!out.status.success(), "an unknown field is refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(".spec.replicaz: field not declared in schema"),
+        "{err}"
+    );
+}
+
+/// The objects `kubectl kustomize manifests/` renders, as `kind/name` in
+/// kubectl's lower-case form, with their namespaces.
+fn rendered_manifests() -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .args(["kustomize", &format!("{REPO}/manifests")])
+        .output()
+        .expect("kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| {
+            let v: Value = serde::Deserialize::deserialize(doc).expect("YAML document");
+            v
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn the_manifests_apply_verbatim_with_strict_server_side_validation() {
+    let applied = manifests_applied();
+    let stderr = String::from_utf8_lossy(&applied.stderr);
+    assert!(
+        applied.status.success(),
+        "kubectl apply -k manifests/ --server-side --validate=strict refused:\n{stderr}"
+    );
+    assert!(
+        !stderr.to_lowercase().contains("warning"),
+        "no warnings (unknown or duplicate fields are warned about): {stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&applied.stdout);
+    let objects = rendered_manifests();
+    assert!(
+        objects.len() > 20,
+        "the whole base is rendered: {}",
+        objects.len()
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), objects.len(), "one line per object:\n{stdout}");
+    assert!(
+        lines.iter().all(|l| l.ends_with(" serverside-applied")),
+        "{stdout}"
+    );
+    // Every object is stored as sent: a server-side diff finds nothing
+    // (a field the server dropped, defaulted over or rewrote would show).
+    let diff = STACK.kubectl(
+        &["diff", "--server-side", "-k", &format!("{REPO}/manifests")],
+        None,
+    );
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "kubectl diff after apply:\n{}{}",
+        String::from_utf8_lossy(&diff.stdout),
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    // Each object is there, in its namespace.
+    for o in &objects {
+        let kind = o["kind"].as_str().expect("kind");
+        let name = o["metadata"]["name"].as_str().expect("name");
+        let group = o["apiVersion"]
+            .as_str()
+            .and_then(|a| a.split_once('/'))
+            .map(|(g, _)| g)
+            .unwrap_or("");
+        let resource = if group.is_empty() {
+            kind.to_lowercase()
+        } else {
+            format!("{}.{group}", kind.to_lowercase())
+        };
+        let mut args = vec!["get", resource.as_str(), name, "-o", "name"];
+        if let Some(ns) = o["metadata"]["namespace"].as_str() {
+            args.extend(["-n", ns]);
+        }
+        STACK.ok(&args, None);
+    }
+}
+
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn strict_validation_would_refuse_an_unknown_field_in_a_workflow_template() {
+    // The control for the test above: Argo's full CRD schema is enforced,
+    // so "accepted" means every field of the templates is one Argo knows.
+    assert!(manifests_applied().status.success());
+    let path = format!("{REPO}/workflow-templates/rollback.yaml");
+    let template = std::fs::read_to_string(&path).expect("rollback.yaml");
+    let mut doc: Value = serde_yaml_ng::from_str(&template).expect("YAML");
+    doc["metadata"]["namespace"] = json!(ARGO_NS);
+    doc["metadata"]["name"] = json!("rollback-with-a-typo");
+    doc["spec"]["templates"][0]["retryStrateg"] = json!({"limit": 1});
+    let out = STACK.kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--validate=strict",
+            "-f",
+            "-",
+        ],
+        Some(&doc.to_string()),
+    );
+    assert!(!out.status.success(), "a misspelt field is refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(".spec.templates[0].retryStrateg: field not declared in schema"),
+        "{err}"
+    );
+}
+
+/// What `user` may do in `namespace` beyond what every authenticated
+/// account may (discovery, self reviews): `(apiGroup, resource, verb)`, as
+/// kube-apiserver's RBAC authorizer reports it (SelfSubjectRulesReview,
+/// impersonated).
+fn granted(user: &str, namespace: &str) -> BTreeSet<(String, String, String)> {
+    let rules = |as_user: &str| -> BTreeSet<(String, String, String)> {
+        let review = json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace},
+        });
+        let v = STACK.json(
+            &[
+                "create",
+                "-f",
+                "-",
+                "-o",
+                "json",
+                // kubectl's own check would list CRDs as `as_user`.
+                "--validate=false",
+                &format!("--as={as_user}"),
+            ],
+            Some(&review.to_string()),
+        );
+        let mut set = BTreeSet::new();
+        for rule in v["status"]["resourceRules"]
+            .as_array()
+            .expect("resourceRules")
+        {
+            let list = |k: &str| -> Vec<String> {
+                rule[k]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            assert!(
+                list("resourceNames").is_empty(),
+                "no per-name rules expected: {rule}"
+            );
+            for g in list("apiGroups") {
+                for r in list("resources") {
+                    for verb in list("verbs") {
+                        set.insert((g.clone(), r.clone(), verb));
+                    }
+                }
+            }
+        }
+        set
+    };
+    let baseline = rules("system:serviceaccount:argo:no-roles-at-all");
+    rules(user).difference(&baseline).cloned().collect()
+}
+
+fn rules(list: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String, String)> {
+    list.iter()
+        .flat_map(|(g, r, verbs)| {
+            verbs
+                .iter()
+                .map(move |v| (g.to_string(), r.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// What the release ops use (src/ops/): GameServerSets read and merge
+/// patched, GameServers listed, watched (one informer per namespace) and
+/// patched, Pods listed for OKG's deletion marks; nothing else in the game
+/// servers' namespace.
+fn what_the_ops_use_on_game_servers() -> BTreeSet<(String, String, String)> {
+    const RW: &[&str] = &["get", "list", "watch", "patch"];
+    rules(&[
+        ("game.kruise.io", "gameservers", RW),
+        ("game.kruise.io", "gameserversets", RW),
+        ("", "pods", &["list"]),
+    ])
+}
+
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn the_plugin_account_may_do_exactly_what_its_ops_use() {
+    assert!(manifests_applied().status.success());
+    for sa in [PLUGIN_SA, GAMEOPS_SA] {
+        assert_eq!(
+            granted(sa, GAME_NS),
+            what_the_ops_use_on_game_servers(),
+            "{sa} in {GAME_NS}"
+        );
+        // Whether a lease's holder still runs: its Workflow, read only.
+        assert_eq!(
+            granted(sa, ARGO_NS),
+            rules(&[("argoproj.io", "workflows", &["get"])]),
+            "{sa} in {ARGO_NS}"
+        );
+        assert_eq!(
+            granted(sa, "kube-system"),
+            BTreeSet::new(),
+            "{sa} elsewhere"
+        );
+    }
+    // The same, asked as `kubectl auth can-i` asks it (exit 0 = yes).
+    let can = |args: &[&str]| -> bool {
+        let mut all = vec!["auth", "can-i"];
+        all.extend_from_slice(args);
+        let as_plugin = format!("--as={PLUGIN_SA}");
+        all.push(&as_plugin);
+        let out = STACK.kubectl(&all, None);
+        match out.status.code() {
+            Some(0) => true,
+            Some(1) => false,
+            _ => panic!("kubectl {all:?}: {}", String::from_utf8_lossy(&out.stderr)),
+        }
+    };
+    for yes in [
+        &["patch", "gameserversets.game.kruise.io", "-n", GAME_NS][..],
+        &["watch", "gameservers.game.kruise.io", "-n", GAME_NS],
+        &["list", "pods", "-n", GAME_NS],
+        &["get", "workflows.argoproj.io", "-n", ARGO_NS],
+    ] {
+        assert!(can(yes), "the plugin may {yes:?}");
+    }
+    for no in [
+        &["delete", "gameservers.game.kruise.io", "-n", GAME_NS][..],
+        &["create", "gameserversets.game.kruise.io", "-n", GAME_NS],
+        &["update", "gameserversets.game.kruise.io", "-n", GAME_NS],
+        &[
+            "patch",
+            "gameserversets.game.kruise.io",
+            "--subresource=scale",
+            "-n",
+            GAME_NS,
+        ],
+        &[
+            "patch",
+            "gameservers.game.kruise.io",
+            "--subresource=status",
+            "-n",
+            GAME_NS,
+        ],
+        &["create", "pods", "-n", GAME_NS],
+        &["get", "pods", "-n", GAME_NS],
+        &["create", "events", "-n", GAME_NS],
+        &["get", "secrets", "-n", GAME_NS],
+        &["list", "gameservers.game.kruise.io", "--all-namespaces"],
+        &["patch", "workflows.argoproj.io", "-n", ARGO_NS],
+        &["list", "workflows.argoproj.io", "-n", ARGO_NS],
+    ] {
+        assert!(!can(no), "the plugin may not {no:?}");
+    }
+}
+
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn the_token_secrets_argo_mounts_are_filled_and_authenticate() {
+    // manifests/ creates `<account>.service-account-token` for the agent's
+    // account and the plugin's; kube-controller-manager's token controller
+    // fills them, and kube-apiserver accepts the token as that account.
+    assert!(manifests_applied().status.success());
+    for account in ["default", "gameops-executor-plugin"] {
+        let secret = format!("{account}.service-account-token");
+        let mut token = String::new();
+        for _ in 0..120 {
+            token = STACK.ok(
+                &[
+                    "-n",
+                    ARGO_NS,
+                    "get",
+                    "secret",
+                    &secret,
+                    "-o",
+                    "go-template={{if .data.token}}{{.data.token | base64decode}}{{end}}",
+                ],
+                None,
+            );
+            if !token.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        assert_eq!(token.split('.').count(), 3, "{secret} holds a JWT");
+        let whoami: Value =
+            serde_json::from_str(&as_token(&token, &["auth", "whoami", "-o", "json"]))
+                .expect("whoami JSON");
+        assert_eq!(
+            whoami["status"]["userInfo"]["username"],
+            format!("system:serviceaccount:{ARGO_NS}:{account}")
+        );
+    }
+}
