@@ -430,6 +430,7 @@ async fn the_token_flow_and_retries_on_429_and_503() {
             page_cap: Some(1),
             token_login: Some(("ci".into(), "s3cret".into())),
             fail_first: 2,
+            ..Default::default()
         },
     )
     .await;

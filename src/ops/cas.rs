@@ -1,12 +1,14 @@
 //! The one compare-and-swap on a GameServerSet, and the one reading of a
-//! failed write that every op shares.
+//! failed API call that every op shares.
 //!
 //! [`update`] reads the set, asks a pure change what to write, and writes
 //! it as a merge patch carrying the resourceVersion it was read at; on a
 //! `409 Conflict` (someone wrote the set meanwhile) it reads again and asks
-//! again, at most [`ATTEMPTS`] times. [`classify`] sorts a failed write into
-//! a conflict, a missing object, a refusal (the request itself is wrong:
-//! trying again cannot help) or a transient failure (trying later may).
+//! again, at most [`ATTEMPTS`] times. [`classify`] sorts any failed call to
+//! the API server into a conflict, a missing object, a refusal (trying
+//! again cannot help: the step fails, saying what to fix) or a transient
+//! failure (trying later may: the plugin retries it a bounded number of
+//! times, see `argo::plugin`).
 
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -26,27 +28,158 @@ pub fn plugin_params() -> PatchParams {
 /// Compare-and-swap attempts before giving up on a busy object.
 pub const ATTEMPTS: usize = 16;
 
-/// What a failed write means for the caller.
+/// Where the plugin's permissions are declared, for messages.
+pub const RBAC_FILE: &str = "manifests/rbac-executor-plugin.yaml";
+
+/// What a failed call to the API server means for the caller.
 #[derive(Debug)]
 pub enum WriteError {
     /// `409`: the object changed since it was read; read it again.
     Conflict,
     /// `404`: the object is gone.
     Gone,
-    /// `400`, `403`, `422`: the API server refuses this change (its
-    /// message); the same request will fail again.
+    /// The API server refuses this request for good (`400`, `401`, `403`,
+    /// `422`, ...), or answered what cannot be read: the same request
+    /// will fail again. The cause and the fix, in a sentence.
     Refused(String),
-    /// Anything else (the network, a timeout, a `5xx`): try again later.
-    Transient(kube::Error),
+    /// The network, a timeout, `429`, `500`, `502`, `503`, `504`: trying
+    /// again later may help. What happened.
+    Transient(String),
 }
 
-/// Sorts a failed write (see [`WriteError`]).
+/// A `403` of kube-apiserver's RBAC authorizer, read from its Status
+/// message (k8s.io/apiserver `pkg/endpoints/handlers/responsewriters/
+/// errors.go` `forbiddenMessage`): `User "u" cannot patch resource
+/// "gameserversets" in API group "game.kruise.io" in the namespace
+/// "default"` (or `at the cluster scope`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forbidden {
+    /// Who asked (`system:serviceaccount:argo:gameops-executor-plugin`).
+    pub user: String,
+    /// The verb it lacks (`patch`).
+    pub verb: String,
+    /// The resource, with its subresource (`gameserversets/scale`).
+    pub resource: String,
+    /// The API group (`""` for the core group).
+    pub group: String,
+    /// The namespace, `None` at the cluster scope.
+    pub namespace: Option<String>,
+}
+
+/// The quoted text that follows `after` in `text`, and the rest.
+fn quoted_after<'a>(text: &'a str, after: &str) -> Option<(&'a str, &'a str)> {
+    let start = text.find(after)? + after.len();
+    let rest = text.get(start..)?.strip_prefix('"')?;
+    let end = rest.find('"')?;
+    Some((&rest[..end], &rest[end + 1..]))
+}
+
+/// Reads an RBAC refusal (see [`Forbidden`]); `None` for any other text.
+pub fn forbidden(message: &str) -> Option<Forbidden> {
+    let (user, rest) = quoted_after(message, "User ")?;
+    let rest = rest.strip_prefix(" cannot ")?;
+    let (verb, rest) = rest.split_once(' ')?;
+    let (resource, rest) = quoted_after(rest, "resource ")?;
+    let (group, rest) = quoted_after(rest, " in API group ")?;
+    let namespace = quoted_after(rest, " in the namespace ").map(|(ns, _)| ns.to_owned());
+    Some(Forbidden {
+        user: user.to_owned(),
+        verb: verb.to_owned(),
+        resource: resource.to_owned(),
+        group: group.to_owned(),
+        namespace,
+    })
+}
+
+/// The sentence for a `403`: the verb and resource missing, and where to
+/// grant them.
+fn forbidden_sentence(message: &str) -> String {
+    match forbidden(message) {
+        Some(f) => {
+            let group = if f.group.is_empty() {
+                "the core API group".to_owned()
+            } else {
+                format!("API group {}", f.group)
+            };
+            let scope = f.namespace.as_deref().map_or_else(
+                || "cluster-wide".to_owned(),
+                |ns| format!("in namespace {ns}"),
+            );
+            format!(
+                "the plugin's credentials ({user}) may not {verb} {resource} ({group}) {scope}: add verb \"{verb}\" on resource \"{resource}\" (apiGroups [\"{g}\"]) to the Role in {RBAC_FILE}, apply it to that namespace and check its RoleBinding names this ServiceAccount (kubectl auth can-i {verb} {resource} --as={user}{ns_flag}). The API server said: {message}",
+                user = f.user,
+                verb = f.verb,
+                resource = f.resource,
+                g = f.group,
+                ns_flag = f
+                    .namespace
+                    .as_deref()
+                    .map(|ns| format!(" -n {ns}"))
+                    .unwrap_or_default(),
+            )
+        }
+        None => format!(
+            "the API server forbids it (403): {message}; grant the plugin's ServiceAccount what it lacks in {RBAC_FILE}"
+        ),
+    }
+}
+
+/// The sentence for a `422`/`400`: what the API server said, and for the
+/// limits kube-apiserver enforces on every object, what to do.
+fn invalid_sentence(code: u16, reason: &str, message: &str) -> String {
+    let fix = if message.contains("metadata.annotations: Too long") {
+        "; the object's annotations together exceed kube-apiserver's 256 KiB limit: remove large annotations someone else put there (kubectl annotate ... KEY-)"
+    } else {
+        ""
+    };
+    format!("the API server refused it ({code} {reason}): {message}{fix}")
+}
+
+/// Sorts a failed call to the API server (see [`WriteError`]). This is the
+/// one place that decides what is worth retrying.
 pub fn classify(error: kube::Error) -> WriteError {
     match error {
-        kube::Error::Api(e) if e.code == 409 => WriteError::Conflict,
-        kube::Error::Api(e) if e.code == 404 => WriteError::Gone,
-        kube::Error::Api(e) if matches!(e.code, 400 | 403 | 422) => WriteError::Refused(e.message),
-        other => WriteError::Transient(other),
+        kube::Error::Api(e) => match e.code {
+            409 => WriteError::Conflict,
+            404 => WriteError::Gone,
+            429 | 500 | 502 | 503 | 504 => WriteError::Transient(format!(
+                "the API server answered {} {}: {}",
+                e.code, e.reason, e.message
+            )),
+            401 => WriteError::Refused(format!(
+                "the API server does not accept the plugin's credentials (401 {}): {}; check the kubeconfig or --cluster given to the plugin, or that plugin.yaml sets automountServiceAccountToken: true and the ServiceAccount token Secret exists",
+                e.reason, e.message
+            )),
+            403 => WriteError::Refused(forbidden_sentence(&e.message)),
+            code => WriteError::Refused(invalid_sentence(code, &e.reason, &e.message)),
+        },
+        // The connection: refused, reset, timed out, TLS over a flaky link.
+        kube::Error::HyperError(e) => {
+            WriteError::Transient(format!("the API server did not answer: {e}"))
+        }
+        kube::Error::Service(e) => {
+            WriteError::Transient(format!("the API server did not answer: {e}"))
+        }
+        kube::Error::ReadEvents(e) => {
+            WriteError::Transient(format!("the API server's answer broke off: {e}"))
+        }
+        kube::Error::SerdeError(e) => {
+            WriteError::Refused(format!("the API server's answer cannot be read: {e}"))
+        }
+        other => WriteError::Refused(format!("the request cannot be made: {other}")),
+    }
+}
+
+/// The answer to a failed call `what` (e.g. `read GameServerSet ns/x`):
+/// a transient failure is retried, anything else fails the step.
+pub fn failure(what: &str, error: kube::Error) -> Outcome {
+    match classify(error) {
+        WriteError::Transient(cause) => Outcome::Retry(format!("could not {what}: {cause}")),
+        WriteError::Conflict => Outcome::Retry(format!(
+            "could not {what}: it kept changing under this call"
+        )),
+        WriteError::Gone => Outcome::Failed(format!("could not {what}: it does not exist")),
+        WriteError::Refused(cause) => Outcome::Failed(format!("could not {what}: {cause}")),
     }
 }
 
@@ -87,22 +220,93 @@ where
         match written.map_err(classify) {
             Ok(written) => return Ok(written),
             Err(WriteError::Conflict) => {}
-            Err(WriteError::Refused(message)) => {
-                return Err(Outcome::Failed(format!(
-                    "the API server refused the change to {set}: {message}"
-                )));
+            Err(WriteError::Refused(cause)) => {
+                return Err(Outcome::Failed(format!("could not write {set}: {cause}")));
             }
             Err(WriteError::Gone) => {
-                return Err(Outcome::Retry(format!(
-                    "could not write {set}: it was deleted meanwhile"
+                return Err(Outcome::Failed(format!(
+                    "could not write {set}: it was deleted while this call changed it"
                 )));
             }
-            Err(WriteError::Transient(e)) => {
-                return Err(Outcome::Retry(format!("could not write {set}: {e}")));
+            Err(WriteError::Transient(cause)) => {
+                return Err(Outcome::Retry(format!("could not write {set}: {cause}")));
             }
         }
     }
     Err(Outcome::Retry(format!(
-        "{set} kept changing under this call; trying again"
+        "{set} kept changing under this call ({ATTEMPTS} conflicting writes in a row)"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+            ..Default::default()
+        }))
+    }
+
+    const FORBIDDEN: &str = "gameserversets.game.kruise.io \"minecraft\" is forbidden: User \"system:serviceaccount:argo:gameops-executor-plugin\" cannot patch resource \"gameserversets\" in API group \"game.kruise.io\" in the namespace \"default\"";
+
+    #[test]
+    fn reads_an_rbac_refusal() {
+        assert_eq!(
+            forbidden(FORBIDDEN),
+            Some(Forbidden {
+                user: "system:serviceaccount:argo:gameops-executor-plugin".into(),
+                verb: "patch".into(),
+                resource: "gameserversets".into(),
+                group: "game.kruise.io".into(),
+                namespace: Some("default".into()),
+            })
+        );
+        let cluster = "nodes is forbidden: User \"u\" cannot list resource \"nodes\" in API group \"\" at the cluster scope";
+        let f = forbidden(cluster).unwrap();
+        assert_eq!(
+            (f.verb.as_str(), f.group.as_str(), f.namespace),
+            ("list", "", None)
+        );
+        assert_eq!(forbidden("forbidden: no"), None);
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        for code in [429, 500, 502, 503, 504] {
+            assert!(
+                matches!(classify(api(code, "x", "m")), WriteError::Transient(_)),
+                "{code}"
+            );
+        }
+        for code in [400, 401, 403, 405, 413, 415, 422] {
+            assert!(
+                matches!(classify(api(code, "x", "m")), WriteError::Refused(_)),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            classify(api(409, "Conflict", "m")),
+            WriteError::Conflict
+        ));
+        assert!(matches!(
+            classify(api(404, "NotFound", "m")),
+            WriteError::Gone
+        ));
+        let WriteError::Refused(m) = classify(api(403, "Forbidden", FORBIDDEN)) else {
+            panic!("403 is refused");
+        };
+        assert!(
+            m.contains("may not patch gameserversets") && m.contains(RBAC_FILE),
+            "{m}"
+        );
+        let bad = serde_json::from_str::<i32>("3000000000").unwrap_err();
+        assert!(matches!(
+            classify(kube::Error::SerdeError(bad)),
+            WriteError::Refused(_)
+        ));
+    }
 }

@@ -13,6 +13,7 @@ pub mod okg_marks;
 mod patch_image;
 pub mod progress;
 mod promote_tag;
+pub mod readable;
 mod remove_retired;
 mod resolve_tag;
 mod rollback;
@@ -97,8 +98,8 @@ struct Target {
     cluster: Option<String>,
 }
 
-/// FNV-1a over the parts that identify a call.
-fn fingerprint(workflow_uid: &str, template: &str, op: &str, args: &Value) -> String {
+/// FNV-1a over the parts that identify a call (and its repeats).
+pub fn fingerprint(workflow_uid: &str, template: &str, op: &str, args: &Value) -> String {
     let args = args.to_string();
     let parts = [workflow_uid, template, op, &args];
     format!(
@@ -126,20 +127,36 @@ fn parse<T: serde::de::DeserializeOwned>(
     serde_json::from_value(own).map_err(|e| format!("plugin.gameops.{op}: {e}"))
 }
 
-/// The set a call targets; a missing one is a clear failure.
+/// The set a call targets. A missing set, a set the plugin may not read, a
+/// field that cannot be read or an unreadable gameops annotation is a
+/// failure naming what to fix; only a transient failure is retried.
 async fn get_set(call: &Call<'_>) -> Result<GameServerSet, Outcome> {
     let api: Api<GameServerSet> = Api::namespaced(call.client.clone(), &call.namespace);
-    match api.get_opt(&call.game_server_set).await {
-        Ok(Some(gss)) => Ok(gss),
-        Ok(None) => Err(Outcome::Failed(format!(
-            "GameServerSet {}/{} does not exist: check gameServerSet and namespace in the template (kubectl get gss -n {})",
-            call.namespace, call.game_server_set, call.namespace
-        ))),
-        Err(e) => Err(Outcome::Retry(format!(
-            "could not read GameServerSet {}/{}: {e}",
-            call.namespace, call.game_server_set
-        ))),
-    }
+    let set = format!("GameServerSet {}/{}", call.namespace, call.game_server_set);
+    let gss = match api.get_opt(&call.game_server_set).await {
+        Ok(Some(gss)) => gss,
+        Ok(None) => {
+            return Err(Outcome::Failed(format!(
+                "{set} does not exist: check gameServerSet and namespace in the template (kubectl get gss -n {})",
+                call.namespace
+            )));
+        }
+        Err(kube::Error::SerdeError(e)) => {
+            let named = readable::name_field::<GameServerSet>(
+                &call.client,
+                &call.namespace,
+                &call.game_server_set,
+                "GameServerSet",
+            )
+            .await;
+            return Err(
+                named.unwrap_or_else(|| Outcome::Failed(format!("{set} cannot be read: {e}")))
+            );
+        }
+        Err(e) => return Err(cas::failure(&format!("read {set}"), e)),
+    };
+    readable::bookkeeping(&gss)?;
+    Ok(gss)
 }
 
 /// Keeps the entries of an annotation-held map younger than `ttl`, then at

@@ -51,13 +51,12 @@ pub async fn marked(call: &Call<'_>) -> Result<BTreeSet<String>, Outcome> {
             .filter(|n| on_servers.contains(n))
             .collect()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(on_servers),
-        Err(kube::Error::Api(e)) if e.code == 403 => Err(Outcome::Failed(format!(
-            "cannot list the Pods of {}/{} to see which servers OpenKruiseGame will remove: {}; grant the plugin's ServiceAccount list on pods in {} (manifests/rbac-executor-plugin.yaml)",
-            call.namespace, call.game_server_set, e.message, call.namespace
-        ))),
-        Err(e) => Err(Outcome::Retry(format!(
-            "could not list the Pods of {}/{}: {e}",
-            call.namespace, call.game_server_set
-        ))),
+        Err(e) => Err(super::cas::failure(
+            &format!(
+                "list the Pods of {}/{} to see which servers OpenKruiseGame will remove",
+                call.namespace, call.game_server_set
+            ),
+            e,
+        )),
     }
 }

@@ -356,15 +356,31 @@ pub async fn list_servers(call: &Call<'_>) -> Result<Vec<Arc<GameServer>>, Outco
     }
     let api: Api<GameServer> = Api::namespaced(call.client.clone(), &call.namespace);
     let selector = format!("{OWNER_GSS_LABEL}={}", call.game_server_set);
-    api.list(&ListParams::default().labels(&selector))
-        .await
-        .map(|l| l.items.into_iter().map(Arc::new).collect())
-        .map_err(|e| {
-            Outcome::Retry(format!(
-                "could not list the servers of {}/{}: {e}",
+    match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => Ok(list.items.into_iter().map(Arc::new).collect()),
+        Err(kube::Error::SerdeError(e)) => {
+            let named = super::readable::name_item::<GameServer>(
+                &call.client,
+                &call.namespace,
+                &selector,
+                "GameServer",
+            )
+            .await;
+            Err(named.unwrap_or_else(|| {
+                Outcome::Failed(format!(
+                    "the servers of {}/{} cannot be read: {e}",
+                    call.namespace, call.game_server_set
+                ))
+            }))
+        }
+        Err(e) => Err(super::cas::failure(
+            &format!(
+                "list the servers (GameServers) of {}/{}",
                 call.namespace, call.game_server_set
-            ))
-        })
+            ),
+            e,
+        )),
+    }
 }
 
 /// What became of one server.
@@ -424,23 +440,29 @@ pub async fn set_ops_state(
                 Ok(Some(fresh)) => gs = fresh,
                 Ok(None) => return Ok(Patched::Gone),
                 Err(e) => {
+                    let (cause, transient) = match classify(e) {
+                        WriteError::Transient(c) => (c, true),
+                        WriteError::Conflict => ("it kept changing".to_owned(), true),
+                        WriteError::Gone => return Ok(Patched::Gone),
+                        WriteError::Refused(c) => (c, false),
+                    };
                     return Err(PatchError {
-                        message: format!("could not read GameServer {server} again: {e}"),
-                        transient: true,
+                        message: format!("could not read GameServer {server} again: {cause}"),
+                        transient,
                     });
                 }
             },
-            Err(WriteError::Refused(message)) => {
+            Err(WriteError::Refused(cause)) => {
                 return Err(PatchError {
                     message: format!(
-                        "the API server refused opsState {target} on GameServer {server}: {message}"
+                        "could not set opsState {target} on GameServer {server}: {cause}"
                     ),
                     transient: false,
                 });
             }
-            Err(WriteError::Transient(e)) => {
+            Err(WriteError::Transient(cause)) => {
                 return Err(PatchError {
-                    message: format!("could not write GameServer {server}: {e}"),
+                    message: format!("could not write GameServer {server}: {cause}"),
                     transient: true,
                 });
             }

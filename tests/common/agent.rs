@@ -43,6 +43,15 @@ impl Agent {
         }
     }
 
+    /// The agent of a plugin listening at `127.0.0.1:port` that requires `token`.
+    pub fn at(port: u16, token: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url: format!("http://127.0.0.1:{port}/api/v1/template.execute"),
+            token: token.to_owned(),
+        }
+    }
+
     /// Sends `body` with `token` (or none) as it is.
     pub async fn raw(&self, token: Option<&str>, body: String) -> reqwest::Response {
         let mut request = self

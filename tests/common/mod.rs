@@ -4,8 +4,10 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod agent;
+pub mod apifront;
 pub mod registry;
 pub mod schema;
+pub mod sidecar;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};

@@ -153,6 +153,8 @@ pub struct Front {
     pub token_login: Option<(String, String)>,
     /// Answer this many requests with 503, then this many with 429, first.
     pub fail_first: usize,
+    /// Hold every request this long before passing it on (a slow registry).
+    pub delay: Option<std::time::Duration>,
 }
 
 /// A reverse proxy in front of the registry at `upstream` that acts as
@@ -191,6 +193,9 @@ pub async fn front_with_counter(
 
     async fn handle(State(p): State<Proxy>, request: Request) -> Response {
         let n = p.seen.fetch_add(1, Ordering::SeqCst);
+        if let Some(delay) = p.front.delay {
+            tokio::time::sleep(delay).await;
+        }
         if n < p.front.fail_first {
             return (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response();
         }

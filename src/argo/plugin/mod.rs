@@ -6,8 +6,12 @@
 //! request always gets 200, with `phase: Failed` and a message for a person
 //! when its arguments are wrong (any other status would fail the node with
 //! an unreadable body); only malformed JSON gets 400. `requeue` is a Go
-//! duration and is never sent with a terminal phase.
+//! duration and is never sent with a terminal phase. Every call answers
+//! within [`calls::DEADLINE`]: work still going on then goes on, and a
+//! repeat of the call collects it; a transient failure is retried a
+//! bounded number of times, then fails naming its cause (see [`calls`]).
 
+pub mod calls;
 pub mod wire;
 
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
+use futures::FutureExt;
 use kube::Client;
 use serde_json::json;
 
@@ -29,10 +34,11 @@ use wire::{ExecuteTemplateArgs, ExecuteTemplateReply};
 
 /// The plugin's name: the key under `template.plugin`.
 pub const PLUGIN_NAME: &str = "gameops";
-/// How soon a transient failure is retried.
+/// How soon an `Outcome::Retry` that escaped the count is retried.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// One cluster the plugin acts on.
+#[derive(Clone)]
 struct Cluster {
     name: String,
     client: Client,
@@ -42,7 +48,15 @@ struct Cluster {
 /// The plugin: the clusters it acts on (the first is the default), and
 /// the registries it resolves and promotes tags in.
 pub struct Plugin {
-    clusters: Vec<Cluster>,
+    targets: Targets,
+    calls: Arc<calls::Calls>,
+}
+
+/// What the ops act on: the clusters (the first is the default) and the
+/// registries; cheap to clone into a call's task.
+#[derive(Clone)]
+struct Targets {
+    clusters: Arc<Vec<Cluster>>,
     resolver: Option<Arc<Resolver>>,
 }
 
@@ -74,22 +88,18 @@ impl Plugin {
             })
             .collect();
         Self {
-            clusters,
-            resolver: None,
+            targets: Targets {
+                clusters: Arc::new(clusters),
+                resolver: None,
+            },
+            calls: Arc::default(),
         }
     }
 
     /// The plugin, resolving and promoting tags with `resolver`.
     pub fn with_resolver(mut self, resolver: Arc<Resolver>) -> Self {
-        self.resolver = Some(resolver);
+        self.targets.resolver = Some(resolver);
         self
-    }
-
-    fn cluster(&self, name: Option<&str>) -> Option<&Cluster> {
-        match name {
-            None | Some("") => self.clusters.first(),
-            Some(n) => self.clusters.iter().find(|c| c.name == n),
-        }
     }
 
     /// Executes one template, as the endpoint does after authentication.
@@ -113,24 +123,54 @@ impl Plugin {
         };
         let declared = args.template.outputs.as_ref();
         let caller = ops::Caller::from(&args.workflow.metadata);
-        match ops::run(self, &caller, &args.template.name, op, value).await {
-            Outcome::Done { message, outputs } => {
+        let template = args.template.name.clone();
+        let fingerprint = ops::fingerprint(&caller.uid, &template, op, value);
+        let (targets, op, value) = (self.targets.clone(), op.clone(), value.clone());
+        let start = move || {
+            async move { ops::run(&targets, &caller, &template, &op, &value).await }.boxed()
+        };
+        let answer = self
+            .calls
+            .answer(&fingerprint, calls::DEADLINE, start)
+            .await;
+        match answer {
+            calls::Answer::StillWorking(since) => ExecuteTemplateReply::running(
+                format!(
+                    "still working on this call (started {} s ago); it goes on, and the next call collects its result",
+                    since.as_secs()
+                ),
+                calls::STILL_WORKING_REQUEUE,
+            ),
+            calls::Answer::Outcome(Outcome::Done { message, outputs }) => {
                 let values: Vec<(&str, String)> = outputs
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.clone()))
                     .collect();
                 ExecuteTemplateReply::succeeded(message, declared, &values)
             }
-            Outcome::Waiting { message, after } => ExecuteTemplateReply::running(message, after),
-            Outcome::Retry(message) => {
+            calls::Answer::Outcome(Outcome::Waiting { message, after }) => {
+                ExecuteTemplateReply::running(message, after)
+            }
+            calls::Answer::Outcome(Outcome::Retry(message)) => {
                 ExecuteTemplateReply::running(format!("{message} (retrying)"), RETRY_AFTER)
             }
-            Outcome::Failed(message) => ExecuteTemplateReply::failed(message),
+            calls::Answer::Outcome(Outcome::Failed(message)) => {
+                ExecuteTemplateReply::failed(message)
+            }
         }
     }
 }
 
-impl ops::Clusters for Plugin {
+impl Targets {
+    fn cluster(&self, name: Option<&str>) -> Option<&Cluster> {
+        match name {
+            None | Some("") => self.clusters.first(),
+            Some(n) => self.clusters.iter().find(|c| c.name == n),
+        }
+    }
+}
+
+impl ops::Clusters for Targets {
     fn client(&self, name: Option<&str>) -> Option<Client> {
         self.cluster(name).map(|c| c.client.clone())
     }
@@ -145,6 +185,26 @@ impl ops::Clusters for Plugin {
 
     fn resolver(&self) -> Option<Arc<Resolver>> {
         self.resolver.clone()
+    }
+}
+
+/// The plugin acts on its targets (`ops::run(&plugin, ...)` runs an op
+/// directly, without the deadline and the count of [`calls`]).
+impl ops::Clusters for Plugin {
+    fn client(&self, name: Option<&str>) -> Option<Client> {
+        self.targets.client(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.targets.names()
+    }
+
+    fn cache(&self, name: Option<&str>) -> Option<Arc<ServerCache>> {
+        self.targets.cache(name)
+    }
+
+    fn resolver(&self) -> Option<Arc<Resolver>> {
+        self.targets.resolver()
     }
 }
 
