@@ -53,8 +53,19 @@ impl Server {
             service_port: free_port(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
-        server.spawn();
-        server
+        // Another test may take a port between free_port() and the bind:
+        // then try fresh ports.
+        for _ in 0..5 {
+            match server.try_spawn() {
+                Ok(()) => return server,
+                Err(log) if log.contains("cannot listen on") => {
+                    server.api_port = free_port();
+                    server.service_port = free_port();
+                }
+                Err(log) => panic!("gameops exited: {log}"),
+            }
+        }
+        panic!("gameops found no free ports: {}", server.log());
     }
 
     /// The kubeconfig the server writes.
@@ -73,6 +84,14 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("gameops exited: {log}");
+        }
+    }
+
+    /// Starts the binary and waits until it serves; `Err` with its log
+    /// when it exits first.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let _ = std::fs::remove_file(self.kubeconfig());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -95,20 +114,20 @@ impl Server {
             .spawn()
             .expect("start gameops");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if self.kubeconfig().exists()
                 && self.data_dir().join("plugin-token").exists()
                 && TcpStream::connect(("127.0.0.1", self.api_port)).is_ok()
             {
-                return;
+                return Ok(());
             }
             if let Some(Some(status)) = self.child.as_mut().map(|c| c.try_wait().ok().flatten()) {
-                panic!("gameops exited with {status}: {}", self.log());
+                return Err(format!("exit {status}: {}", self.log()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
