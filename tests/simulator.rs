@@ -140,6 +140,21 @@ impl Fleet {
 struct History(Arc<Mutex<Vec<Value>>>);
 
 impl History {
+    /// Waits until the watch has delivered `name` in `state` running
+    /// `image` (a GET can see it before the watch event arrives).
+    async fn caught_up(&self, name: &str, state: &str, image: &str) {
+        let want = (state.to_owned(), image.to_owned());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.states(name).last() != Some(&want) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the watch never delivered {name} {state} {image}: {:?}",
+                self.states(name)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The versions of `name`, raw.
     fn of(&self, name: &str) -> Vec<Value> {
         self.0
@@ -314,6 +329,7 @@ async fn new_server_is_creating_then_ready_with_its_image() {
     let history = fleet.record();
     fleet.create(game_server("gs-a", IMAGE)).await;
     let gs = ready(&fleet, "gs-a", IMAGE).await;
+    history.caught_up("gs-a", "Ready", IMAGE).await;
 
     let states = history.states("gs-a");
     let creating = history.first_in("gs-a", "Creating").unwrap_or_else(|| {
@@ -546,6 +562,7 @@ async fn image_change_updates_in_place_then_runs_the_new_image() {
         )
         .await;
     let gs = ready(&fleet, "gs-u", IMAGE2).await;
+    history.caught_up("gs-u", "Ready", IMAGE2).await;
     assert_eq!(gs.metadata.uid, created.metadata.uid, "updated in place");
     let c = running(&gs).expect("container status");
     assert_eq!(c.restart_count, 1, "the container restarted once");
