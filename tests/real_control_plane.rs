@@ -595,3 +595,78 @@ fn the_token_secrets_argo_mounts_are_filled_and_authenticate() {
         );
     }
 }
+
+/// Issue 11: a lease whose workflow has finished is free. The plugin asks
+/// the cluster for the holder's Argo `Workflow` (argoproj.io/v1alpha1, as
+/// Argo's controller leaves it: `status.phase`), here on the real
+/// kube-apiserver with Argo's own CRD.
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn a_lease_held_by_a_finished_workflow_is_free() {
+    use gameops::ops::ledger::{Holder, Lease, holder};
+    manifests_applied();
+    let workflow = |name: &str, phase: &str| {
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"name": name, "namespace": ARGO_NS},
+            "spec": {"entrypoint": "main", "templates": [{"name": "main", "suspend": {}}]},
+            "status": {"phase": phase}})
+        .to_string()
+    };
+    let mut uids = std::collections::BTreeMap::new();
+    for (name, phase) in [
+        ("wf-done", "Succeeded"),
+        ("wf-busy", "Running"),
+        ("wf-failed", "Failed"),
+    ] {
+        STACK.ok(&["apply", "-f", "-"], Some(&workflow(name, phase)));
+        let uid = STACK.ok(
+            &[
+                "get",
+                "workflow",
+                name,
+                "-n",
+                ARGO_NS,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ],
+            None,
+        );
+        uids.insert(name, uid);
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let states = runtime.block_on(async {
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&STACK.kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("config");
+        let client = kube::Client::try_from(config).expect("client");
+        let lease = |name: &str, uid: &str| Lease {
+            holder: uid.to_owned(),
+            workflow: format!("{ARGO_NS}/{name}"),
+            until: jiff::Timestamp::now(),
+        };
+        let mut states = Vec::new();
+        for (name, uid) in [
+            ("wf-done", uids["wf-done"].as_str()),
+            ("wf-busy", uids["wf-busy"].as_str()),
+            ("wf-failed", uids["wf-failed"].as_str()),
+            ("wf-gone", "no-such-uid"),
+            // The name now belongs to a newer workflow: the holder is gone.
+            ("wf-busy", "an-older-uid"),
+        ] {
+            states.push(holder(&client, &lease(name, uid)).await);
+        }
+        states
+    });
+    assert_eq!(
+        states,
+        [
+            Holder::Finished("Succeeded".into()),
+            Holder::Running("Running".into()),
+            Holder::Finished("Failed".into()),
+            Holder::Finished("gone".into()),
+            Holder::Finished("gone (a newer workflow has its name)".into()),
+        ]
+    );
+}
