@@ -129,3 +129,45 @@ async fn kube_rs_connects_over_tls_with_the_token() {
         .expect("create over TLS");
     assert_eq!(created.spec.replicas, 3);
 }
+
+/// Issue 13: the data directory holds the store, the TLS key and the
+/// plugin's token, so everything in it is private to its owner, as etcd
+/// keeps its data directory (0700 directories, 0600 files).
+#[test]
+fn the_data_directory_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let token = dir.path().join("api-token");
+    std::fs::write(&token, "s3cret\n").expect("token");
+    let server = Server::start(&["--api-token-file", &token.to_string_lossy()]);
+    let mut seen = Vec::new();
+    let mut todo = vec![server.data_dir()];
+    while let Some(path) = todo.pop() {
+        let meta = std::fs::metadata(&path).expect("metadata");
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{} is {mode:o}", path.display());
+            todo.extend(
+                std::fs::read_dir(&path)
+                    .expect("list")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else {
+            assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
+        }
+        seen.push(path);
+    }
+    let names: Vec<String> = seen
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert!(names.iter().any(|n| n == "plugin-token"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "tls"),
+        "the TLS key is in there too: {names:?}"
+    );
+    assert!(
+        seen.len() >= 5,
+        "the store, TLS material and token: {names:?}"
+    );
+}

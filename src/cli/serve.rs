@@ -116,7 +116,7 @@ pub enum ServeError {
     /// The TLS certificate could not be made or read.
     #[error("{0}")]
     Tls(#[from] crate::cluster::tls::TlsError),
-    /// Writing the kubeconfig (or the plugin token) failed.
+    /// Writing the kubeconfig, the plugin token or the data directory failed.
     #[error("cannot write {path}: {source}")]
     Kubeconfig {
         /// The file.
@@ -185,7 +185,7 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
         return Err(ServeError::Unprotected(options.api_listen));
     }
     let names = check_names(&options.clusters)?;
-    let data_dir = (!options.in_memory).then_some(options.data_dir.as_path());
+    let data_dir = private_data_dir(options)?;
     let mut clusters = Vec::new();
     for name in &names {
         let cluster = Cluster::open(name, data_dir).map_err(|source| ServeError::Store {
@@ -259,13 +259,28 @@ fn new_plugin_token() -> String {
         .collect()
 }
 
+/// The data directory, created private to its owner (0700), or `None`
+/// for an in-memory store.
+fn private_data_dir(options: &ServeOptions) -> Result<Option<&Path>, ServeError> {
+    if options.in_memory {
+        return Ok(None);
+    }
+    let dir = options.data_dir.as_path();
+    crate::cluster::private_dir(dir).map_err(|source| ServeError::Kubeconfig {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    Ok(Some(dir))
+}
+
 /// Writes the plugin's token to `DATA_DIR/plugin-token` (mode 0600) for
 /// local callers in other processes (`gameops run`, tests) to send, as
 /// Argo's agent sends the one it writes. Written before anything serves,
 /// so a token file left by an earlier run is never read by mistake.
 fn write_plugin_token(data_dir: &Path, token: &str) -> Result<(), ServeError> {
     let path = data_dir.join(PLUGIN_TOKEN_FILE);
-    let written = std::fs::create_dir_all(data_dir).and_then(|()| kubeconfig::write(&path, token));
+    let written =
+        crate::cluster::private_dir(data_dir).and_then(|()| kubeconfig::write(&path, token));
     written.map_err(|source| ServeError::Kubeconfig {
         path: path.display().to_string(),
         source,

@@ -87,7 +87,7 @@ pub fn load_or_create(dir: Option<&Path>, listen: SocketAddr) -> Result<TlsMater
     }
     let material = generate(listen)?;
     if let Some(dir) = dir {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        crate::cluster::private_dir(dir).map_err(io(dir))?;
         for (file, text) in
             FILES
                 .iter()

@@ -89,12 +89,16 @@ impl Log {
     /// resourceVersion and every stored object.
     /// `resources` lists every resource the store may hold.
     pub fn open(dir: &Path, resources: &[&'static str]) -> Result<Opened, DurableError> {
-        std::fs::create_dir_all(dir).map_err(|source| DurableError::Dir {
+        crate::cluster::private_dir(dir).map_err(|source| DurableError::Dir {
             path: dir.display().to_string(),
             source,
         })?;
         let path = dir.join(FILE);
         let db = Database::create(&path).map_err(|source| DurableError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        crate::cluster::private_file(&path).map_err(|source| DurableError::Dir {
             path: path.display().to_string(),
             source,
         })?;
