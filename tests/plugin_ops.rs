@@ -13,10 +13,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::agent::{Agent, message, output, phase};
+use common::agent::{Agent, drive, message, output, phase, set, succeeded};
 use common::{MINECRAFT_GSS, Server};
 use gameops::api::{GameServer, GameServerSet, REVISION_LABEL};
-use gameops::argo::plugin::wire::parse_duration as parse_go_duration;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
@@ -31,41 +30,6 @@ const OLD: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2";
 const NEW: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2-new";
 /// How long any wait in these tests may take before it counts as broken.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Calls as Argo does: again after each `requeue` while Running, until
-/// the node ends. Returns the final reply and how many calls it took.
-async fn drive(
-    agent: &Agent,
-    uid: &str,
-    template: &str,
-    op: &str,
-    args: Value,
-    outputs: &[&str],
-) -> (Value, usize) {
-    let deadline = Instant::now() + DEADLINE;
-    let mut calls = 0;
-    loop {
-        let reply = agent.op(uid, template, op, args.clone(), outputs).await;
-        calls += 1;
-        if phase(&reply) != "Running" {
-            return (reply, calls);
-        }
-        let requeue = reply["requeue"]
-            .as_str()
-            .unwrap_or_else(|| panic!("Running without requeue hangs the node: {reply}"));
-        assert!(
-            Instant::now() < deadline,
-            "{op} still Running after {DEADLINE:?}: {reply}"
-        );
-        let after = parse_go_duration(requeue)
-            .unwrap_or_else(|| panic!("requeue {requeue:?} is not a Go duration"));
-        tokio::time::sleep(after).await;
-    }
-}
-
-fn succeeded(reply: &Value) {
-    assert_eq!(phase(reply), "Succeeded", "{reply}");
-}
 
 /// Name => (state, opsState, running image, revision label).
 async fn fleet(api: &Api<GameServer>) -> BTreeMap<String, (String, String, String, String)> {
@@ -183,12 +147,6 @@ async fn seed_start(server: &Server) -> Api<GameServer> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     api
-}
-
-fn set(extra: Value) -> Value {
-    let mut args = json!({"gameServerSet": "minecraft"});
-    json_patch::merge(&mut args, &extra);
-    args
 }
 
 #[tokio::test]

@@ -8,43 +8,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::agent::{Agent, message, output, phase};
+use common::agent::{Agent, drive, message, output, phase, set, succeeded};
 use common::{MINECRAFT_GSS, Server};
 use gameops::api::GameServer;
-use gameops::argo::plugin::wire::parse_duration;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 const OLD: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2";
 const NEW: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2-new";
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn set(extra: Value) -> Value {
-    let mut args = json!({"gameServerSet": "minecraft"});
-    json_patch::merge(&mut args, &extra);
-    args
-}
-
-/// Calls again after each `requeue` while Running, as Argo does.
-async fn drive(agent: &Agent, uid: &str, template: &str, op: &str, args: Value) -> Value {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let reply = agent.op(uid, template, op, args.clone(), &[]).await;
-        if phase(&reply) != "Running" {
-            return reply;
-        }
-        assert!(Instant::now() < deadline, "{op} still Running: {reply}");
-        let after = reply["requeue"]
-            .as_str()
-            .and_then(parse_duration)
-            .unwrap_or(Duration::from_millis(200));
-        tokio::time::sleep(after).await;
-    }
-}
-
-fn succeeded(reply: &Value) {
-    assert_eq!(phase(reply), "Succeeded", "{reply}");
-}
 
 async fn servers(server: &Server) -> Vec<GameServer> {
     let api: Api<GameServer> = Api::namespaced(server.client().await, "default");
@@ -93,8 +65,10 @@ async fn release(agent: &Agent, uid: &str) {
             "wait",
             "waitReady",
             set(json!({"count": 3, "timeoutSeconds": 60})),
+            &[],
         )
-        .await,
+        .await
+        .0,
     );
     succeeded(
         &agent
@@ -205,8 +179,10 @@ async fn a_rollback_right_after_a_release_waits_for_servers_that_will_serve() {
         "wait",
         "waitReady",
         set(json!({"image": OLD, "count": 3, "timeoutSeconds": 60})),
+        &[],
     )
-    .await;
+    .await
+    .0;
     succeeded(&done);
     let now = servers(&server).await;
     let serving_old = now
@@ -242,7 +218,9 @@ async fn a_failed_wait_stays_failed_when_sent_again() {
             .await,
     );
     let args = set(json!({"count": 3, "timeoutSeconds": 1}));
-    let failed = drive(&agent, "wf", "wait", "waitReady", args.clone()).await;
+    let failed = drive(&agent, "wf", "wait", "waitReady", args.clone(), &[])
+        .await
+        .0;
     assert_eq!(phase(&failed), "Failed", "{failed}");
     assert!(message(&failed).contains("timed out"), "{failed}");
     // The slow servers come up; the template's release-failed step sends
@@ -254,7 +232,7 @@ async fn a_failed_wait_stays_failed_when_sent_again() {
         assert_eq!(message(&again), message(&failed));
     }
     // Another workflow's wait is a new call, with its own verdict.
-    succeeded(&drive(&agent, "wf2", "wait", "waitReady", args).await);
+    succeeded(&drive(&agent, "wf2", "wait", "waitReady", args, &[]).await.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

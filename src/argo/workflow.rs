@@ -260,6 +260,15 @@ impl Template {
             .chain(self.dag.iter().flat_map(|d| d.tasks.iter()))
     }
 
+    /// The names of the output parameters it declares.
+    pub fn declared_outputs(&self) -> Vec<&str> {
+        self.outputs
+            .parameters
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
     /// The kind of a template the runner cannot run, if it is one.
     pub fn unsupported_kind(&self) -> Option<&'static str> {
         POD_KINDS

@@ -2,6 +2,9 @@
 //! server's service port, with the plugin token `serve` writes, and readers
 //! for the reply.
 
+use std::time::{Duration, Instant};
+
+use gameops::argo::plugin::wire::parse_duration;
 use serde_json::{Value, json};
 
 use super::Server;
@@ -108,4 +111,49 @@ pub fn output<'a>(reply: &'a Value, name: &str) -> &'a str {
         .and_then(|ps| ps.iter().find(|p| p["name"] == name))
         .and_then(|p| p["value"].as_str())
         .unwrap_or("")
+}
+
+/// How long a driven op may stay Running before a test counts it as broken.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Calls as Argo does: again after each `requeue` while Running, until
+/// the node ends. Returns the final reply and how many calls it took.
+pub async fn drive(
+    agent: &Agent,
+    uid: &str,
+    template: &str,
+    op: &str,
+    args: Value,
+    outputs: &[&str],
+) -> (Value, usize) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut calls = 0;
+    loop {
+        let reply = agent.op(uid, template, op, args.clone(), outputs).await;
+        calls += 1;
+        if phase(&reply) != "Running" {
+            return (reply, calls);
+        }
+        let requeue = reply["requeue"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Running without requeue hangs the node: {reply}"));
+        assert!(
+            Instant::now() < deadline,
+            "{op} still Running after {DEADLINE:?}: {reply}"
+        );
+        let after = parse_duration(requeue)
+            .unwrap_or_else(|| panic!("requeue {requeue:?} is not a Go duration"));
+        tokio::time::sleep(after).await;
+    }
+}
+
+/// Asserts the reply Succeeded.
+pub fn succeeded(reply: &Value) {
+    assert_eq!(phase(reply), "Succeeded", "{reply}");
+}
+
+pub fn set(extra: Value) -> Value {
+    let mut args = json!({"gameServerSet": "minecraft"});
+    json_patch::merge(&mut args, &extra);
+    args
 }

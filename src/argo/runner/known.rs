@@ -264,12 +264,7 @@ fn plugin_call(
 ) -> Result<(), RunError> {
     let mut leaves = BTreeMap::new();
     let filled = fill_json(gameops, "plugin.gameops", scope, &mut leaves);
-    let declared: Vec<&str> = template
-        .outputs
-        .parameters
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
+    let declared = template.declared_outputs();
     match check::plugin_call(&filled, &declared).first() {
         None => Ok(()),
         Some(problem) => Err(RunError::Invalid(message(

@@ -104,12 +104,7 @@ fn runnable(owner: &Document, template: &Template) -> Result<(), RunError> {
     let Some(gameops) = template.plugin.as_ref().and_then(|p| p.get(PLUGIN_NAME)) else {
         return Ok(());
     };
-    let declared: Vec<&str> = template
-        .outputs
-        .parameters
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
+    let declared = template.declared_outputs();
     match check::plugin_call(gameops, &declared).first() {
         None => Ok(()),
         Some(problem) => Err(RunError::Invalid(format!(
