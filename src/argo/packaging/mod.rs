@@ -22,10 +22,13 @@
 //! decision of issue 10): the committed ConfigMap is checked byte for byte
 //! against a fresh build, so `gameops plugin build` and `argo
 //! executor-plugin build` must write the same bytes, or the file churns
-//! with whichever tool ran last. `serde_yaml_ng` (libyaml) already differs
-//! on our own plugin (`'true'` where go-yaml writes `"true"`), and more on
-//! others (go-yaml's YAML 1.1 quoting of `yes`/`on`/`1:20`, its key order,
-//! its folding); so the emitter stays, in its own file.
+//! with whichever tool ran last. More than bytes are at stake: Argo reads
+//! the ConfigMap back with go-yaml v2, a YAML 1.1 reader, and `serde_yaml_ng`
+//! (YAML 1.2) writes the strings `yes`, `no`, `on`, `off`, `y`, `n`, `1:20`
+//! and `1_000` bare (checked in session 5 on serde_yaml_ng 0.10), which
+//! go-yaml reads as booleans and numbers: an env value `"on"` would stop
+//! Argo from loading the plugin. Re-checked in session 5, the emitter stays,
+//! in its own file.
 
 mod container;
 pub mod goyaml;
