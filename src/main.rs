@@ -50,6 +50,9 @@ enum Command {
     /// The main job: an embedded fleet, seed 001's starting state, and the
     /// seamless-release pipeline run against it, with the resulting table.
     Demo(DemoArgs),
+    /// Attach the fleet controller and simulator (stand-ins for
+    /// OpenKruiseGame and kubelet) to existing clusters, e.g. a kind cluster.
+    Fleet(FleetArgs),
     /// Check WorkflowTemplates offline: every plugin step names a known op
     /// with valid arguments, and every {{...}} reference resolves.
     Lint {
@@ -114,6 +117,20 @@ struct SidecarArgs {
     /// Seconds to wait for the token file to appear.
     #[arg(long, default_value_t = 60, hide = true)]
     token_wait_secs: u64,
+}
+
+/// `gameops fleet`.
+#[derive(clap::Args)]
+struct FleetArgs {
+    /// A cluster to attach to (repeatable): NAME=KUBECONFIG[:CONTEXT].
+    /// Without any: in-cluster config or kubeconfig.
+    #[arg(long = "cluster", value_name = "NAME=KUBECONFIG[:CONTEXT]")]
+    clusters: Vec<String>,
+    /// Do not run the fleet controller (GameServerSets then create no GameServers).
+    #[arg(long)]
+    no_controller: bool,
+    #[command(flatten)]
+    simulation: SimulationArgs,
 }
 
 #[derive(clap::Args)]
@@ -222,6 +239,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                 keep: a.keep,
             };
             gameops::cli::demo::main(&options).await
+        }
+        Command::Fleet(args) => {
+            let options = gameops::cli::fleet::FleetOptions {
+                clusters: args.clusters,
+                controller: !args.no_controller,
+                simulator: args.simulation.config()?,
+            };
+            gameops::cli::fleet::run(&options).await
         }
         Command::Lint { dir } => gameops::cli::lint::run(&dir),
         Command::Plugin(args) => match args.command {

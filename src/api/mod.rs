@@ -37,6 +37,17 @@ pub const MAX_PLAYERS_ANNOTATION: &str = "gameops.io/max-players";
 /// Label on every GameServer (and its pod) naming the owning GameServerSet.
 pub const OWNER_GSS_LABEL: &str = "game.kruise.io/owner-gss";
 
+/// Pod labels OpenKruiseGame's GameServer controller copies from the
+/// GameServer's spec (kruise-game apis/v1alpha1/gameserver_types.go
+/// `GameServerOpsStateKey`, `GameServerDeletePriorityKey`,
+/// `GameServerUpdatePriorityKey`); its GameServerSet controller reads them
+/// to pick what to delete or update first.
+pub const POD_OPS_STATE_LABEL: &str = "game.kruise.io/gs-opsState";
+/// See [`POD_OPS_STATE_LABEL`].
+pub const POD_DELETION_PRIORITY_LABEL: &str = "game.kruise.io/gs-deletion-priority";
+/// See [`POD_OPS_STATE_LABEL`].
+pub const POD_UPDATE_PRIORITY_LABEL: &str = "game.kruise.io/gs-update-priority";
+
 /// Label on each GameServer with the hash of the set's template and
 /// parameters it was created from (as Kubernetes's `controller-revision-hash`).
 pub const REVISION_LABEL: &str = "gameops.io/revision";

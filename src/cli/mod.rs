@@ -2,6 +2,7 @@
 //! `main.rs` parses the command line (clap) and calls one of these.
 
 pub mod demo;
+pub mod fleet;
 pub mod lint;
 pub mod plugin;
 pub mod resolve;

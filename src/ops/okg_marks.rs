@@ -9,21 +9,20 @@
 //! before that copy lands can delete new servers instead of the marked
 //! ones, so ops lower replicas only by servers found here.
 //!
-//! A cluster that serves no Pods (the embedded fleet, whose controller
-//! reads the GameServers themselves) answers from the GameServers' own
-//! `spec.opsState`.
+//! A set none of whose servers has a Pod (a fleet run without its
+//! simulator, which plays kubelet and OKG's Pod labels) answers from the
+//! GameServers' own `spec.opsState`, as does a cluster that serves no Pods.
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
 use super::select::{self, deleting, ops_state};
 use super::{Call, Outcome};
-use crate::api::OWNER_GSS_LABEL;
+use crate::api::{OWNER_GSS_LABEL, POD_OPS_STATE_LABEL};
 
-/// The Pod label OKG's controller syncs a GameServer's opsState to.
-pub const OPS_STATE_POD_LABEL: &str = "game.kruise.io/gs-opsState";
 /// The mark OKG removes first on a scale-down.
 pub const MARK: &str = "WaitToBeDeleted";
 
@@ -38,15 +37,14 @@ pub async fn marked(call: &Call<'_>) -> Result<BTreeSet<String>, Outcome> {
         .map(|g| select::name(g).to_owned())
         .collect();
     let pods: Api<Pod> = Api::namespaced(call.client.clone(), &call.namespace);
-    let selector = format!(
-        "{OWNER_GSS_LABEL}={},{OPS_STATE_POD_LABEL}={MARK}",
-        call.game_server_set
-    );
+    let selector = format!("{OWNER_GSS_LABEL}={}", call.game_server_set);
     match pods.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) if list.items.is_empty() => Ok(on_servers),
         Ok(list) => Ok(list
             .items
             .into_iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.labels().get(POD_OPS_STATE_LABEL).map(String::as_str) == Some(MARK))
             .filter_map(|p| p.metadata.name)
             .filter(|n| on_servers.contains(n))
             .collect()),

@@ -77,7 +77,7 @@ async fn steps(call: &Call<'_>, args: &Args) -> Result<Outcome, Outcome> {
         let what = format!(
             "OpenKruiseGame has not put the mark on the Pods of {} (label {}={MARK})",
             name_list::shortened(&unmarked, 10),
-            okg_marks::OPS_STATE_POD_LABEL
+            crate::api::POD_OPS_STATE_LABEL
         );
         if elapsed >= timeout {
             return Err(Outcome::Failed(format!(

@@ -10,6 +10,7 @@ pub mod gc;
 pub mod objectmeta;
 pub mod objects;
 pub mod openapi;
+pub mod pods;
 pub mod request;
 pub mod resources;
 pub mod selector;

@@ -1,6 +1,6 @@
 //! The resources the embedded API server serves: OKG's GameServerSet and
 //! GameServer (described by the CRDs generated from [`crate::api`]) and core
-//! v1 Events. Everything the server says about a resource (discovery,
+//! v1 Events and Pods. Everything the server says about a resource (discovery,
 //! OpenAPI, validation, tables, selectable fields) comes from here.
 
 use std::sync::LazyLock;
@@ -26,6 +26,8 @@ pub enum Printer {
     Columns(Vec<Value>),
     /// The API server's built-in columns for core/v1 Events.
     Events,
+    /// The API server's built-in columns for core/v1 Pods.
+    Pods,
 }
 
 /// One served resource.
@@ -218,6 +220,39 @@ fn events() -> ResourceDef {
     }
 }
 
+/// core/v1 Pods: what OKG runs each GameServer as, played by the
+/// simulator as kubelet would (kubernetes pkg/registry/core/pod: status
+/// subresource, `spec.nodeName`, `status.phase` and friends selectable).
+fn pods() -> ResourceDef {
+    ResourceDef {
+        group: "",
+        version: "v1",
+        plural: "pods",
+        singular: "pod",
+        kind: "Pod",
+        list_kind: "PodList",
+        short_names: vec!["po".into()],
+        categories: vec!["all".into()],
+        namespaced: true,
+        status_subresource: true,
+        scale: None,
+        schema: builtin_schema::<k8s_openapi::api::core::v1::Pod>(),
+        printer: Printer::Pods,
+        selectable_fields: vec![
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+    }
+}
+
 static ALL: LazyLock<Vec<ResourceDef>> = LazyLock::new(|| {
     let mut defs = Vec::new();
     for crd in crate::api::crds() {
@@ -239,6 +274,7 @@ static ALL: LazyLock<Vec<ResourceDef>> = LazyLock::new(|| {
         }
     }
     defs.push(events());
+    defs.push(pods());
     defs
 });
 

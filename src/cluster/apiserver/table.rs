@@ -72,7 +72,7 @@ pub fn human_duration(seconds: i64) -> String {
 }
 
 /// The age of an RFC 3339 timestamp, or `<unknown>`.
-fn age(value: Option<&Value>, now: Timestamp) -> Value {
+pub(super) fn age(value: Option<&Value>, now: Timestamp) -> Value {
     match value
         .and_then(Value::as_str)
         .and_then(|s| s.parse::<Timestamp>().ok())
@@ -96,6 +96,9 @@ pub fn columns(def: &ResourceDef) -> Vec<Value> {
                     "priority": c.get("priority").cloned().unwrap_or(json!(0)),
                 })
             }))
+            .collect(),
+        Printer::Pods => std::iter::once(name)
+            .chain(super::pods::columns())
             .collect(),
         Printer::Events => [
             ("Last Seen", 0),
@@ -192,7 +195,7 @@ impl<'d> Rows<'d> {
                     Cell::Path(path, c["type"].as_str().map(str::to_owned))
                 })
                 .collect(),
-            Printer::Events => Vec::new(),
+            Printer::Events | Printer::Pods => Vec::new(),
         };
         Self {
             def,
@@ -202,8 +205,10 @@ impl<'d> Rows<'d> {
     }
 
     fn cells(&self, object: &Value) -> Vec<Value> {
-        if let Printer::Events = self.def.printer {
-            return event_cells(object, self.now);
+        match self.def.printer {
+            Printer::Events => return event_cells(object, self.now),
+            Printer::Pods => return super::pods::cells(object, self.now),
+            Printer::Columns(_) => {}
         }
         let mut out = Vec::with_capacity(self.cells.len() + 1);
         out.push(

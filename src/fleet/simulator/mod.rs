@@ -46,6 +46,7 @@
 //! controller and writes the result back as merge patches, waking each
 //! server up again when its next timed transition is due.
 
+mod pod;
 mod runner;
 mod status;
 mod transition;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -16,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{GameServer, GameServerSet, MATCH_STARTED_ANNOTATION, OWNER_GSS_LABEL, OpsState};
 
+use super::pod;
 use super::transition::*;
 use super::*;
 
@@ -91,8 +93,20 @@ async fn reconcile(gs: Arc<GameServer>, ctx: Arc<Context>) -> Result<Action, Sim
         return Ok(Action::await_change());
     };
     let api: Api<GameServer> = Api::namespaced(ctx.client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let deleting = gs.metadata.deletion_timestamp.is_some();
+    let mut pod = if deleting {
+        None
+    } else {
+        pods.get_opt(name).await?
+    };
     let set = ctx.set_of(&gs);
     let mut work = (*gs).clone();
+    if !deleting && pod.is_none() && work.status.as_ref().is_some_and(|s| s.pod_status.is_some()) {
+        // Its Pod is gone: the server starts over in a new one, as when
+        // OKG recreates a deleted Pod.
+        work.status = None;
+    }
     let mut outcome = None;
     for _ in 0..MAX_CHAINED_TRANSITIONS {
         let before = work.status.as_ref().and_then(|s| s.current_state.clone());
@@ -135,6 +149,25 @@ async fn reconcile(gs: Arc<GameServer>, ctx: Arc<Context>) -> Result<Action, Sim
             Err(e) => return on_write_error(e),
         }
     }
+    if !deleting {
+        sync_pod(&pods, &gs, &mut pod).await?;
+        if let Some(pod) = &pod {
+            let mut want = outcome.status.pod_status.clone();
+            if let Some(w) = want.as_mut() {
+                // kube-apiserver sets the QoS class at creation; kubelet keeps it.
+                w.qos_class = pod.status.as_ref().and_then(|s| s.qos_class.clone());
+            }
+            if let Some(status) = pod::status_changed(pod, want.as_ref()) {
+                let body = json!({ "status": status });
+                if let Err(e) = pods
+                    .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+                    .await
+                {
+                    return on_write_error(e);
+                }
+            }
+        }
+    }
     if outcome.end_match {
         let body = json!({
             "metadata": {
@@ -156,6 +189,42 @@ async fn reconcile(gs: Arc<GameServer>, ctx: Arc<Context>) -> Result<Action, Sim
         Some(d) => Action::requeue(d.max(MIN_REQUEUE)),
         None => Action::await_change(),
     })
+}
+
+/// Creates the server's Pod when it has none, or brings its labels and
+/// images in line with the server.
+async fn sync_pod(
+    pods: &Api<Pod>,
+    gs: &GameServer,
+    pod: &mut Option<Pod>,
+) -> Result<(), SimulatorError> {
+    match pod {
+        None => {
+            let Some(new) = pod::new_pod(gs) else {
+                return Ok(());
+            };
+            match pods.create(&PostParams::default(), &new).await {
+                Ok(created) => *pod = Some(created),
+                Err(e) if status_code(&e) == Some(409) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Some(current) => {
+            if let Some(patch) = pod::sync_patch(current, gs) {
+                let patch: json_patch::Patch = serde_json::from_value(patch)?;
+                let name = current.name_any();
+                match pods
+                    .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                    .await
+                {
+                    Ok(updated) => *pod = Some(updated),
+                    Err(e) if matches!(status_code(&e), Some(404 | 409 | 422)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn error_policy(
@@ -195,7 +264,11 @@ pub async fn run(client: Client, config: SimulatorConfig) {
         {
             tracing::warn!("simulator: no GameServerSet list yet; starting without it");
         }
-        Controller::new(Api::<GameServer>::all(client), watcher::Config::default())
+        Controller::new(Api::<GameServer>::all(client.clone()), watcher::Config::default())
+            .owns(
+                Api::<Pod>::all(client),
+                watcher::Config::default().labels(OWNER_GSS_LABEL),
+            )
             .with_config(controller::Config::default().concurrency(CONCURRENCY))
             .run(reconcile, error_policy, ctx)
             .for_each(|result| {

@@ -367,6 +367,9 @@ fn prepare_create(target: &Target, mut body: Value) -> Result<Value, ApiError> {
     {
         o.remove("status");
     }
+    if def.group.is_empty() && def.kind == "Pod" {
+        crate::cluster::apiserver::pods::prepare_create(&mut body);
+    }
     Ok(body)
 }
 

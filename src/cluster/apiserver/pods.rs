@@ -1,0 +1,289 @@
+//! What kube-apiserver does for core/v1 Pods beyond storing them: the
+//! defaults and status of a new pod ([`prepare_create`], kubernetes
+//! pkg/apis/core/v1/defaults.go and pkg/registry/core/pod/strategy.go
+//! `PrepareForCreate`), and the row `kubectl get pods` prints, as kube-apiserver builds it
+//! (kubernetes pkg/printers/internalversion/printers.go, `printPod` and
+//! `podColumnDefinitions`): READY counts ready running containers, STATUS
+//! is the phase overridden by the pod's reason and then by the last
+//! container's waiting or terminated reason (`Terminating` while deleted),
+//! RESTARTS adds `(AGE ago)` of the last termination.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::table::{age, human_duration};
+
+/// A new pod as kube-apiserver stores it: the defaults of its spec and
+/// containers filled in, `status` replaced by `Pending` with its QoS class.
+pub fn prepare_create(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (key, value) in [
+        ("restartPolicy", json!("Always")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("securityContext", json!({})),
+        ("schedulerName", json!("default-scheduler")),
+        ("enableServiceLinks", json!(true)),
+    ] {
+        spec.entry(key).or_insert(value);
+    }
+    let mut qos = Qos::default();
+    if let Some(containers) = spec.get_mut("containers").and_then(Value::as_array_mut) {
+        for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+            // SetDefaults_Container: Always for :latest or no tag.
+            let tag = image.rsplit_once('/').map_or(image, |(_, last)| last);
+            let latest =
+                !image.contains('@') && tag.split_once(':').is_none_or(|(_, t)| t == "latest");
+            let pull = if latest { "Always" } else { "IfNotPresent" };
+            c.entry("imagePullPolicy").or_insert(json!(pull));
+            c.entry("terminationMessagePath")
+                .or_insert(json!("/dev/termination-log"));
+            c.entry("terminationMessagePolicy").or_insert(json!("File"));
+            qos.add(c.get("resources"));
+        }
+    }
+    pod["status"] = json!({"phase": "Pending", "qosClass": qos.class()});
+}
+
+/// kubernetes pkg/apis/core/helper/qos `GetPodQOS`, for cpu and memory.
+#[derive(Default)]
+struct Qos {
+    any: bool,
+    all_guaranteed: bool,
+    seen: bool,
+}
+
+impl Qos {
+    fn add(&mut self, resources: Option<&Value>) {
+        let get = |kind: &str, r: &str| {
+            resources
+                .and_then(|x| x.pointer(&format!("/{kind}/{r}")))
+                .cloned()
+        };
+        let mut guaranteed = true;
+        for r in ["cpu", "memory"] {
+            let (req, lim) = (get("requests", r), get("limits", r));
+            self.any |= req.is_some() || lim.is_some();
+            // A request defaults to its limit.
+            guaranteed &= lim.is_some() && req.as_ref().is_none_or(|q| Some(q) == lim.as_ref());
+        }
+        self.all_guaranteed = if self.seen {
+            self.all_guaranteed && guaranteed
+        } else {
+            guaranteed
+        };
+        self.seen = true;
+    }
+
+    fn class(&self) -> &'static str {
+        match (self.any, self.all_guaranteed) {
+            (false, _) => "BestEffort",
+            (true, true) => "Guaranteed",
+            (true, false) => "Burstable",
+        }
+    }
+}
+
+/// Column definitions after NAME (wide ones at priority 1).
+pub fn columns() -> Vec<Value> {
+    [
+        ("Ready", 0, "The aggregate readiness state of this pod for accepting traffic."),
+        ("Status", 0, "The aggregate status of the containers in this pod."),
+        ("Restarts", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+        ("Age", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."),
+        ("IP", 1, "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."),
+        ("Node", 1, "NodeName is a request to schedule this pod onto a specific node."),
+        ("Nominated Node", 1, "nominatedNodeName is set only when this pod preempts other pods on the node."),
+        ("Readiness Gates", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
+    ]
+    .iter()
+    .map(|(n, p, d)| json!({"name": n, "type": "string", "format": "", "description": d, "priority": p}))
+    .collect()
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The cells of one pod, NAME first.
+pub fn cells(pod: &Value, now: Timestamp) -> Vec<Value> {
+    let total = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let mut reason = text(pod, "/status/phase").to_owned();
+    if !text(pod, "/status/reason").is_empty() {
+        reason = text(pod, "/status/reason").to_owned();
+    }
+    let mut ready = 0;
+    let mut restarts = 0;
+    let mut has_running = false;
+    let mut last_restart: Option<Timestamp> = None;
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for c in statuses.iter().rev() {
+        restarts += c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+        if let Some(t) = c
+            .pointer("/lastState/terminated/finishedAt")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Timestamp>().ok())
+        {
+            last_restart = Some(last_restart.map_or(t, |l| l.max(t)));
+        }
+        let waiting = text(c, "/state/waiting/reason");
+        let terminated = c.pointer("/state/terminated");
+        if !waiting.is_empty() {
+            reason = waiting.to_owned();
+        } else if let Some(t) = terminated {
+            reason = match t.get("reason").and_then(Value::as_str) {
+                Some(r) if !r.is_empty() => r.to_owned(),
+                _ => match t.get("signal").and_then(Value::as_i64) {
+                    Some(s) if s != 0 => format!("Signal:{s}"),
+                    _ => format!(
+                        "ExitCode:{}",
+                        t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                    ),
+                },
+            };
+        } else if c.get("ready") == Some(&Value::Bool(true))
+            && c.pointer("/state/running").is_some()
+        {
+            has_running = true;
+            ready += 1;
+        }
+    }
+    if reason == "Completed" && has_running {
+        let pod_ready = pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
+        reason = if pod_ready { "Running" } else { "NotReady" }.into();
+    }
+    let phase = text(pod, "/status/phase");
+    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        if text(pod, "/status/reason") == "NodeLost" {
+            reason = "Unknown".into();
+        } else if phase != "Succeeded" && phase != "Failed" {
+            reason = "Terminating".into();
+        }
+    }
+    let restarts = match last_restart {
+        Some(t) if restarts != 0 => format!(
+            "{restarts} ({} ago)",
+            human_duration(now.duration_since(t).as_secs())
+        ),
+        _ => restarts.to_string(),
+    };
+    let or_none = |s: &str| {
+        if s.is_empty() {
+            "<none>".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    vec![
+        pod.pointer("/metadata/name")
+            .cloned()
+            .unwrap_or(Value::Null),
+        json!(format!("{ready}/{total}")),
+        json!(reason),
+        json!(restarts),
+        age(pod.pointer("/metadata/creationTimestamp"), now),
+        json!(or_none(text(pod, "/status/podIP"))),
+        json!(or_none(text(pod, "/spec/nodeName"))),
+        json!(or_none(text(pod, "/status/nominatedNodeName"))),
+        json!("<none>"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-11-30T12:00:00Z".parse().unwrap()
+    }
+
+    fn pod(statuses: Value, phase: &str) -> Value {
+        json!({"metadata": {"name": "mc-0", "creationTimestamp": "2026-11-30T11:58:00Z"},
+            "spec": {"containers": [{"name": "mc", "image": "a"}]},
+            "status": {"phase": phase, "containerStatuses": statuses}})
+    }
+
+    #[test]
+    fn a_new_pod_is_pending_with_defaults_and_its_qos_class() {
+        let mut p = json!({"spec": {"containers": [
+            {"name": "a", "image": "mc:1.12", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}},
+            {"name": "b", "image": "sidecar", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}}]},
+            "status": {"phase": "Running"}});
+        prepare_create(&mut p);
+        assert_eq!(
+            p["status"],
+            json!({"phase": "Pending", "qosClass": "Guaranteed"})
+        );
+        assert_eq!(p["spec"]["restartPolicy"], "Always");
+        assert_eq!(
+            p["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        assert_eq!(p["spec"]["containers"][1]["imagePullPolicy"], "Always");
+        let mut burst = json!({"spec": {"containers": [{"name": "a", "image": "x:1", "resources": {"requests": {"cpu": "1"}}}]}});
+        prepare_create(&mut burst);
+        assert_eq!(burst["status"]["qosClass"], "Burstable");
+        let mut none = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}]}});
+        prepare_create(&mut none);
+        assert_eq!(none["status"]["qosClass"], "BestEffort");
+    }
+
+    #[test]
+    fn a_ready_pod_prints_running_and_one_of_one() {
+        let p = pod(
+            json!([{"name": "mc", "ready": true, "restartCount": 0, "state": {"running": {}}}]),
+            "Running",
+        );
+        assert_eq!(
+            cells(&p, now())[..5],
+            [
+                json!("mc-0"),
+                json!("1/1"),
+                json!("Running"),
+                json!("0"),
+                json!("2m")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_crash_loop_prints_its_reason_and_when_it_last_restarted() {
+        let p = pod(
+            json!([{"name": "mc", "ready": false, "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": "2026-11-30T11:59:30Z"}}}]),
+            "Running",
+        );
+        let row = cells(&p, now());
+        assert_eq!(row[1], "0/1");
+        assert_eq!(row[2], "CrashLoopBackOff");
+        assert_eq!(row[3], "3 (30s ago)");
+    }
+
+    #[test]
+    fn a_deleted_pod_prints_terminating_and_a_fresh_one_its_waiting_reason() {
+        let mut p = pod(
+            json!([{"name": "mc", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]),
+            "Pending",
+        );
+        assert_eq!(cells(&p, now())[2], "ContainerCreating");
+        p["metadata"]["deletionTimestamp"] = json!("2026-11-30T11:59:59Z");
+        assert_eq!(cells(&p, now())[2], "Terminating");
+    }
+}

@@ -1,0 +1,282 @@
+//! Pods as OpenKruiseGame and kubelet keep them, in the embedded fleet:
+//! seed 001's `check-pods-ready` script, read verbatim from the seed,
+//! gives the right answer before and after a release; `kubectl get pods`
+//! shows kubelet's columns (kubernetes pkg/printers/internalversion
+//! `printPod`); a deleted pod comes back and its server starts over; the
+//! pods go with their set (garbage collection).
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{MINECRAFT_GSS, Server};
+
+const NEW_IMAGE: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2-new";
+
+/// The `source` of the seed's `check-pods-ready` template, unchanged.
+fn check_pods_ready_script() -> String {
+    let seed = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/seeds"))
+        .expect("the seeds")
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("001_"))
+        .expect("seed 001");
+    let text = std::fs::read_to_string(seed.path()).expect("seed 001 reads");
+    let start = text
+        .find("- name: check-pods-ready\n      retryStrategy")
+        .expect("the template");
+    let source = &text[start..];
+    let body = &source[source.find("source: |\n").expect("its source") + "source: |\n".len()..];
+    let indent = "          ";
+    body.lines()
+        .take_while(|l| l.starts_with(indent) || l.trim().is_empty())
+        .map(|l| l.strip_prefix(indent).unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs the script with the server's kubeconfig: (succeeded, stdout).
+fn check_pods_ready(server: &Server) -> (bool, String) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(check_pods_ready_script())
+        .env("KUBECONFIG", server.kubeconfig())
+        .env("HOME", server.dir.path())
+        .output()
+        .expect("bash runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn pod_rows(server: &Server) -> Vec<Vec<String>> {
+    server
+        .kubectl_ok(&["get", "pods", "--no-headers"], None)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+fn fleet() -> Server {
+    Server::start_fleet(&["--sim-startup-ms", "300", "--sim-jitter-ms", "200"])
+}
+
+fn ready_pods(server: &Server, n: usize) {
+    until(&format!("{n} pods are 1/1 Running"), || {
+        let rows = pod_rows(server);
+        rows.len() == n && rows.iter().all(|r| r[1] == "1/1" && r[2] == "Running")
+    });
+}
+
+#[test]
+fn seed_001s_check_pods_ready_script_runs_unchanged_and_answers_right() {
+    let server = fleet();
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    ready_pods(&server, 3);
+    // Before the release no pod runs the new image: the script fails.
+    let (ok, out) = check_pods_ready(&server);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("Ready Pods with image {NEW_IMAGE}: 0")),
+        "{out}"
+    );
+    // The seed's first two steps, as kubectl runs them.
+    server.kubectl_ok(
+        &["patch", "gss", "minecraft", "--type=merge", "-p",
+          &format!(r#"{{"spec":{{"gameServerTemplate":{{"spec":{{"containers":[{{"name":"minecraft","image":"{NEW_IMAGE}"}}]}}}}}}}}"#)],
+        None,
+    );
+    server.kubectl_ok(&["scale", "gss", "minecraft", "--replicas=6"], None);
+    // OnDelete: old pods keep their image, the three new ones start on the new.
+    until(
+        "the script counts three ready pods of the new image",
+        || check_pods_ready(&server).0,
+    );
+    let (_, out) = check_pods_ready(&server);
+    assert!(
+        out.contains(&format!("Ready Pods with image {NEW_IMAGE}: 3")),
+        "{out}"
+    );
+    let images = server.kubectl_ok(
+        &[
+            "get",
+            "pods",
+            "-l",
+            "game.kruise.io/owner-gss=minecraft",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.spec.containers[0].image}{\"\\n\"}{end}",
+        ],
+        None,
+    );
+    for i in 0..3 {
+        assert!(
+            images.contains(&format!(
+                "minecraft-{i}=registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2\n"
+            )),
+            "{images}"
+        );
+    }
+    for i in 3..6 {
+        assert!(
+            images.contains(&format!("minecraft-{i}={NEW_IMAGE}\n")),
+            "{images}"
+        );
+    }
+    // Run again right away: the same answer.
+    assert!(check_pods_ready(&server).0);
+}
+
+#[test]
+fn pods_carry_okg_labels_and_follow_their_server() {
+    let server = fleet();
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    ready_pods(&server, 3);
+    server.kubectl_ok(
+        &[
+            "patch",
+            "gs",
+            "minecraft-1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"opsState":"WaitToBeDeleted"}}"#,
+        ],
+        None,
+    );
+    until("OKG's opsState label reaches the pod", || {
+        server
+            .kubectl_ok(
+                &[
+                    "get",
+                    "pods",
+                    "-l",
+                    "game.kruise.io/gs-opsState=WaitToBeDeleted",
+                    "-o",
+                    "name",
+                ],
+                None,
+            )
+            .trim()
+            == "pod/minecraft-1"
+    });
+    let owner = server.kubectl_ok(
+        &[
+            "get",
+            "pod",
+            "minecraft-0",
+            "-o",
+            "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
+        ],
+        None,
+    );
+    assert_eq!(owner, "GameServer/minecraft-0");
+    let describe = server.kubectl_ok(&["describe", "pod", "minecraft-0"], None);
+    assert!(describe.contains("Status:       Running"), "{describe}");
+    assert!(
+        describe.contains("game.kruise.io/owner-gss=minecraft"),
+        "{describe}"
+    );
+    assert!(describe.contains("QoS Class:"), "{describe}");
+}
+
+#[test]
+fn a_deleted_pod_comes_back_and_its_server_starts_over() {
+    let server = fleet();
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    ready_pods(&server, 3);
+    let uid = |s: &Server| {
+        s.kubectl_ok(
+            &[
+                "get",
+                "pod",
+                "minecraft-2",
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ],
+            None,
+        )
+    };
+    let before = uid(&server);
+    let since = |s: &Server| {
+        s.kubectl_ok(
+            &[
+                "get",
+                "gs",
+                "minecraft-2",
+                "-o",
+                "jsonpath={.status.lastTransitionTime}",
+            ],
+            None,
+        )
+    };
+    let ready_since = since(&server);
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = server.kubectl_ok(&["delete", "pod", "minecraft-2"], None);
+    assert_eq!(out.trim(), "pod \"minecraft-2\" deleted");
+    until("a new minecraft-2 pod exists", || {
+        let out = server.kubectl(&[
+            "get",
+            "pod",
+            "minecraft-2",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        out.status.success()
+            && !out.stdout.is_empty()
+            && String::from_utf8_lossy(&out.stdout) != before
+    });
+    ready_pods(&server, 3);
+    // The server went through Creating again: Ready since later than before.
+    until("minecraft-2 is Ready again", || {
+        server.kubectl_ok(
+            &[
+                "get",
+                "gs",
+                "minecraft-2",
+                "-o",
+                "jsonpath={.status.currentState}",
+            ],
+            None,
+        ) == "Ready"
+    });
+    assert!(
+        since(&server) > ready_since,
+        "{} > {ready_since}",
+        since(&server)
+    );
+}
+
+#[test]
+fn a_crashing_image_shows_crash_loop_back_off_with_restarts() {
+    let server = Server::start_fleet(&[
+        "--sim-startup-ms",
+        "200",
+        "--sim-jitter-ms",
+        "0",
+        "--sim-crash-image",
+        "1\\.12\\.2$",
+    ]);
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    until("a pod shows CrashLoopBackOff with a restart", || {
+        pod_rows(&server)
+            .iter()
+            .any(|r| r.len() >= 4 && r[1] == "0/1" && r[2] == "CrashLoopBackOff" && r[3] != "0")
+    });
+}
+
+#[test]
+fn the_pods_go_with_their_set() {
+    let server = fleet();
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    ready_pods(&server, 3);
+    server.kubectl_ok(&["delete", "gss", "minecraft"], None);
+    until("no pod is left", || pod_rows(&server).is_empty());
+}
