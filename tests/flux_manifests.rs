@@ -663,10 +663,32 @@ fn providers_call_the_gameops_flux_endpoint() {
     assert_eq!(envs, ENVS.iter().map(|e| e.to_string()).collect());
 }
 
+/// The parameters `seamless-release` declares, and those without a default.
+fn seamless_release_parameters() -> (BTreeSet<String>, BTreeSet<String>) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/workflow-templates/seamless-release.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let [template] = documents(&text).try_into().unwrap();
+    let params = template["spec"]["arguments"]["parameters"]
+        .as_array()
+        .unwrap();
+    let names = params
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned());
+    let required = params
+        .iter()
+        .filter(|p| p.get("value").is_none() && p.get("default").is_none())
+        .map(|p| p["name"].as_str().unwrap().to_owned());
+    (names.collect(), required.collect())
+}
+
 #[test]
-fn resourcesets_consume_existing_providers_and_pin_the_image() {
+fn resourcesets_consume_existing_providers_and_start_one_release_per_tag() {
     let docs = manifests();
     let providers = of_kind(&docs, PROVIDER);
+    let (declared, required) = seamless_release_parameters();
     let mut consumed = BTreeSet::new();
     for rset in of_kind(&docs, RESOURCE_SET) {
         let n = name(&rset);
@@ -695,36 +717,46 @@ fn resourcesets_consume_existing_providers_and_pin_the_image() {
                 "{n}: template reads inputs.{field}, which gameops does not export"
             );
         }
-        assert!(
-            read.contains("tag") && read.contains("digest"),
-            "{n}: {read:?}"
-        );
-
-        let kustomization = resources
-            .iter()
-            .find(|r| {
-                r["apiVersion"] == "kustomize.toolkit.fluxcd.io/v1" && r["kind"] == "Kustomization"
-            })
-            .unwrap_or_else(|| panic!("{n}: renders no Flux Kustomization"));
-        // An empty answer from gameops renders nothing; without this the
-        // ResourceSet would delete the Kustomization and, with it, the
-        // environment's game servers.
+        // One writer of a GameServerSet: Flux renders only the release
+        // Workflow, never the set or anything that writes its image.
+        let [workflow] = resources.as_slice() else {
+            panic!(
+                "{n}: renders {} objects, not one release Workflow",
+                resources.len()
+            );
+        };
+        assert_eq!(workflow["apiVersion"], "argoproj.io/v1alpha1", "{n}");
+        assert_eq!(workflow["kind"], "Workflow", "{n}");
+        assert_eq!(workflow["metadata"]["namespace"], "argo", "{n}");
+        // Once per tag: the name carries the tag's id.
         assert_eq!(
-            kustomization["metadata"]["annotations"]["fluxcd.controlplane.io/prune"], "disabled",
+            template_inputs(workflow["metadata"]["name"].as_str().unwrap()),
+            BTreeSet::from(["id".to_owned()]),
             "{n}"
         );
-        let images = kustomization["spec"]["images"].as_array().unwrap();
-        let image = images
-            .iter()
-            .find(|i| i["name"] == IMAGE)
-            .unwrap_or_else(|| panic!("{n}: no images entry for {IMAGE}"));
+        let annotations = &workflow["metadata"]["annotations"];
         assert_eq!(
-            template_inputs(image["newTag"].as_str().unwrap()),
-            BTreeSet::from(["tag".to_owned()])
+            annotations["fluxcd.controlplane.io/ssa"], "IfNotPresent",
+            "{n}"
         );
         assert_eq!(
-            template_inputs(image["digest"].as_str().unwrap()),
-            BTreeSet::from(["digest".to_owned()])
+            annotations["fluxcd.controlplane.io/prune"], "disabled",
+            "{n}"
+        );
+        assert_eq!(
+            workflow["spec"]["workflowTemplateRef"]["name"], "seamless-release",
+            "{n}"
+        );
+        let given: BTreeSet<String> = workflow["spec"]["arguments"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(given.is_subset(&declared), "{n}: {given:?} vs {declared:?}");
+        assert!(
+            required.is_subset(&given),
+            "{n}: {required:?} missing from {given:?}"
         );
     }
     let all: BTreeSet<String> = providers.iter().map(|p| name(p).to_owned()).collect();
@@ -732,14 +764,13 @@ fn resourcesets_consume_existing_providers_and_pin_the_image() {
 }
 
 #[test]
-fn resourceset_templates_render_to_string_tags_and_digests() {
+fn resourceset_templates_render_one_workflow_name_per_tag_and_the_pinned_image() {
     // A tag that YAML would read as a number unless the template quotes it.
-    let tag = "1.20";
     assert_eq!(adler32(b"6.0.4"), 48955639, "CONTRACTS.md's example id");
-    let id = adler32(tag.as_bytes()).to_string();
     let digest = "sha256:0d7bb7e5a0d1d6a8e6f1a1f5b9d2b5c2b0f2a9c1e3d4f5a6b7c8d9e0f1a2b3c4";
-    let image = format!("{IMAGE}:{tag}@{digest}");
-    for env in ENVS {
+    let render_for = |env: &str, tag: &str| -> Vec<Value> {
+        let id = adler32(tag.as_bytes()).to_string();
+        let image = format!("{IMAGE}:{tag}@{digest}");
         let inputs = BTreeMap::from([
             ("id", id.as_str()),
             ("tag", tag),
@@ -747,18 +778,30 @@ fn resourceset_templates_render_to_string_tags_and_digests() {
             ("image", image.as_str()),
             ("env", env),
         ]);
-        let rendered = documents(&render(&read("resourceset.yaml"), &inputs));
+        documents(&render(&read("resourceset.yaml"), &inputs))
+            .iter()
+            .map(|rset| rset["spec"]["resources"][0].clone())
+            .collect()
+    };
+    for env in ENVS {
+        let rendered = render_for(env, "1.20");
         assert_eq!(rendered.len(), ENVS.len());
-        for rset in rendered {
-            let k = &rset["spec"]["resources"][0];
+        for (w, e) in rendered.iter().zip(ENVS) {
+            let name = w["metadata"]["name"].as_str().unwrap();
+            assert_eq!(name, format!("release-{e}-{}", adler32(b"1.20")));
+            assert!(is_dns_subdomain(name), "{name}");
             assert_eq!(
-                k["metadata"]["annotations"]["gameops.io/release-id"],
-                json!(id)
+                w["metadata"]["annotations"]["gameops.io/release-tag"],
+                json!("1.20")
             );
-            let entry = &k["spec"]["images"][0];
-            assert_eq!(entry["newTag"], json!(tag), "{}", name(&rset));
-            assert_eq!(entry["digest"], json!(digest), "{}", name(&rset));
+            let params = w["spec"]["arguments"]["parameters"].as_array().unwrap();
+            let image = params.iter().find(|p| p["name"] == "image").unwrap();
+            assert_eq!(image["value"], json!(format!("{IMAGE}:1.20@{digest}")));
         }
+        // The same tag renders the same Workflow; the next tag a new one.
+        assert_eq!(render_for(env, "1.20"), rendered);
+        let next = render_for(env, "1.21");
+        assert_ne!(next[0]["metadata"]["name"], rendered[0]["metadata"]["name"]);
     }
 }
 

@@ -7,47 +7,14 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::seed::{self, NEW_IMAGE};
 use common::{MINECRAFT_GSS, Server};
 
-const NEW_IMAGE: &str = "registry.cn-hangzhou.aliyuncs.com/acs/minecraft-demo:1.12.2-new";
-
-/// The `source` of the seed's `check-pods-ready` template, unchanged.
-fn check_pods_ready_script() -> String {
-    let seed = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/seeds"))
-        .expect("the seeds")
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().starts_with("001_"))
-        .expect("seed 001");
-    let text = std::fs::read_to_string(seed.path()).expect("seed 001 reads");
-    let start = text
-        .find("- name: check-pods-ready\n      retryStrategy")
-        .expect("the template");
-    let source = &text[start..];
-    let body = &source[source.find("source: |\n").expect("its source") + "source: |\n".len()..];
-    let indent = "          ";
-    body.lines()
-        .take_while(|l| l.starts_with(indent) || l.trim().is_empty())
-        .map(|l| l.strip_prefix(indent).unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Runs the script with the server's kubeconfig: (succeeded, stdout).
+/// Runs seed 001's script against the server: (succeeded, stdout).
 fn check_pods_ready(server: &Server) -> (bool, String) {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(check_pods_ready_script())
-        .env("KUBECONFIG", server.kubeconfig())
-        .env("HOME", server.dir.path())
-        .output()
-        .expect("bash runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    seed::check_pods_ready(&server.kubeconfig(), server.dir.path())
 }
 
 fn until(what: &str, mut f: impl FnMut() -> bool) {

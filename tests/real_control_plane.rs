@@ -19,6 +19,8 @@ use std::sync::{LazyLock, OnceLock};
 
 use serde_json::{Value, json};
 
+mod common;
+
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// The plugin sidecar's account: `<plugin>-executor-plugin` in the
 /// workflow's namespace (manifests/rbac-executor-plugin.yaml).
@@ -668,5 +670,188 @@ fn a_lease_held_by_a_finished_workflow_is_free() {
             Holder::Finished("gone".into()),
             Holder::Finished("gone (a newer workflow has its name)".into()),
         ]
+    );
+}
+
+/// A process of ours that stops with the test.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `gameops run FILE` as a user runs it, with the admin kubeconfig.
+fn gameops_run(file: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gameops"))
+        .args(["run", file])
+        .current_dir(REPO)
+        .env("KUBECONFIG", &STACK.kubeconfig)
+        .env("HOME", &STACK.dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("gameops run starts")
+}
+
+/// `name image opsState uid` of each GameServer and `name image` of each
+/// pod of `minecraft`, sorted.
+fn fleet_table() -> (Vec<String>, Vec<String>) {
+    let lines = |kind: &str, columns: &str| -> Vec<String> {
+        let out = STACK.ok(
+            &[
+                "get",
+                kind,
+                "-n",
+                GAME_NS,
+                "-l",
+                "game.kruise.io/owner-gss=minecraft",
+                "--sort-by=.metadata.name",
+                "--no-headers",
+                "-o",
+                &format!("custom-columns={columns}"),
+            ],
+            None,
+        );
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    (
+        lines(
+            "gs",
+            "N:.metadata.name,I:.spec.containers[0].image,O:.spec.opsState,U:.metadata.uid",
+        ),
+        lines("pods", "N:.metadata.name,I:.spec.containers[0].image"),
+    )
+}
+
+/// Seed 001 end to end on kube-apiserver, with `gameops fleet` attached as
+/// the stand-in for OpenKruiseGame and kubelet (Pods with OKG's labels,
+/// kube-controller-manager's garbage collector removing what is deleted):
+/// the seamless-release example, the seed's own `check-pods-ready`
+/// script, then the rollback example right after on the same set. The
+/// Allocated server is never touched (same uid throughout).
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
+    use common::seed::{NEW_IMAGE, OLD_IMAGE, check_pods_ready};
+    manifests_applied();
+    let log = std::fs::File::create(STACK.dir.join("logs/fleet.log")).expect("fleet log");
+    let _fleet = Running(
+        Command::new(env!("CARGO_BIN_EXE_gameops"))
+            .args(["fleet", "--sim-startup-ms", "300", "--sim-jitter-ms", "200"])
+            .env("KUBECONFIG", &STACK.kubeconfig)
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("gameops fleet starts"),
+    );
+    STACK.ok(&["apply", "-f", "-"], Some(common::MINECRAFT_GSS));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let ready = STACK.ok(
+            &["get", "pods", "-n", GAME_NS, "-l", "game.kruise.io/owner-gss=minecraft", "-o",
+              "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\" \"}{end}"],
+            None,
+        );
+        if ready.split_whitespace().filter(|s| *s == "True").count() == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "three pods never became Ready: {ready}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    STACK.ok(
+        &[
+            "patch",
+            "gs",
+            "minecraft-0",
+            "-n",
+            GAME_NS,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"opsState":"Allocated"}}"#,
+        ],
+        None,
+    );
+    let (before, _) = fleet_table();
+    let allocated_uid = before[0].rsplit(' ').next().expect("a uid").to_owned();
+    let (ok, out) = check_pods_ready(&STACK.kubeconfig, &STACK.dir);
+    assert!(!ok && out.contains(": 0"), "before the release: {out}");
+
+    let release = gameops_run("workflow-templates/examples/seamless-release.yaml");
+    let printed = String::from_utf8_lossy(&release.stdout);
+    assert!(
+        release.status.success(),
+        "release failed:\n{printed}\n{}",
+        String::from_utf8_lossy(&release.stderr)
+    );
+    let (servers, pods) = fleet_table();
+    let names: Vec<&str> = servers
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        ["minecraft-0", "minecraft-3", "minecraft-4", "minecraft-5"],
+        "{servers:?}"
+    );
+    assert_eq!(
+        servers[0],
+        format!("minecraft-0 {OLD_IMAGE} Allocated {allocated_uid}")
+    );
+    for line in &servers[1..] {
+        assert!(line.contains(&format!(" {NEW_IMAGE} None ")), "{line}");
+    }
+    let pod_names: Vec<&str> = pods
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        pod_names, names,
+        "one pod per server, the retired ones gone"
+    );
+    let (ok, out) = check_pods_ready(&STACK.kubeconfig, &STACK.dir);
+    assert!(
+        ok && out.contains(&format!("Ready Pods with image {NEW_IMAGE}: 3")),
+        "{out}"
+    );
+    let replicas = STACK.ok(
+        &[
+            "get",
+            "gss",
+            "minecraft",
+            "-n",
+            GAME_NS,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
+        None,
+    );
+    assert_eq!(
+        replicas, "4",
+        "the set is back at its size plus the Allocated old server"
+    );
+
+    let rollback = gameops_run("workflow-templates/examples/rollback.yaml");
+    assert!(
+        rollback.status.success(),
+        "rollback failed:\n{}",
+        String::from_utf8_lossy(&rollback.stdout)
+    );
+    let (servers, pods) = fleet_table();
+    assert_eq!(
+        servers[0],
+        format!("minecraft-0 {OLD_IMAGE} Allocated {allocated_uid}")
+    );
+    assert!(servers.iter().all(|l| l.contains(OLD_IMAGE)), "{servers:?}");
+    assert_eq!(servers.len(), pods.len(), "{servers:?} {pods:?}");
+    STACK.ok(
+        &["delete", "gss", "minecraft", "-n", GAME_NS, "--wait=true"],
+        None,
     );
 }

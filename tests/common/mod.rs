@@ -7,6 +7,7 @@ pub mod agent;
 pub mod apifront;
 pub mod registry;
 pub mod schema;
+pub mod seed;
 pub mod sidecar;
 
 use std::io::Write;
