@@ -264,7 +264,7 @@ fn the_okg_argo_and_flux_crds_are_established_and_enforced() {
     // unknown field is refused by server-side strict validation.
     let set = "apiVersion: game.kruise.io/v1alpha1
 kind: GameServerSet
-metadata: {name: minecraft, namespace: default}
+metadata: {name: schema-check, namespace: default}
 spec:
   replicas: 3
   updateStrategy: {type: OnDelete}
@@ -727,6 +727,24 @@ fn fleet_table() -> (Vec<String>, Vec<String>) {
     )
 }
 
+/// Whether each server has its pod and each pod its server.
+fn same_names(servers: &[String], pods: &[String]) -> bool {
+    let first = |l: &String| l.split(' ').next().unwrap_or("").to_owned();
+    servers.iter().map(first).collect::<Vec<_>>() == pods.iter().map(first).collect::<Vec<_>>()
+}
+
+/// The fleet table once `done` holds for it (at most 60 s).
+fn settled(done: impl Fn(&[String], &[String]) -> bool) -> (Vec<String>, Vec<String>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (servers, pods) = fleet_table();
+        if done(&servers, &pods) || std::time::Instant::now() > deadline {
+            return (servers, pods);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
 /// Seed 001 end to end on kube-apiserver, with `gameops fleet` attached as
 /// the stand-in for OpenKruiseGame and kubelet (Pods with OKG's labels,
 /// kube-controller-manager's garbage collector removing what is deleted):
@@ -790,7 +808,9 @@ fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
         "release failed:\n{printed}\n{}",
         String::from_utf8_lossy(&release.stderr)
     );
-    let (servers, pods) = fleet_table();
+    // The controller removes the retired servers (and the garbage collector
+    // their pods) right after the release lowers replicas.
+    let (servers, pods) = settled(|s, p| s.len() == 4 && same_names(s, p));
     let names: Vec<&str> = servers
         .iter()
         .map(|l| l.split(' ').next().unwrap_or(""))
@@ -843,7 +863,8 @@ fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
         "rollback failed:\n{}",
         String::from_utf8_lossy(&rollback.stdout)
     );
-    let (servers, pods) = fleet_table();
+    let (servers, pods) =
+        settled(|s, p| same_names(s, p) && s.iter().all(|l| !l.contains(NEW_IMAGE)));
     assert_eq!(
         servers[0],
         format!("minecraft-0 {OLD_IMAGE} Allocated {allocated_uid}")
@@ -854,4 +875,45 @@ fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
         &["delete", "gss", "minecraft", "-n", GAME_NS, "--wait=true"],
         None,
     );
+}
+
+/// What each ResourceSet of `manifests/flux/` renders for a release (its
+/// `<< inputs.* >>` filled as the Flux Operator fills them) is a Workflow
+/// kube-apiserver accepts under Argo's CRD with strict field validation,
+/// naming a WorkflowTemplate that exists.
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn the_release_workflows_flux_renders_are_accepted_by_argos_crd() {
+    manifests_applied();
+    let text = std::fs::read_to_string(format!("{REPO}/manifests/flux/resourceset.yaml"))
+        .expect("resourceset.yaml");
+    let rendered = text
+        .replace("<< inputs.id >>", "48955639")
+        .replace("<< inputs.tag | quote >>", "\"6.0.4\"")
+        .replace("<< inputs.tag >>", "6.0.4")
+        .replace(
+            "<< inputs.digest >>",
+            "sha256:0d7bb7e5a0d1d6a8e6f1a1f5b9d2b5c2b0f2a9c1e3d4f5a6b7c8d9e0f1a2b3c4",
+        );
+    assert!(
+        !rendered.contains("<<"),
+        "every input is filled: {rendered}"
+    );
+    let mut checked = 0;
+    for doc in serde_yaml_ng::Deserializer::from_str(&rendered) {
+        let rset: Value = serde::Deserialize::deserialize(doc).expect("YAML");
+        for workflow in rset["spec"]["resources"].as_array().expect("resources") {
+            let body = workflow.to_string();
+            STACK.ok(
+                &["create", "--dry-run=server", "--validate=strict", "-f", "-"],
+                Some(&body),
+            );
+            let template = workflow["spec"]["workflowTemplateRef"]["name"]
+                .as_str()
+                .expect("a template");
+            STACK.ok(&["get", "workflowtemplate", template, "-n", ARGO_NS], None);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3, "one release Workflow per environment");
 }
