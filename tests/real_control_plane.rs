@@ -753,6 +753,10 @@ fn settled(done: impl Fn(&[String], &[String]) -> bool) -> (Vec<String>, Vec<Str
 /// Allocated server is never touched (same uid throughout).
 #[test]
 #[ignore = "needs the real control plane (scripts/test runs it)"]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario, read top to bottom as a user runs it"
+)]
 fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
     use common::seed::{NEW_IMAGE, OLD_IMAGE, check_pods_ready};
     manifests_applied();

@@ -108,6 +108,55 @@ fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
+/// What the containers say, read last to first as `printPod` reads them.
+#[derive(Default)]
+struct Containers {
+    reason: Option<String>,
+    ready: usize,
+    restarts: i64,
+    running: bool,
+    last_restart: Option<Timestamp>,
+}
+
+fn containers(pod: &Value) -> Containers {
+    let mut out = Containers::default();
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for c in statuses.iter().rev() {
+        out.restarts += c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+        if let Some(t) = c
+            .pointer("/lastState/terminated/finishedAt")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Timestamp>().ok())
+        {
+            out.last_restart = Some(out.last_restart.map_or(t, |l| l.max(t)));
+        }
+        let waiting = text(c, "/state/waiting/reason");
+        if !waiting.is_empty() {
+            out.reason = Some(waiting.to_owned());
+        } else if let Some(t) = c.pointer("/state/terminated") {
+            out.reason = Some(match t.get("reason").and_then(Value::as_str) {
+                Some(r) if !r.is_empty() => r.to_owned(),
+                _ => match t.get("signal").and_then(Value::as_i64) {
+                    Some(s) if s != 0 => format!("Signal:{s}"),
+                    _ => format!(
+                        "ExitCode:{}",
+                        t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                    ),
+                },
+            });
+        } else if c.get("ready") == Some(&Value::Bool(true))
+            && c.pointer("/state/running").is_some()
+        {
+            out.running = true;
+            out.ready += 1;
+        }
+    }
+    out
+}
+
 /// The cells of one pod, NAME first.
 pub fn cells(pod: &Value, now: Timestamp) -> Vec<Value> {
     let total = pod
@@ -118,47 +167,17 @@ pub fn cells(pod: &Value, now: Timestamp) -> Vec<Value> {
     if !text(pod, "/status/reason").is_empty() {
         reason = text(pod, "/status/reason").to_owned();
     }
-    let mut ready = 0;
-    let mut restarts = 0;
-    let mut has_running = false;
-    let mut last_restart: Option<Timestamp> = None;
-    let statuses = pod
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for c in statuses.iter().rev() {
-        restarts += c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
-        if let Some(t) = c
-            .pointer("/lastState/terminated/finishedAt")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<Timestamp>().ok())
-        {
-            last_restart = Some(last_restart.map_or(t, |l| l.max(t)));
-        }
-        let waiting = text(c, "/state/waiting/reason");
-        let terminated = c.pointer("/state/terminated");
-        if !waiting.is_empty() {
-            reason = waiting.to_owned();
-        } else if let Some(t) = terminated {
-            reason = match t.get("reason").and_then(Value::as_str) {
-                Some(r) if !r.is_empty() => r.to_owned(),
-                _ => match t.get("signal").and_then(Value::as_i64) {
-                    Some(s) if s != 0 => format!("Signal:{s}"),
-                    _ => format!(
-                        "ExitCode:{}",
-                        t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
-                    ),
-                },
-            };
-        } else if c.get("ready") == Some(&Value::Bool(true))
-            && c.pointer("/state/running").is_some()
-        {
-            has_running = true;
-            ready += 1;
-        }
+    let Containers {
+        reason: from_containers,
+        ready,
+        restarts,
+        running,
+        last_restart,
+    } = containers(pod);
+    if let Some(r) = from_containers {
+        reason = r;
     }
-    if reason == "Completed" && has_running {
+    if reason == "Completed" && running {
         let pod_ready = pod
             .pointer("/status/conditions")
             .and_then(Value::as_array)

@@ -85,6 +85,35 @@ pub(super) fn on_write_error(e: kube::Error) -> Result<Action, SimulatorError> {
     }
 }
 
+/// Applies transitions until one asks to wait (at most
+/// `MAX_CHAINED_TRANSITIONS`); the last one, if any.
+fn chain(
+    work: &mut GameServer,
+    set: Option<&SetInfo>,
+    config: &SimulatorConfig,
+) -> Option<Transition> {
+    let mut outcome = None;
+    for _ in 0..MAX_CHAINED_TRANSITIONS {
+        let before = work.status.as_ref().and_then(|s| s.current_state.clone());
+        let t = transition(work, set, Timestamp::now(), config);
+        if t.status.current_state != before {
+            tracing::debug!(
+                gameserver = %work.name_any(),
+                from = before.as_deref().unwrap_or("-"),
+                to = t.status.current_state.as_deref().unwrap_or("-"),
+                "simulated state transition"
+            );
+        }
+        let again = !t.end_match && t.wake_after == Some(Duration::ZERO);
+        work.status = Some(t.status.clone());
+        outcome = Some(t);
+        if !again {
+            break;
+        }
+    }
+    outcome
+}
+
 async fn reconcile(gs: Arc<GameServer>, ctx: Arc<Context>) -> Result<Action, SimulatorError> {
     let (Some(namespace), Some(name)) = (
         gs.metadata.namespace.as_deref(),
@@ -107,25 +136,7 @@ async fn reconcile(gs: Arc<GameServer>, ctx: Arc<Context>) -> Result<Action, Sim
         // OKG recreates a deleted Pod.
         work.status = None;
     }
-    let mut outcome = None;
-    for _ in 0..MAX_CHAINED_TRANSITIONS {
-        let before = work.status.as_ref().and_then(|s| s.current_state.clone());
-        let t = transition(&work, set.as_ref(), Timestamp::now(), &ctx.config);
-        if t.status.current_state != before {
-            tracing::debug!(
-                gameserver = %format!("{namespace}/{name}"),
-                from = before.as_deref().unwrap_or("-"),
-                to = t.status.current_state.as_deref().unwrap_or("-"),
-                "simulated state transition"
-            );
-        }
-        let again = !t.end_match && t.wake_after == Some(Duration::ZERO);
-        work.status = Some(t.status.clone());
-        outcome = Some(t);
-        if !again {
-            break;
-        }
-    }
+    let outcome = chain(&mut work, set.as_ref(), &ctx.config);
     let Some(outcome) = outcome else {
         return Ok(Action::await_change());
     };
@@ -151,21 +162,10 @@ async fn reconcile(gs: Arc<GameServer>, ctx: Arc<Context>) -> Result<Action, Sim
     }
     if !deleting {
         sync_pod(&pods, &gs, &mut pod).await?;
-        if let Some(pod) = &pod {
-            let mut want = outcome.status.pod_status.clone();
-            if let Some(w) = want.as_mut() {
-                // kube-apiserver sets the QoS class at creation; kubelet keeps it.
-                w.qos_class = pod.status.as_ref().and_then(|s| s.qos_class.clone());
-            }
-            if let Some(status) = pod::status_changed(pod, want.as_ref()) {
-                let body = json!({ "status": status });
-                if let Err(e) = pods
-                    .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-                    .await
-                {
-                    return on_write_error(e);
-                }
-            }
+        if let Some(pod) = &pod
+            && let Err(e) = write_pod_status(&pods, pod, outcome.status.pod_status.as_ref()).await
+        {
+            return on_write_error(e);
         }
     }
     if outcome.end_match {
@@ -189,6 +189,29 @@ async fn reconcile(gs: Arc<GameServer>, ctx: Arc<Context>) -> Result<Action, Sim
         Some(d) => Action::requeue(d.max(MIN_REQUEUE)),
         None => Action::await_change(),
     })
+}
+
+/// Writes what kubelet would report on the Pod, when it shows otherwise.
+async fn write_pod_status(
+    pods: &Api<Pod>,
+    pod: &Pod,
+    status: Option<&k8s_openapi::api::core::v1::PodStatus>,
+) -> Result<(), kube::Error> {
+    let mut want = status.cloned();
+    if let Some(w) = want.as_mut() {
+        // kube-apiserver sets the QoS class at creation; kubelet keeps it.
+        w.qos_class = pod.status.as_ref().and_then(|s| s.qos_class.clone());
+    }
+    if let Some(status) = pod::status_changed(pod, want.as_ref()) {
+        let body = json!({ "status": status });
+        pods.patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&body),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Creates the server's Pod when it has none, or brings its labels and
