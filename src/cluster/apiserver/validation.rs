@@ -160,6 +160,7 @@ fn walk(schema: &Value, value: &mut Value, path: &str, findings: &mut Findings) 
         Some("integer") => {
             if value.is_i64() || value.is_u64() {
                 check_bounds(schema, value, path, findings);
+                check_format(schema, value, path, findings);
             } else {
                 type_error(path, value, "integer", findings);
             }
@@ -223,6 +224,43 @@ fn check_bounds(schema: &Value, value: &Value, path: &str, findings: &mut Findin
             ),
         ));
     }
+}
+
+/// The range of an integer's `format` (`int32`, `int64`), as
+/// kube-apiserver checks it for custom resources (apiextensions-apiserver
+/// validation with kube-openapi's formats): 422, `should be less than or
+/// equal to 2147483647`.
+fn check_format(schema: &Value, value: &Value, path: &str, findings: &mut Findings) {
+    let (min, max) = match schema.get("format").and_then(Value::as_str) {
+        Some("int32") => (i128::from(i32::MIN), i128::from(i32::MAX)),
+        Some("int64") => (i128::from(i64::MIN), i128::from(i64::MAX)),
+        _ => return,
+    };
+    let v = value
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| value.as_u64().map(i128::from));
+    let Some(v) = v else { return };
+    let format = schema.get("format").and_then(Value::as_str).unwrap_or("");
+    let message = if v > max {
+        format!("should be less than or equal to {max}")
+    } else if v < min {
+        format!("should be greater than or equal to {min}")
+    } else {
+        return;
+    };
+    // kube-apiserver reports the format twice: once from kube-openapi's
+    // format check (field `<nil>`), once as a bound on `.path`.
+    findings.invalid.push(FieldError {
+        field: "<nil>".into(),
+        reason: "FieldValueInvalid",
+        message: format!(
+            "Invalid value: \"\": Checked value must be of type integer with format {format} in {path}"
+        ),
+    });
+    findings
+        .invalid
+        .push(FieldError::invalid(&format!(".{path}"), value, &message));
 }
 
 fn walk_object(
@@ -345,6 +383,37 @@ mod tests {
         assert_eq!(
             check(&schema(), &mut v).invalid[0].full(),
             "spec.replicas: Required value"
+        );
+    }
+
+    #[test]
+    fn integers_outside_their_format_are_invalid_as_kube_apiserver_says() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "replicas": {"type": "integer", "format": "int32"},
+            "big": {"type": "integer", "format": "int64"}}}}});
+        let mut v = json!({"spec": {"replicas": 3_000_000_000_u64, "big": 3_000_000_000_u64}});
+        let f = check(&schema, &mut v);
+        let full: Vec<String> = f.invalid.iter().map(FieldError::full).collect();
+        assert_eq!(
+            full,
+            [
+                "<nil>: Invalid value: \"\": Checked value must be of type integer with format int32 in spec.replicas",
+                ".spec.replicas: Invalid value: 3000000000: should be less than or equal to 2147483647"
+            ]
+        );
+        let mut v = json!({"spec": {"replicas": -2_147_483_649_i64}});
+        assert!(
+            check(&schema, &mut v).invalid[1]
+                .full()
+                .ends_with("should be greater than or equal to -2147483648")
+        );
+        let mut v = json!({"spec": {"replicas": 2_147_483_647}});
+        assert!(check(&schema, &mut v).invalid.is_empty());
+        let mut v = json!({"spec": {"big": u64::MAX}});
+        assert!(
+            check(&schema, &mut v).invalid[1]
+                .full()
+                .ends_with("should be less than or equal to 9223372036854775807")
         );
     }
 
