@@ -462,3 +462,44 @@ fn answers_as_kube_apiserver_gives_them() {
         "{version}"
     );
 }
+
+/// `kubectl auth can-i` (SelfSubjectAccessReview, sent as protobuf) and an
+/// independent client's JSON review answer as kube-apiserver answers an
+/// administrator (kubernetes pkg/registry/authorization): 201, the spec
+/// echoed, allowed.
+#[test]
+fn access_reviews_answer_as_for_an_administrator() {
+    let api = Api::new();
+    use reqwest::Method;
+    let review = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"namespace": "default", "verb": "delete",
+            "group": "game.kruise.io", "resource": "gameservers"}}});
+    let r = api.send(
+        Method::POST,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        "application/json",
+        review.to_string(),
+    );
+    assert_eq!(r.status().as_u16(), 201);
+    let answer: Value = r.json().expect("json");
+    assert_eq!(answer["status"]["allowed"], true);
+    assert_eq!(answer["spec"], review["spec"]);
+    let r = api.send(
+        Method::POST,
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        "application/json",
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": "default"}})
+        .to_string(),
+    );
+    assert_eq!(r.status().as_u16(), 201);
+    let rules: Value = r.json().expect("json");
+    assert!(
+        rules["status"]["resourceRules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .any(|r| r["verbs"] == json!(["*"]) && r["resources"] == json!(["*"])),
+        "{rules}"
+    );
+}

@@ -461,3 +461,30 @@ fn named_clusters_are_independent_contexts() {
     let current = server.kubectl_ok(&["config", "current-context"], None);
     assert_eq!(current.trim(), "eu-west");
 }
+
+/// `kubectl auth can-i` works as against a cluster where the user is an
+/// administrator (kubectl sends the reviews as protobuf).
+#[test]
+fn auth_can_i_answers_yes_for_the_administrator() {
+    let server = Server::start(&["--in-memory"]);
+    for args in [
+        &["auth", "can-i", "create", "gss"][..],
+        &["auth", "can-i", "delete", "pods", "-n", "game"][..],
+        &[
+            "auth",
+            "can-i",
+            "patch",
+            "gameservers.game.kruise.io",
+            "--subresource=status",
+        ][..],
+    ] {
+        let out = server.kubectl_ok(args, None);
+        assert_eq!(out.trim(), "yes", "{args:?}");
+    }
+    let list = server.kubectl_ok(&["auth", "can-i", "--list"], None);
+    assert!(
+        list.lines()
+            .any(|l| l.split_whitespace().next() == Some("*.*") && l.contains("[*]")),
+        "{list}"
+    );
+}

@@ -5,6 +5,7 @@
 //! under `/clusters/NAME`, so one listener serves several independent
 //! clusters (one kubeconfig context each).
 
+pub mod access_review;
 pub mod discovery;
 pub mod gc;
 pub mod objectmeta;
@@ -26,7 +27,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
 
 use crate::cluster::store::{Store, StoreError};
@@ -145,6 +146,14 @@ fn cluster_routes(cluster: Cluster) -> Router {
         .route(
             "/version/",
             get(|| async { axum::Json(discovery::version()) }),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            post(access_review::access),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            post(access_review::rules),
         )
         .fallback(resource)
         .layer(crate::http::body_limit(request::MAX_BODY))
