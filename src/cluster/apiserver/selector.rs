@@ -55,11 +55,12 @@ fn set_values(rest: &str, selector: &str) -> Result<Vec<String>, ApiError> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| bad(selector, "expected a parenthesised list of values"))?;
-    Ok(inner
+    inner
         .split(',')
-        .map(|v| v.trim().to_owned())
+        .map(str::trim)
         .filter(|v| !v.is_empty())
-        .collect())
+        .map(|v| check_value(v, selector))
+        .collect()
 }
 
 fn check_key(key: &str, selector: &str) -> Result<String, ApiError> {
@@ -75,6 +76,29 @@ fn check_key(key: &str, selector: &str) -> Result<String, ApiError> {
     }
 }
 
+/// A label value as apimachinery's selector parser accepts it
+/// (labels/selector.go `validateLabelValue`: empty, or at most 63
+/// alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric).
+fn check_value(value: &str, selector: &str) -> Result<String, ApiError> {
+    let edge = |c: Option<char>| c.is_none_or(|c| c.is_ascii_alphanumeric());
+    let valid = value.len() <= 63
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && edge(value.chars().next())
+        && edge(value.chars().last());
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(bad(
+            selector,
+            &format!(
+                "invalid label value: \"{value}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+            ),
+        ))
+    }
+}
+
 impl LabelSelector {
     /// Parses `labelSelector`.
     pub fn parse(selector: &str) -> Result<Self, ApiError> {
@@ -83,11 +107,15 @@ impl LabelSelector {
             let req = if let Some(key) = part.strip_prefix('!') {
                 Requirement::NotExists(check_key(key.trim(), selector)?)
             } else if let Some((k, v)) = part.split_once("!=") {
-                Requirement::NotEquals(check_key(k.trim(), selector)?, v.trim().to_owned())
-            } else if let Some((k, v)) = part.split_once("==") {
-                Requirement::Equals(check_key(k.trim(), selector)?, v.trim().to_owned())
-            } else if let Some((k, v)) = part.split_once('=') {
-                Requirement::Equals(check_key(k.trim(), selector)?, v.trim().to_owned())
+                Requirement::NotEquals(
+                    check_key(k.trim(), selector)?,
+                    check_value(v.trim(), selector)?,
+                )
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                Requirement::Equals(
+                    check_key(k.trim(), selector)?,
+                    check_value(v.trim(), selector)?,
+                )
             } else if let Some((k, rest)) = part.split_once(" notin ") {
                 Requirement::NotIn(check_key(k.trim(), selector)?, set_values(rest, selector)?)
             } else if let Some((k, rest)) = part.split_once(" in ") {
@@ -244,6 +272,15 @@ mod tests {
         let err = LabelSelector::parse("tier in gold").unwrap_err();
         assert_eq!(err.code.as_u16(), 400);
         assert!(LabelSelector::parse("a b c").is_err());
+        // apimachinery's parser: `a===b` and values with other characters.
+        for bad in ["a===b", "a=b c", "a!=-x", "a in (x,y z)", "a=b!"] {
+            assert_eq!(
+                LabelSelector::parse(bad).unwrap_err().code.as_u16(),
+                400,
+                "{bad}"
+            );
+        }
+        assert!(LabelSelector::parse("a=,b==x.y_z-1,c in (p, q)").is_ok());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! (and pruned), values are type-checked, `minimum`/`maximum`/`enum`/
 //! `required` are enforced, and object names are DNS-1123 subdomains.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::status::FieldError;
 pub use crate::api::names::{dns_label_error, dns_subdomain_error};
@@ -120,15 +120,47 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
+/// kube-openapi's type error: the value shown is its JSON type
+/// (`Invalid value: "string": spec.replicas in body must be of type
+/// integer: "string"`, reason `FieldValueTypeInvalid`).
 fn type_error(path: &str, value: &Value, want: &str, findings: &mut Findings) {
-    findings.invalid.push(FieldError::invalid(
-        path,
-        value,
-        &format!(
-            "{path} in body must be of type {want}: \"{}\"",
-            type_name(value)
+    let got = type_name(value);
+    findings.invalid.push(FieldError {
+        field: path.to_owned(),
+        reason: "FieldValueTypeInvalid",
+        message: format!(
+            "Invalid value: \"{got}\": {path} in body must be of type {want}: \"{got}\""
         ),
-    ));
+    });
+}
+
+/// The scale subresource's check of its replicas path
+/// (apiextensions-apiserver `ValidateCustomResource` via
+/// `unstructured.NestedInt64`): a value that is not an integer there is a
+/// second cause, named `.path`, as kube-apiserver reports it.
+pub fn scale_replicas_error(object: &Value, pointer: &str) -> Option<FieldError> {
+    let value = object.pointer(pointer)?;
+    if value.is_i64() || value.is_u64() {
+        return None;
+    }
+    let go_type = match value {
+        Value::String(_) => "string",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "float64",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+        Value::Null => return None,
+    };
+    let shown = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let path = pointer.replace('/', ".");
+    Some(FieldError::invalid(
+        &path,
+        &json!(0),
+        &format!("{path} accessor error: {shown} is of the type {go_type}, expected int64"),
+    ))
 }
 
 fn walk(schema: &Value, value: &mut Value, path: &str, findings: &mut Findings) {
@@ -377,7 +409,8 @@ mod tests {
         let f = check(&schema(), &mut v);
         assert_eq!(
             f.invalid[0].full(),
-            "spec.replicas: Invalid value: \"three\": spec.replicas in body must be of type integer: \"string\""
+            // As kube-apiserver v1.37 words it (the value shown is its type).
+            "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""
         );
         let mut v = json!({"spec": {}});
         assert_eq!(

@@ -173,6 +173,11 @@ fn validate(
         Some(schema) => validation::check(schema, object),
         None => validation::Findings::default(),
     };
+    if let Some(scale) = &def.scale
+        && let Some(error) = validation::scale_replicas_error(object, &scale.spec_replicas)
+    {
+        findings.invalid.push(error);
+    }
     if let Some(why) = validation::dns_subdomain_error(&name) {
         findings
             .invalid

@@ -1,0 +1,176 @@
+//! Differential API tests: the same requests, in the same order, to
+//! kube-apiserver (with OpenKruiseGame's CRDs from the reference) and to
+//! gameops's embedded API server, through kube-rs's client with each
+//! side's kubeconfig. Status codes, `reason`s, object kinds and the fields
+//! a 422 names are compared; every difference must be one listed in
+//! [`KNOWN`] (and in the README's known differences), and every listed one
+//! must still occur, so the list stays true.
+
+use std::path::Path;
+
+use http::{Method, Request};
+use serde_json::{Value, json};
+
+/// What a request got: the status code, and the parts of the body compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub code: u16,
+    /// `reason` of a Status, or the object's `kind`.
+    pub what: String,
+    /// The distinct fields a Status's causes name, sorted.
+    pub fields: Vec<String>,
+}
+
+/// Differences we keep, by case name, with why (README, known differences).
+const KNOWN: &[(&str, &str)] = &[];
+
+async fn client(kubeconfig: &Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
+
+async fn call(
+    client: &kube::Client,
+    method: &Method,
+    path: &str,
+    ctype: &str,
+    body: &str,
+) -> (Answer, Value) {
+    let request = Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .header("Content-Type", ctype)
+        .header("Accept", "application/json")
+        .body(kube::client::Body::from(body.as_bytes().to_vec()))
+        .expect("request");
+    let response = client.send(request).await.expect("an answer");
+    let code = response.status().as_u16();
+    let bytes = response.into_body().collect_bytes().await.expect("body");
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let what = if value["kind"] == "Status" {
+        value["reason"].as_str().unwrap_or("").to_owned()
+    } else {
+        value["kind"].as_str().unwrap_or("").to_owned()
+    };
+    let mut fields: Vec<String> = value["details"]["causes"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    fields.sort();
+    fields.dedup();
+    (Answer { code, what, fields }, value)
+}
+
+const NS: &str = "differential";
+const SETS: &str = "/apis/game.kruise.io/v1alpha1/namespaces/differential/gameserversets";
+const PODS: &str = "/api/v1/namespaces/differential/pods";
+const JSON: &str = "application/json";
+const MERGE: &str = "application/merge-patch+json";
+
+fn set(name: &str, replicas: Value) -> String {
+    json!({"apiVersion": "game.kruise.io/v1alpha1", "kind": "GameServerSet",
+        "metadata": {"name": name, "namespace": NS, "labels": {"diff": "yes"}},
+        "spec": {"replicas": replicas, "updateStrategy": {"type": "OnDelete"},
+            "gameServerTemplate": {"spec": {"containers": [{"name": "mc", "image": "mc:1"}]}}}})
+    .to_string()
+}
+
+/// One request; `{rv}` in the path or body is replaced by the
+/// resourceVersion of `a` as this side last saw it.
+struct Case {
+    name: &'static str,
+    method: Method,
+    path: String,
+    ctype: &'static str,
+    body: String,
+}
+
+fn case(name: &'static str, method: Method, path: &str, ctype: &'static str, body: String) -> Case {
+    Case {
+        name,
+        method,
+        path: path.to_owned(),
+        ctype,
+        body,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let a = format!("{SETS}/a");
+    let big = "x".repeat(300 * 1024);
+    vec![
+        case("create", Method::POST, SETS, JSON, set("a", json!(3))),
+        case("create again", Method::POST, SETS, JSON, set("a", json!(3))),
+        case("get", Method::GET, &a, JSON, String::new()),
+        case("get missing", Method::GET, &format!("{SETS}/nope"), JSON, String::new()),
+        case("list by label", Method::GET, &format!("{SETS}?labelSelector=diff%3Dyes"), JSON, String::new()),
+        case("bad label selector", Method::GET, &format!("{SETS}?labelSelector=a%3D%3D%3Db"), JSON, String::new()),
+        case("unknown field selector", Method::GET, &format!("{SETS}?fieldSelector=spec.replicas%3D3"), JSON, String::new()),
+        case("list limit 1", Method::GET, &format!("{SETS}?limit=1"), JSON, String::new()),
+        case("merge patch", Method::PATCH, &a, MERGE, json!({"spec": {"replicas": 4}}).to_string()),
+        case("json patch", Method::PATCH, &a, "application/json-patch+json",
+            json!([{"op": "replace", "path": "/spec/replicas", "value": 5}]).to_string()),
+        case("json patch failed test", Method::PATCH, &a, "application/json-patch+json",
+            json!([{"op": "test", "path": "/spec/replicas", "value": 99}]).to_string()),
+        case("strategic merge patch", Method::PATCH, &a, "application/strategic-merge-patch+json",
+            json!({"spec": {"replicas": 6}}).to_string()),
+        case("apply patch", Method::PATCH, &format!("{a}?fieldManager=diff"), "application/apply-patch+yaml", set("a", json!(5))),
+        case("status get", Method::GET, &format!("{a}/status"), JSON, String::new()),
+        case("status merge patch", Method::PATCH, &format!("{a}/status"), MERGE,
+            json!({"status": {"replicas": 2}}).to_string()),
+        case("scale get", Method::GET, &format!("{a}/scale"), JSON, String::new()),
+        case("scale merge patch", Method::PATCH, &format!("{a}/scale"), MERGE,
+            json!({"spec": {"replicas": 7}}).to_string()),
+        case("replicas beyond int32", Method::POST, SETS, JSON, set("huge", json!(3_000_000_000_u64))),
+        case("negative replicas type", Method::POST, SETS, JSON, set("text", json!("three"))),
+        case("annotations over 256 KiB", Method::PATCH, &a, MERGE,
+            json!({"metadata": {"annotations": {"big": big}}}).to_string()),
+        case("text/plain body", Method::POST, SETS, "text/plain", set("plain", json!(1))),
+        case("form body", Method::POST, SETS, "application/x-www-form-urlencoded", set("form", json!(1))),
+        case("stale resourceVersion", Method::PUT, &a, JSON,
+            set("a", json!(3)).replace("\"labels\"", "\"resourceVersion\":\"1\",\"labels\"")),
+        case("unknown field strict", Method::POST, &format!("{SETS}?fieldValidation=Strict"), JSON,
+            set("strict", json!(1)).replace("\"replicas\"", "\"replicaz\":1,\"replicas\"")),
+        case("delete with wrong uid", Method::DELETE, &a, JSON,
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "not-the-uid"}}).to_string()),
+        case("create b", Method::POST, SETS, JSON, set("b", json!(1))),
+        case("deletecollection by label", Method::DELETE, &format!("{SETS}?labelSelector=diff%3Dyes"), JSON, String::new()),
+        case("pod create", Method::POST, PODS, JSON,
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}).to_string()),
+        case("pod get", Method::GET, &format!("{PODS}/p"), JSON, String::new()),
+        case("pod status patch", Method::PATCH, &format!("{PODS}/p/status"), MERGE,
+            json!({"status": {"phase": "Running"}}).to_string()),
+        case("pod delete", Method::DELETE, &format!("{PODS}/p"), JSON, String::new()),
+    ]
+}
+
+/// Runs every case on both sides; the differences, by case name.
+pub async fn differences(
+    real: &Path,
+    embedded: &Path,
+) -> Vec<(String, Answer, Answer, Value, Value)> {
+    let real = client(real).await;
+    let embedded = client(embedded).await;
+    let mut out = Vec::new();
+    for c in cases() {
+        let (r, rv) = call(&real, &c.method, &c.path, c.ctype, &c.body).await;
+        let (e, ev) = call(&embedded, &c.method, &c.path, c.ctype, &c.body).await;
+        if r != e {
+            out.push((c.name.to_owned(), r, e, rv, ev));
+        }
+    }
+    out
+}
+
+/// The cases [`KNOWN`] lists.
+pub fn known() -> Vec<&'static str> {
+    KNOWN.iter().map(|(name, _)| *name).collect()
+}
