@@ -934,7 +934,7 @@ fn the_embedded_server_answers_as_kube_apiserver() {
     let _ = STACK.kubectl(&["create", "namespace", "differential"], None);
     let embedded = common::Server::start(&["--in-memory"]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let found = runtime.block_on(differential::differences(
+    let (found, real) = runtime.block_on(differential::differences(
         &STACK.kubeconfig,
         &embedded.kubeconfig(),
     ));
@@ -946,4 +946,20 @@ fn the_embedded_server_answers_as_kube_apiserver() {
         .collect();
     let names: Vec<&str> = found.iter().map(|(n, ..)| n.as_str()).collect();
     assert_eq!(names, differential::known(), "{}", report.join("\n"));
+    // The comparison has substance: kube-apiserver's own answers.
+    let answer = |case: &str| {
+        real.iter()
+            .find(|(name, _)| *name == case)
+            .map(|(_, a)| a.clone())
+            .expect("the case ran")
+    };
+    assert_eq!(answer("create again").code, 409);
+    assert_eq!(answer("replicas beyond int32").code, 422);
+    let watch = answer("watch from the first version").what;
+    assert!(watch.starts_with("watch MODIFIED"), "{watch}");
+    let pods = answer("table of pods");
+    assert_eq!(
+        pods.fields[..5],
+        ["Name", "Ready", "Status", "Restarts", "Age"]
+    );
 }

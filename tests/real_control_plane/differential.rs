@@ -36,20 +36,60 @@ async fn call(
     client: &kube::Client,
     method: &Method,
     path: &str,
-    ctype: &str,
+    (ctype, accept): (&str, &str),
     body: &str,
 ) -> (Answer, Value) {
     let request = Request::builder()
         .method(method.clone())
         .uri(path)
         .header("Content-Type", ctype)
-        .header("Accept", "application/json")
+        .header("Accept", accept)
         .body(kube::client::Body::from(body.as_bytes().to_vec()))
         .expect("request");
     let response = client.send(request).await.expect("an answer");
     let code = response.status().as_u16();
     let bytes = response.into_body().collect_bytes().await.expect("body");
-    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        // A watch: one event per line.
+        let events: Vec<Value> = bytes
+            .split(|b| *b == b'\n')
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect();
+        json!({"kind": "WatchEvents", "events": events})
+    });
+    if value["kind"] == "WatchEvents" {
+        let types: Vec<&str> = value["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["type"].as_str().unwrap_or(""))
+            .collect();
+        let what = format!("watch {}", types.join(","));
+        return (
+            Answer {
+                code,
+                what,
+                fields: Vec::new(),
+            },
+            value,
+        );
+    }
+    if value["kind"] == "Table" {
+        let columns = value["columnDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["name"].as_str().unwrap_or("").to_owned())
+            .collect();
+        return (
+            Answer {
+                code,
+                what: "Table".into(),
+                fields: columns,
+            },
+            value,
+        );
+    }
     let what = if value["kind"] == "Status" {
         value["reason"].as_str().unwrap_or("").to_owned()
     } else {
@@ -89,8 +129,12 @@ struct Case {
     method: Method,
     path: String,
     ctype: &'static str,
+    accept: &'static str,
     body: String,
 }
+
+/// What `kubectl get` asks for.
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
 fn case(name: &'static str, method: Method, path: &str, ctype: &'static str, body: String) -> Case {
     Case {
@@ -98,6 +142,7 @@ fn case(name: &'static str, method: Method, path: &str, ctype: &'static str, bod
         method,
         path: path.to_owned(),
         ctype,
+        accept: JSON,
         body,
     }
 }
@@ -109,6 +154,7 @@ fn cases() -> Vec<Case> {
         case("create", Method::POST, SETS, JSON, set("a", json!(3))),
         case("create again", Method::POST, SETS, JSON, set("a", json!(3))),
         case("get", Method::GET, &a, JSON, String::new()),
+        Case { accept: TABLE, ..case("table of sets", Method::GET, SETS, JSON, String::new()) },
         case("get missing", Method::GET, &format!("{SETS}/nope"), JSON, String::new()),
         case("list by label", Method::GET, &format!("{SETS}?labelSelector=diff%3Dyes"), JSON, String::new()),
         case("bad label selector", Method::GET, &format!("{SETS}?labelSelector=a%3D%3D%3Db"), JSON, String::new()),
@@ -122,6 +168,8 @@ fn cases() -> Vec<Case> {
         case("strategic merge patch", Method::PATCH, &a, "application/strategic-merge-patch+json",
             json!({"spec": {"replicas": 6}}).to_string()),
         case("apply patch", Method::PATCH, &format!("{a}?fieldManager=diff"), "application/apply-patch+yaml", set("a", json!(5))),
+        case("watch from the first version", Method::GET,
+            &format!("{SETS}?watch=1&resourceVersion={{rv}}&timeoutSeconds=1"), JSON, String::new()),
         case("status get", Method::GET, &format!("{a}/status"), JSON, String::new()),
         case("status merge patch", Method::PATCH, &format!("{a}/status"), MERGE,
             json!({"status": {"replicas": 2}}).to_string()),
@@ -146,28 +194,59 @@ fn cases() -> Vec<Case> {
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                 "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}).to_string()),
         case("pod get", Method::GET, &format!("{PODS}/p"), JSON, String::new()),
+        Case { accept: TABLE, ..case("table of pods", Method::GET, PODS, JSON, String::new()) },
         case("pod status patch", Method::PATCH, &format!("{PODS}/p/status"), MERGE,
             json!({"status": {"phase": "Running"}}).to_string()),
         case("pod delete", Method::DELETE, &format!("{PODS}/p"), JSON, String::new()),
     ]
 }
 
-/// Runs every case on both sides; the differences, by case name.
+/// A difference: the case, both answers and both bodies.
+pub type Difference = (String, Answer, Answer, Value, Value);
+
+/// Runs every case on both sides: the differences, by case name, and what
+/// kube-apiserver answered to each case.
 pub async fn differences(
     real: &Path,
     embedded: &Path,
-) -> Vec<(String, Answer, Answer, Value, Value)> {
+) -> (Vec<Difference>, Vec<(&'static str, Answer)>) {
     let real = client(real).await;
     let embedded = client(embedded).await;
     let mut out = Vec::new();
+    let mut seen = Vec::new();
+    // The resourceVersion of `a` each side first gave.
+    let (mut first_real, mut first_embedded) = (None::<String>, None::<String>);
+    let version = |v: &Value| {
+        (v["kind"] == "GameServerSet" && v["metadata"]["name"] == "a")
+            .then(|| v["metadata"]["resourceVersion"].as_str().map(str::to_owned))
+            .flatten()
+    };
     for c in cases() {
-        let (r, rv) = call(&real, &c.method, &c.path, c.ctype, &c.body).await;
-        let (e, ev) = call(&embedded, &c.method, &c.path, c.ctype, &c.body).await;
+        let path = |rv: &Option<String>| c.path.replace("{rv}", rv.as_deref().unwrap_or("0"));
+        let (r, rv) = call(
+            &real,
+            &c.method,
+            &path(&first_real),
+            (c.ctype, c.accept),
+            &c.body,
+        )
+        .await;
+        let (e, ev) = call(
+            &embedded,
+            &c.method,
+            &path(&first_embedded),
+            (c.ctype, c.accept),
+            &c.body,
+        )
+        .await;
+        first_real = first_real.or_else(|| version(&rv));
+        first_embedded = first_embedded.or_else(|| version(&ev));
+        seen.push((c.name, r.clone()));
         if r != e {
             out.push((c.name.to_owned(), r, e, rv, ev));
         }
     }
-    out
+    (out, seen)
 }
 
 /// The cases [`KNOWN`] lists.
