@@ -171,3 +171,103 @@ fn the_data_directory_is_private_to_its_owner() {
         "the store, TLS material and token: {names:?}"
     );
 }
+
+#[test]
+fn a_service_port_off_loopback_without_token_refuses_to_start() {
+    let service = free_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_gameops"))
+        .args(["serve", "--in-memory", "--api-listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--listen")
+        .arg(format!("0.0.0.0:{service}"))
+        .output()
+        .expect("run gameops");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--listen 0.0.0.0:") && err.contains("--api-token-file"),
+        "{err}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", service)).is_err(),
+        "nothing listens"
+    );
+}
+
+/// With a token, the allocator hands out servers only to whoever carries
+/// it (the same token as the API's; the plugin and Flux have their own).
+#[test]
+fn with_a_token_the_allocator_requires_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").expect("token");
+    let token_arg = token_file.to_string_lossy().into_owned();
+    let server = Server::start_fleet(&["--in-memory", "--api-token-file", &token_arg]);
+    let url = format!("http://127.0.0.1:{}/v1/allocate", server.service_port);
+    let body = r#"{"namespace": "default", "selectors": [{"gameServerSet": "minecraft"}]}"#;
+    let http = reqwest::blocking::Client::new();
+    let send = |token: Option<&str>| {
+        let mut request = http
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send().expect("an answer")
+    };
+    let anonymous = send(None);
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let answer: serde_json::Value = anonymous.json().expect("json");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--api-token-file")),
+        "{answer}"
+    );
+    assert_eq!(send(Some("wrong")).status().as_u16(), 401);
+    let right = send(Some("s3cret-token"));
+    assert_ne!(right.status().as_u16(), 401, "the token opens it");
+}
+
+/// A client that sends half a body and stalls is cut off after the body
+/// timeout (30 s), on the API port and on the service port, instead of
+/// holding its connection for ever.
+#[test]
+fn a_stalled_request_body_is_cut_off() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["--in-memory"]);
+    let half = |port: u16, path: &str| {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            tcp,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"half\":"
+        )
+        .expect("write");
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(45)))
+            .expect("timeout");
+        tcp
+    };
+    let mut api = half(
+        server.api_port,
+        "/apis/game.kruise.io/v1alpha1/namespaces/default/gameserversets",
+    );
+    let mut service = half(server.service_port, "/v1/allocate");
+    let started = std::time::Instant::now();
+    for tcp in [&mut api, &mut service] {
+        let mut answer = String::new();
+        // The server answers (408) and closes, or just closes: either way
+        // the read ends before the client's own 45 s timeout.
+        let _ = tcp.read_to_string(&mut answer);
+        assert!(
+            answer.is_empty()
+                || answer.starts_with("HTTP/1.1 408")
+                || answer.starts_with("HTTP/1.1 4"),
+            "{answer}"
+        );
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(44),
+        "the server cut the stalled requests off"
+    );
+}

@@ -76,6 +76,11 @@ pub enum ServeError {
         "--api-listen {0} is not a loopback address, so the API would be open to the network: pass --api-token-file FILE (a file holding a bearer token) or listen on 127.0.0.1"
     )]
     Unprotected(SocketAddr),
+    /// A non-loopback service port without a token.
+    #[error(
+        "--listen {0} is not a loopback address, so the allocator would be open to the network: pass --api-token-file FILE (the allocator then requires the same bearer token) or listen on 127.0.0.1"
+    )]
+    UnprotectedService(SocketAddr),
     /// The token file is unreadable or empty.
     #[error("--api-token-file {path} {reason}")]
     Token {
@@ -183,6 +188,9 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
         };
     if !options.api_listen.ip().is_loopback() && token.is_none() {
         return Err(ServeError::Unprotected(options.api_listen));
+    }
+    if !options.listen.ip().is_loopback() && token.is_none() {
+        return Err(ServeError::UnprotectedService(options.listen));
     }
     let names = check_names(&options.clusters)?;
     let data_dir = private_data_dir(options)?;
@@ -392,11 +400,28 @@ impl Running {
         );
         let allocator =
             crate::fleet::allocator::Allocator::with_caches(caches, self.metrics.clone());
+        // The allocator hands out servers: with an API token it requires it
+        // too (the plugin and the Flux endpoint have their own).
+        let allocator = crate::http::require_credential(
+            allocator.router(),
+            self.token.clone().map(crate::http::Credential::Bearer),
+            || {
+                axum::response::IntoResponse::into_response((
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    axum::Json(serde_json::json!({
+                        "state": "UnAllocated",
+                        "message": "this allocator requires the bearer token of --api-token-file (Authorization: Bearer TOKEN)"
+                    })),
+                ))
+            },
+        );
         let service = axum::serve(
             self.service,
-            service_router(self.metrics.clone())
-                .merge(allocator.router())
-                .merge(plugin),
+            crate::http::slow_client_timeouts(
+                service_router(self.metrics.clone())
+                    .merge(allocator)
+                    .merge(plugin),
+            ),
         );
         tokio::select! {
             r = api => r?,

@@ -156,6 +156,9 @@ fn cluster_routes(cluster: Cluster) -> Router {
             post(access_review::rules),
         )
         .fallback(resource)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            crate::http::BODY_TIMEOUT,
+        ))
         .layer(crate::http::body_limit(request::MAX_BODY))
         .with_state(cluster)
 }
