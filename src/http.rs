@@ -104,6 +104,26 @@ pub fn body_limit(bytes: usize) -> DefaultBodyLimit {
     DefaultBodyLimit::max(bytes)
 }
 
+/// How long a client may take between two pieces of a request body.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a request to the service port may take in all (the plugin
+/// answers within 15 s, the allocator and the Flux endpoint at once).
+pub const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Closes requests whose body stalls for [`BODY_TIMEOUT`] (a half-sent
+/// body no longer holds a connection and a task for ever) and answers
+/// 408 to any request still running after [`SERVICE_TIMEOUT`].
+pub fn slow_client_timeouts(router: Router) -> Router {
+    router
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            SERVICE_TIMEOUT,
+        ))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_TIMEOUT,
+        ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,24 +157,4 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
     }
-}
-
-/// How long a client may take between two pieces of a request body.
-pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// How long a request to the service port may take in all (the plugin
-/// answers within 15 s, the allocator and the Flux endpoint at once).
-pub const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Closes requests whose body stalls for [`BODY_TIMEOUT`] (a half-sent
-/// body no longer holds a connection and a task for ever) and answers
-/// 408 to any request still running after [`SERVICE_TIMEOUT`].
-pub fn slow_client_timeouts(router: Router) -> Router {
-    router
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            SERVICE_TIMEOUT,
-        ))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            BODY_TIMEOUT,
-        ))
 }
