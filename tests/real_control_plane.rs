@@ -675,6 +675,17 @@ fn a_lease_held_by_a_finished_workflow_is_free() {
     );
 }
 
+/// Held by tests during which no `gameops fleet` may act on the cluster
+/// but their own: the fleet watches every namespace, and would reconcile
+/// the differential test's sets as OKG would.
+static FLEET_EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn fleet_exclusive() -> std::sync::MutexGuard<'static, ()> {
+    FLEET_EXCLUSIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A process of ours that stops with the test.
 struct Running(std::process::Child);
 
@@ -762,6 +773,7 @@ fn settled(done: impl Fn(&[String], &[String]) -> bool) -> (Vec<String>, Vec<Str
 fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
     use common::seed::{NEW_IMAGE, OLD_IMAGE, check_pods_ready};
     manifests_applied();
+    let _exclusive = fleet_exclusive();
     let log = std::fs::File::create(STACK.dir.join("logs/fleet.log")).expect("fleet log");
     let _fleet = Running(
         Command::new(env!("CARGO_BIN_EXE_gameops"))
@@ -931,6 +943,7 @@ fn the_release_workflows_flux_renders_are_accepted_by_argos_crd() {
 #[ignore = "needs the real control plane (scripts/test runs it)"]
 fn the_embedded_server_answers_as_kube_apiserver() {
     manifests_applied();
+    let _exclusive = fleet_exclusive();
     let _ = STACK.kubectl(&["create", "namespace", "differential"], None);
     let embedded = common::Server::start(&["--in-memory"]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
