@@ -144,6 +144,41 @@ fn the_demo_ends_in_the_seed_table() {
 }
 
 // Two workers: the run blocks one while the watcher samples on the other.
+/// `(opsState, players, being deleted)` of every version of server `name`
+/// the watch delivers, until `done` and a quiet moment.
+fn follow(
+    api: Api<GameServer>,
+    busy: String,
+    done: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(String, i32, bool)>> {
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        let config =
+            kube::runtime::watcher::Config::default().fields(&format!("metadata.name={busy}"));
+        let mut events = std::pin::pin!(kube::runtime::watcher(api, config));
+        let mut seen = Vec::new();
+        let mut record = |gs: &GameServer| {
+            let ops = gs.spec.ops_state.clone().unwrap_or_default();
+            let players = gs.status.as_ref().and_then(|s| s.players).unwrap_or(0);
+            seen.push((ops, players, gs.metadata.deletion_timestamp.is_some()));
+        };
+        // Until the run has ended and the watch has been quiet a moment.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(300), events.next()).await {
+                Ok(Some(Ok(
+                    kube::runtime::watcher::Event::Apply(gs)
+                    | kube::runtime::watcher::Event::InitApply(gs),
+                ))) => record(&gs),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) if done.load(Ordering::SeqCst) => break,
+                Err(_) => {}
+            }
+        }
+        seen
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_leaves_matches_alone_and_drain_retires_them_after() {
     let mut args = FAST.to_vec();
@@ -168,29 +203,11 @@ async fn a_release_leaves_matches_alone_and_drain_retires_them_after() {
         .to_owned();
 
     // Watch it while the release runs: never retired while its match lasts.
+    // A watch sees every version of it, also one that lasts a moment (the
+    // controller deletes a retired server as soon as replicas go down).
     let api: Api<GameServer> = Api::namespaced(client.clone(), "default");
     let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (api, busy, done) = (api.clone(), busy.clone(), done.clone());
-        tokio::spawn(async move {
-            let mut seen = Vec::new();
-            // Sample, then stop once the run has ended: the last sample is
-            // taken after the run, so it shows the end state.
-            loop {
-                let finished = done.load(Ordering::SeqCst);
-                if let Ok(gs) = api.get(&busy).await {
-                    let ops = gs.spec.ops_state.clone().unwrap_or_default();
-                    let players = gs.status.as_ref().and_then(|s| s.players).unwrap_or(0);
-                    seen.push((ops, players, gs.metadata.deletion_timestamp.is_some()));
-                }
-                if finished {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            seen
-        })
-    };
+    let watcher = follow(api.clone(), busy.clone(), done.clone());
     let out = run(
         &srv,
         "seamless-release",
