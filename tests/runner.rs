@@ -144,7 +144,7 @@ fn the_demo_ends_in_the_seed_table() {
 }
 
 // Two workers: the run blocks one while the watcher samples on the other.
-/// `(opsState, players, being deleted)` of every version of server `name`
+/// `(opsState, players, being deleted)` of every version of server `busy`
 /// the watch delivers, until `done` and a quiet moment.
 fn follow(
     api: Api<GameServer>,
