@@ -38,7 +38,8 @@ const PREREQUISITE_NAMESPACES: [&str; 3] = [ARGO_NS, GAME_NS, FLUX_NS];
 const PORT: i64 = 4355;
 const CONFIG_PATH: &str = "/etc/gameops/gameops.yaml";
 const TOKEN_PATH: &str = "/var/run/gameops/token";
-const IMAGE: &str = "ghcr.io/gameops/gameops:latest";
+/// The image every manifest names: the crate version (Dockerfile, tests/image.rs).
+const IMAGE: &str = concat!("ghcr.io/gameops/gameops:", env!("CARGO_PKG_VERSION"));
 const WORKFLOW_TEMPLATES: [&str; 4] = [
     "multi-region-release",
     "promote",
