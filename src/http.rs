@@ -124,6 +124,22 @@ pub fn slow_client_timeouts(router: Router) -> Router {
         ))
 }
 
+/// How long a client may take to send a request's headers.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Has HTTP/1 connections that never finish their headers closed after
+/// [`HEADER_TIMEOUT`] (hyper's `header_read_timeout`; a connection idle
+/// between requests counts as one waiting for headers), instead of
+/// holding a socket and a task for ever.
+pub fn close_slow_connections(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

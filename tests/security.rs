@@ -230,9 +230,10 @@ fn with_a_token_the_allocator_requires_it() {
     assert_ne!(right.status().as_u16(), 401, "the token opens it");
 }
 
-/// A client that sends half a body and stalls is cut off after the body
-/// timeout (30 s), on the API port and on the service port, instead of
-/// holding its connection for ever.
+/// A client that sends half a body, or half its headers, and stalls is
+/// cut off after 30 s (the body timeout; hyper's header read timeout), on
+/// the API port and on the service port, instead of holding its
+/// connection for ever.
 #[test]
 fn a_stalled_request_body_is_cut_off() {
     use std::io::{Read, Write};
@@ -253,8 +254,23 @@ fn a_stalled_request_body_is_cut_off() {
         "/apis/game.kruise.io/v1alpha1/namespaces/default/gameserversets",
     );
     let mut service = half(server.service_port, "/v1/allocate");
+    let half_headers = |port: u16| {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        tcp.write_all(b"GET /version HTTP/1.1\r\nHost: x\r\n")
+            .expect("write");
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(45)))
+            .expect("timeout");
+        tcp
+    };
+    let mut api_headers = half_headers(server.api_port);
+    let mut service_headers = half_headers(server.service_port);
     let started = std::time::Instant::now();
-    for tcp in [&mut api, &mut service] {
+    for tcp in [
+        &mut api,
+        &mut service,
+        &mut api_headers,
+        &mut service_headers,
+    ] {
         let mut answer = String::new();
         // The server answers (408) and closes, or just closes: either way
         // the read ends before the client's own 45 s timeout.

@@ -378,18 +378,17 @@ impl Running {
                     // TCP_NODELAY: small watch events must not wait for delayed ACKs.
                     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
                         .acceptor(axum_server::accept::NoDelayAcceptor::new());
-                    axum_server::from_tcp(self.api.into_std()?)?
-                        .acceptor(acceptor)
-                        .serve(api_router.into_make_service())
-                        .await
+                    let mut server =
+                        axum_server::from_tcp(self.api.into_std()?)?.acceptor(acceptor);
+                    crate::http::close_slow_connections(server.http_builder());
+                    server.serve(api_router.into_make_service()).await
                 }
                 None => {
-                    use axum::serve::ListenerExt;
-                    let listener = self.api.tap_io(|tcp| {
-                        // Best effort: a socket that refuses it still works, only slower.
-                        let _ = tcp.set_nodelay(true);
-                    });
-                    axum::serve(listener, api_router).await
+                    // TCP_NODELAY: small watch events must not wait for delayed ACKs.
+                    let mut server = axum_server::from_tcp(self.api.into_std()?)?
+                        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                    crate::http::close_slow_connections(server.http_builder());
+                    server.serve(api_router.into_make_service()).await
                 }
             }
         };
@@ -415,14 +414,14 @@ impl Running {
                 ))
             },
         );
-        let service = axum::serve(
-            self.service,
-            crate::http::slow_client_timeouts(
-                service_router(self.metrics.clone())
-                    .merge(allocator)
-                    .merge(plugin),
-            ),
+        let service_routes = crate::http::slow_client_timeouts(
+            service_router(self.metrics.clone())
+                .merge(allocator)
+                .merge(plugin),
         );
+        let mut service = axum_server::from_tcp(self.service.into_std()?)?;
+        crate::http::close_slow_connections(service.http_builder());
+        let service = service.serve(service_routes.into_make_service());
         tokio::select! {
             r = api => r?,
             r = service => r?,
