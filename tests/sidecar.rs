@@ -313,3 +313,46 @@ fn sidecar_rejects_a_malformed_cluster_flag() {
         );
     }
 }
+
+/// The sidecar closes a connection that never finishes its headers after
+/// 30 s (hyper's header read timeout), and stops on SIGTERM as a pod
+/// stopping sends it, exiting 0.
+#[test]
+fn half_sent_headers_are_cut_off_and_sigterm_stops_it() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cluster = format!("eu={}", idle_kubeconfig(dir.path()));
+    let missing = dir.path().join("no-such-token").display().to_string();
+    let mut sidecar = Sidecar::start(&[
+        "--cluster",
+        &cluster,
+        "--token-file",
+        &missing,
+        "--insecure-no-auth",
+    ]);
+    let port = sidecar
+        .url("")
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .expect("a port");
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    tcp.set_read_timeout(Some(Duration::from_secs(45)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    assert!(
+        started.elapsed() < Duration::from_secs(44),
+        "the half-sent request was cut off"
+    );
+    let pid = sidecar.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert_eq!(sidecar.exit_code(Duration::from_secs(15)), Some(0));
+}

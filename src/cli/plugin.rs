@@ -28,6 +28,8 @@ use crate::registry::flux::FluxInputs;
 pub const DEFAULT_TOKEN_FILE: &str = "/var/run/argo/token";
 /// How long to wait for the token file by default.
 pub const DEFAULT_TOKEN_WAIT: Duration = Duration::from_secs(60);
+/// How long calls in flight may take to finish after SIGTERM.
+const GRACE: Duration = Duration::from_secs(10);
 /// The default cluster's name when it comes from a kubeconfig.
 pub const KUBECONFIG_CLUSTER: &str = "default";
 /// The default cluster's name when it comes from the pod's ServiceAccount.
@@ -304,8 +306,19 @@ pub async fn run(options: &SidecarOptions) -> Result<(), SidecarError> {
         resolver,
         token.as_deref(),
     ));
-    axum::serve(listener, routes)
-        .with_graceful_shutdown(super::shutdown_signal())
+    // On SIGINT/SIGTERM: no new connections, in-flight calls get up to
+    // GRACE to finish (Argo's agent keeps connections alive between calls).
+    let handle = axum_server::Handle::new();
+    let stop = super::shutdown_signal();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        stop.await;
+        stopper.graceful_shutdown(Some(GRACE));
+    });
+    let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(handle);
+    crate::http::close_slow_connections(server.http_builder());
+    server
+        .serve(crate::http::slow_client_timeouts(routes).into_make_service())
         .await?;
     tracing::info!("stopped");
     Ok(())
