@@ -51,9 +51,10 @@ pub fn prepare_create(pod: &mut Value) {
 /// kubernetes pkg/apis/core/helper/qos `GetPodQOS`, for cpu and memory.
 #[derive(Default)]
 struct Qos {
+    /// Some container requests or limits cpu or memory.
     any: bool,
-    all_guaranteed: bool,
-    seen: bool,
+    /// Some container lacks a limit, or requests other than its limit.
+    not_guaranteed: bool,
 }
 
 impl Qos {
@@ -63,26 +64,20 @@ impl Qos {
                 .and_then(|x| x.pointer(&format!("/{kind}/{r}")))
                 .cloned()
         };
-        let mut guaranteed = true;
         for r in ["cpu", "memory"] {
             let (req, lim) = (get("requests", r), get("limits", r));
             self.any |= req.is_some() || lim.is_some();
             // A request defaults to its limit.
-            guaranteed &= lim.is_some() && req.as_ref().is_none_or(|q| Some(q) == lim.as_ref());
+            let guaranteed = lim.is_some() && req.as_ref().is_none_or(|q| Some(q) == lim.as_ref());
+            self.not_guaranteed |= !guaranteed;
         }
-        self.all_guaranteed = if self.seen {
-            self.all_guaranteed && guaranteed
-        } else {
-            guaranteed
-        };
-        self.seen = true;
     }
 
     fn class(&self) -> &'static str {
-        match (self.any, self.all_guaranteed) {
+        match (self.any, self.not_guaranteed) {
             (false, _) => "BestEffort",
-            (true, true) => "Guaranteed",
-            (true, false) => "Burstable",
+            (true, false) => "Guaranteed",
+            (true, true) => "Burstable",
         }
     }
 }
