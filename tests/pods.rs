@@ -247,3 +247,46 @@ fn the_pods_go_with_their_set() {
     server.kubectl_ok(&["delete", "gss", "minecraft"], None);
     until("no pod is left", || pod_rows(&server).is_empty());
 }
+
+/// `gameops fleet` attached to an API server without a fleet of its own
+/// (as to kube-apiserver) plays OKG and kubelet there: servers and their
+/// pods come up. Arguments it cannot use refuse to start, naming them.
+#[test]
+fn gameops_fleet_attaches_to_another_server_and_refuses_bad_arguments() {
+    use std::process::{Command, Stdio};
+    let server = Server::start(&["--in-memory"]);
+    let gameops = env!("CARGO_BIN_EXE_gameops");
+    for (args, says) in [
+        (
+            &["fleet", "--no-controller", "--no-simulator"][..],
+            "nothing to run",
+        ),
+        (
+            &["fleet", "--cluster", "no-equals-sign"][..],
+            "is not NAME=KUBECONFIG",
+        ),
+        (
+            &["fleet", "--sim-crash-image", "("][..],
+            "--sim-crash-image",
+        ),
+    ] {
+        let out = Command::new(gameops)
+            .args(args)
+            .env("KUBECONFIG", server.kubeconfig())
+            .output()
+            .expect("gameops runs");
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let mut fleet = Command::new(gameops)
+        .args(["fleet", "--sim-startup-ms", "200", "--sim-jitter-ms", "0"])
+        .env("KUBECONFIG", server.kubeconfig())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gameops fleet starts");
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    ready_pods(&server, 3);
+    let _ = fleet.kill();
+    let _ = fleet.wait();
+}
