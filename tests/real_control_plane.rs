@@ -19,9 +19,13 @@ use std::sync::{LazyLock, OnceLock};
 
 use serde_json::{Value, json};
 
+#[path = "real_control_plane/argo.rs"]
+mod argo;
 mod common;
 #[path = "real_control_plane/differential.rs"]
 mod differential;
+#[path = "real_control_plane/node.rs"]
+mod node;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// The plugin sidecar's account: `<plugin>-executor-plugin` in the
@@ -134,9 +138,8 @@ fn kubectl_at(kubeconfig: &Path, dir: &Path, args: &[&str], input: Option<&str>)
 fn manifests_applied() -> &'static Output {
     static APPLIED: OnceLock<Output> = OnceLock::new();
     APPLIED.get_or_init(|| {
-        for ns in [ARGO_NS, "flux-system"] {
-            STACK.ok(&["create", "namespace", ns], None);
-        }
+        // `argo` comes with Argo's workflow controller (scripts/real-stack).
+        STACK.ok(&["create", "namespace", "flux-system"], None);
         STACK.kubectl(
             &[
                 "apply",
@@ -758,24 +761,15 @@ fn settled(done: impl Fn(&[String], &[String]) -> bool) -> (Vec<String>, Vec<Str
     }
 }
 
-/// Seed 001 end to end on kube-apiserver, with `gameops fleet` attached as
-/// the stand-in for OpenKruiseGame and kubelet (Pods with OKG's labels,
-/// kube-controller-manager's garbage collector removing what is deleted):
-/// the seamless-release example, the seed's own `check-pods-ready`
-/// script, then the rollback example right after on the same set. The
-/// Allocated server is never touched (same uid throughout).
-#[test]
-#[ignore = "needs the real control plane (scripts/test runs it)"]
-#[allow(
-    clippy::too_many_lines,
-    reason = "one scenario, read top to bottom as a user runs it"
-)]
-fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
-    use common::seed::{NEW_IMAGE, OLD_IMAGE, check_pods_ready};
-    manifests_applied();
-    let _exclusive = fleet_exclusive();
-    let log = std::fs::File::create(STACK.dir.join("logs/fleet.log")).expect("fleet log");
-    let _fleet = Running(
+/// `gameops fleet` attached to the stack (the stand-in for OpenKruiseGame
+/// and kubelet), logging to DIR/logs/fleet.log.
+fn fleet_attached() -> Running {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(STACK.dir.join("logs/fleet.log"))
+        .expect("fleet log");
+    Running(
         Command::new(env!("CARGO_BIN_EXE_gameops"))
             .args(["fleet", "--sim-startup-ms", "300", "--sim-jitter-ms", "200"])
             .env("KUBECONFIG", &STACK.kubeconfig)
@@ -783,7 +777,12 @@ fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
             .stderr(log)
             .spawn()
             .expect("gameops fleet starts"),
-    );
+    )
+}
+
+/// OpenKruiseGame's example set `minecraft` (three servers) with all three
+/// pods Ready, then `minecraft-0` Allocated, as the example starts.
+fn minecraft_with_an_allocated_server() {
     STACK.ok(&["apply", "-f", "-"], Some(common::MINECRAFT_GSS));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -814,18 +813,14 @@ fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
         ],
         None,
     );
-    let (before, _) = fleet_table();
-    let allocated_uid = before[0].rsplit(' ').next().expect("a uid").to_owned();
-    let (ok, out) = check_pods_ready(&STACK.kubeconfig, &STACK.dir);
-    assert!(!ok && out.contains(": 0"), "before the release: {out}");
+}
 
-    let release = gameops_run("workflow-templates/examples/seamless-release.yaml");
-    let printed = String::from_utf8_lossy(&release.stdout);
-    assert!(
-        release.status.success(),
-        "release failed:\n{printed}\n{}",
-        String::from_utf8_lossy(&release.stderr)
-    );
+/// The seamless-release example's end table, on `minecraft`: servers 0, 3,
+/// 4 and 5, the Allocated old one untouched (`allocated_uid`), three new
+/// Ready ones (the example's own `check-pods-ready` says so), one pod per
+/// server and replicas 4.
+fn the_examples_end_table(allocated_uid: &str) {
+    use common::seed::{NEW_IMAGE, OLD_IMAGE, check_pods_ready};
     // The controller removes the retired servers (and the garbage collector
     // their pods) right after the release lowers replicas.
     let (servers, pods) = settled(|s, p| s.len() == 4 && same_names(s, p));
@@ -874,6 +869,39 @@ fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
         replicas, "4",
         "the set is back at its size plus the Allocated old server"
     );
+}
+
+/// Seed 001 end to end on kube-apiserver, with `gameops fleet` attached as
+/// the stand-in for OpenKruiseGame and kubelet (Pods with OKG's labels,
+/// kube-controller-manager's garbage collector removing what is deleted):
+/// the seamless-release example, the seed's own `check-pods-ready`
+/// script, then the rollback example right after on the same set. The
+/// Allocated server is never touched (same uid throughout).
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario, read top to bottom as a user runs it"
+)]
+fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
+    use common::seed::{NEW_IMAGE, OLD_IMAGE, check_pods_ready};
+    manifests_applied();
+    let _exclusive = fleet_exclusive();
+    let _fleet = fleet_attached();
+    minecraft_with_an_allocated_server();
+    let (before, _) = fleet_table();
+    let allocated_uid = before[0].rsplit(' ').next().expect("a uid").to_owned();
+    let (ok, out) = check_pods_ready(&STACK.kubeconfig, &STACK.dir);
+    assert!(!ok && out.contains(": 0"), "before the release: {out}");
+
+    let release = gameops_run("workflow-templates/examples/seamless-release.yaml");
+    let printed = String::from_utf8_lossy(&release.stdout);
+    assert!(
+        release.status.success(),
+        "release failed:\n{printed}\n{}",
+        String::from_utf8_lossy(&release.stderr)
+    );
+    the_examples_end_table(&allocated_uid);
 
     let rollback = gameops_run("workflow-templates/examples/rollback.yaml");
     assert!(
