@@ -762,8 +762,8 @@ fn settled(done: impl Fn(&[String], &[String]) -> bool) -> (Vec<String>, Vec<Str
 }
 
 /// `gameops fleet` attached to the stack (the stand-in for OpenKruiseGame
-/// and kubelet), logging to DIR/logs/fleet.log.
-fn fleet_attached() -> Running {
+/// and kubelet) with `extra` arguments, logging to DIR/logs/fleet.log.
+fn fleet_attached(extra: &[&str]) -> Running {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -772,6 +772,7 @@ fn fleet_attached() -> Running {
     Running(
         Command::new(env!("CARGO_BIN_EXE_gameops"))
             .args(["fleet", "--sim-startup-ms", "300", "--sim-jitter-ms", "200"])
+            .args(extra)
             .env("KUBECONFIG", &STACK.kubeconfig)
             .stdin(Stdio::null())
             .stderr(log)
@@ -887,7 +888,7 @@ fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
     use common::seed::{NEW_IMAGE, OLD_IMAGE, check_pods_ready};
     manifests_applied();
     let _exclusive = fleet_exclusive();
-    let _fleet = fleet_attached();
+    let _fleet = fleet_attached(&[]);
     minecraft_with_an_allocated_server();
     let (before, _) = fleet_table();
     let allocated_uid = before[0].rsplit(' ').next().expect("a uid").to_owned();

@@ -168,7 +168,7 @@ fn agent_pods_gone(name: &str) {
 fn the_seamless_release_example_runs_through_argos_controller_and_agent() {
     manifests_applied();
     let _exclusive = fleet_exclusive();
-    let _fleet = fleet_attached();
+    let _fleet = fleet_attached(&[]);
     let _node = node_for_agents();
     minecraft_with_an_allocated_server();
     let (before, _) = fleet_table();
@@ -205,6 +205,70 @@ fn the_seamless_release_example_runs_through_argos_controller_and_agent() {
     the_examples_end_table(&allocated_uid);
     // The controller deletes the agent pod of a finished workflow, and the
     // node removes it once its containers have stopped.
+    agent_pods_gone(&name);
+    STACK.ok(
+        &[
+            "delete",
+            "gss",
+            "minecraft",
+            "-n",
+            super::GAME_NS,
+            "--wait=true",
+        ],
+        None,
+    );
+}
+
+/// A release of an image that crash-loops, through Argo: waitReady fails
+/// fast, the template's exit handler rolls the set back, and the Workflow
+/// ends Failed. Every server runs the old image again, the Allocated one
+/// untouched.
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn a_crashing_release_through_argo_is_rolled_back_and_fails() {
+    use super::common::seed::{NEW_IMAGE, OLD_IMAGE};
+    manifests_applied();
+    let _exclusive = fleet_exclusive();
+    let _fleet = fleet_attached(&["--sim-crash-image=-bad$"]);
+    let _node = node_for_agents();
+    minecraft_with_an_allocated_server();
+    let (before, _) = fleet_table();
+    let allocated_uid = before[0].rsplit(' ').next().expect("a uid").to_owned();
+    let bad = OLD_IMAGE.replace("1.12.2", "1.12.2-bad");
+    let example = std::fs::read_to_string(format!(
+        "{REPO}/workflow-templates/examples/seamless-release.yaml"
+    ))
+    .expect("the example");
+    let crashing = example.replace(NEW_IMAGE, &bad);
+    assert_ne!(crashing, example);
+    let name = create_workflow(&crashing);
+    let wf = workflow_when(&name, Duration::from_secs(300), |wf| {
+        matches!(
+            wf["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed" | "Error")
+        )
+    });
+    assert_eq!(
+        wf["status"]["phase"],
+        "Failed",
+        "{name}: {}\n{:#?}\n{}",
+        wf["status"]["message"],
+        nodes(&wf),
+        logs()
+    );
+    let (servers, _) = super::settled(|s, p| {
+        super::same_names(s, p) && s.iter().all(|l| l.contains(OLD_IMAGE) && !l.contains(&bad))
+    });
+    assert!(
+        servers
+            .iter()
+            .all(|l| l.contains(&format!(" {OLD_IMAGE} "))),
+        "rolled back: {servers:?}"
+    );
+    assert_eq!(
+        servers[0],
+        format!("minecraft-0 {OLD_IMAGE} Allocated {allocated_uid}")
+    );
     agent_pods_gone(&name);
     STACK.ok(
         &[
