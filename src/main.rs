@@ -22,6 +22,17 @@ struct Cli {
     /// tag filter), protected tags, the Flux endpoint's auth.
     #[arg(long, global = true, env = "GAMEOPS_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// gameops.yaml's text itself, instead of --config (the executor
+    /// plugin's sidecar gets it this way under Argo).
+    #[arg(
+        long,
+        global = true,
+        env = "GAMEOPS_CONFIG_YAML",
+        hide_env_values = true,
+        value_name = "YAML",
+        conflicts_with = "config"
+    )]
+    config_yaml: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,7 +116,9 @@ struct SidecarArgs {
     listen: SocketAddr,
     /// A named target cluster (repeatable; the first is the default):
     /// NAME=KUBECONFIG[:CONTEXT]. Without any: in-cluster config or
-    /// kubeconfig, named "in-cluster" or "default".
+    /// kubeconfig, named "in-cluster" or "default". Environment variables
+    /// GAMEOPS_CLUSTER_<NAME> holding a kubeconfig add clusters after these
+    /// (GAMEOPS_CLUSTER_EU_WEST is cluster eu-west).
     #[arg(long = "cluster", value_name = "NAME=KUBECONFIG[:CONTEXT]")]
     clusters: Vec<String>,
     /// File holding the bearer token every call must carry (Argo's agent writes it).
@@ -221,7 +234,7 @@ impl SimulationArgs {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let config = gameops::cli::load_config(cli.config.as_deref())?;
+    let config = gameops::cli::load_config(cli.config.as_deref(), cli.config_yaml.as_deref())?;
     match cli.command {
         Command::Crds => {
             let yaml =
@@ -261,6 +274,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 let options = gameops::cli::plugin::SidecarOptions {
                     listen: a.listen,
                     clusters: a.clusters,
+                    env_clusters: gameops::cli::plugin::env_clusters(
+                        std::env::vars_os().filter_map(|(k, v)| {
+                            Some((k.into_string().ok()?, v.into_string().ok()?))
+                        }),
+                    ),
                     token_file: a.token_file,
                     insecure_no_auth: a.insecure_no_auth,
                     token_wait: Duration::from_secs(a.token_wait_secs),

@@ -44,7 +44,15 @@ struct Stack {
     kubeconfig: PathBuf,
 }
 
-static STACK: LazyLock<Stack> = LazyLock::new(|| {
+static STACK: LazyLock<Stack> = LazyLock::new(|| start_stack(true));
+
+/// A second cluster (kube-apiserver, etcd, kube-controller-manager, no
+/// Argo), for the multi-region release: its region `us-east`.
+static SECOND_STACK: LazyLock<Stack> = LazyLock::new(|| start_stack(false));
+
+/// `scripts/real-stack up` in a temporary folder, with Argo's workflow
+/// controller when `argo`; taken down when this test binary exits.
+fn start_stack(argo: bool) -> Stack {
     let dir = tempfile::Builder::new()
         .prefix("gameops-real-stack-")
         .tempdir()
@@ -62,6 +70,7 @@ static STACK: LazyLock<Stack> = LazyLock::new(|| {
             "GAMEOPS_REAL_STACK_REMOVE_ON_EXIT",
             if keep { "0" } else { "1" },
         )
+        .env("GAMEOPS_REAL_STACK_ARGO", if argo { "1" } else { "0" })
         .stdin(Stdio::null())
         .output()
         .expect("scripts/real-stack runs");
@@ -86,7 +95,7 @@ static STACK: LazyLock<Stack> = LazyLock::new(|| {
     );
     assert!(kubeconfig.is_file(), "the admin kubeconfig is written");
     Stack { dir, kubeconfig }
-});
+}
 
 impl Stack {
     /// kubectl as the cluster's admin, with `args` and optional stdin.
@@ -713,9 +722,9 @@ fn gameops_run(file: &str) -> Output {
 
 /// `name image opsState uid` of each GameServer and `name image` of each
 /// pod of `minecraft`, sorted.
-fn fleet_table() -> (Vec<String>, Vec<String>) {
+fn fleet_table(stack: &Stack) -> (Vec<String>, Vec<String>) {
     let lines = |kind: &str, columns: &str| -> Vec<String> {
-        let out = STACK.ok(
+        let out = stack.ok(
             &[
                 "get",
                 kind,
@@ -750,10 +759,13 @@ fn same_names(servers: &[String], pods: &[String]) -> bool {
 }
 
 /// The fleet table once `done` holds for it (at most 60 s).
-fn settled(done: impl Fn(&[String], &[String]) -> bool) -> (Vec<String>, Vec<String>) {
+fn settled(
+    stack: &Stack,
+    done: impl Fn(&[String], &[String]) -> bool,
+) -> (Vec<String>, Vec<String>) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let (servers, pods) = fleet_table();
+        let (servers, pods) = fleet_table(stack);
         if done(&servers, &pods) || std::time::Instant::now() > deadline {
             return (servers, pods);
         }
@@ -783,11 +795,11 @@ fn fleet_attached(extra: &[&str]) -> Running {
 
 /// OpenKruiseGame's example set `minecraft` (three servers) with all three
 /// pods Ready, then `minecraft-0` Allocated, as the example starts.
-fn minecraft_with_an_allocated_server() {
-    STACK.ok(&["apply", "-f", "-"], Some(common::MINECRAFT_GSS));
+fn minecraft_with_an_allocated_server(stack: &Stack) {
+    stack.ok(&["apply", "-f", "-"], Some(common::MINECRAFT_GSS));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let ready = STACK.ok(
+        let ready = stack.ok(
             &["get", "pods", "-n", GAME_NS, "-l", "game.kruise.io/owner-gss=minecraft", "-o",
               "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\" \"}{end}"],
             None,
@@ -801,7 +813,7 @@ fn minecraft_with_an_allocated_server() {
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
-    STACK.ok(
+    stack.ok(
         &[
             "patch",
             "gs",
@@ -820,11 +832,11 @@ fn minecraft_with_an_allocated_server() {
 /// 4 and 5, the Allocated old one untouched (`allocated_uid`), three new
 /// Ready ones (the example's own `check-pods-ready` says so), one pod per
 /// server and replicas 4.
-fn the_examples_end_table(allocated_uid: &str) {
+fn the_examples_end_table(stack: &Stack, allocated_uid: &str) {
     use common::seed::{NEW_IMAGE, OLD_IMAGE, check_pods_ready};
     // The controller removes the retired servers (and the garbage collector
     // their pods) right after the release lowers replicas.
-    let (servers, pods) = settled(|s, p| s.len() == 4 && same_names(s, p));
+    let (servers, pods) = settled(stack, |s, p| s.len() == 4 && same_names(s, p));
     let names: Vec<&str> = servers
         .iter()
         .map(|l| l.split(' ').next().unwrap_or(""))
@@ -849,12 +861,12 @@ fn the_examples_end_table(allocated_uid: &str) {
         pod_names, names,
         "one pod per server, the retired ones gone"
     );
-    let (ok, out) = check_pods_ready(&STACK.kubeconfig, &STACK.dir);
+    let (ok, out) = check_pods_ready(&stack.kubeconfig, &stack.dir);
     assert!(
         ok && out.contains(&format!("Ready Pods with image {NEW_IMAGE}: 3")),
         "{out}"
     );
-    let replicas = STACK.ok(
+    let replicas = stack.ok(
         &[
             "get",
             "gss",
@@ -889,8 +901,8 @@ fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
     manifests_applied();
     let _exclusive = fleet_exclusive();
     let _fleet = fleet_attached(&[]);
-    minecraft_with_an_allocated_server();
-    let (before, _) = fleet_table();
+    minecraft_with_an_allocated_server(&STACK);
+    let (before, _) = fleet_table(&STACK);
     let allocated_uid = before[0].rsplit(' ').next().expect("a uid").to_owned();
     let (ok, out) = check_pods_ready(&STACK.kubeconfig, &STACK.dir);
     assert!(!ok && out.contains(": 0"), "before the release: {out}");
@@ -902,7 +914,7 @@ fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
         "release failed:\n{printed}\n{}",
         String::from_utf8_lossy(&release.stderr)
     );
-    the_examples_end_table(&allocated_uid);
+    the_examples_end_table(&STACK, &allocated_uid);
 
     let rollback = gameops_run("workflow-templates/examples/rollback.yaml");
     assert!(
@@ -910,8 +922,9 @@ fn a_release_then_a_rollback_run_on_kube_apiserver_with_the_fleet_attached() {
         "rollback failed:\n{}",
         String::from_utf8_lossy(&rollback.stdout)
     );
-    let (servers, pods) =
-        settled(|s, p| same_names(s, p) && s.iter().all(|l| !l.contains(NEW_IMAGE)));
+    let (servers, pods) = settled(&STACK, |s, p| {
+        same_names(s, p) && s.iter().all(|l| !l.contains(NEW_IMAGE))
+    });
     assert_eq!(
         servers[0],
         format!("minecraft-0 {OLD_IMAGE} Allocated {allocated_uid}")

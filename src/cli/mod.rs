@@ -64,16 +64,20 @@ pub fn init_logging(json: bool, quiet: bool) {
     }
 }
 
-/// Reads `--config` (an empty configuration without one).
+/// Reads `--config FILE`, or the configuration's text itself
+/// (`GAMEOPS_CONFIG_YAML`, how the sidecar gets it under Argo); an empty
+/// configuration without either.
 pub fn load_config(
     path: Option<&std::path::Path>,
+    text: Option<&str>,
 ) -> Result<std::sync::Arc<crate::registry::config::Config>, String> {
-    match path {
-        Some(p) => crate::registry::config::Config::load(p)
-            .map(std::sync::Arc::new)
-            .map_err(|e| e.to_string()),
-        None => Ok(std::sync::Arc::default()),
-    }
+    use crate::registry::config::Config;
+    let config = match (path, text) {
+        (Some(p), _) => Config::load(p),
+        (None, Some(text)) => Config::parse(text, std::path::Path::new("$GAMEOPS_CONFIG_YAML")),
+        (None, None) => return Ok(std::sync::Arc::default()),
+    };
+    config.map(std::sync::Arc::new).map_err(|e| e.to_string())
 }
 
 /// Why a token file gave no token.

@@ -2,7 +2,12 @@
 //! runs (CONTRACTS section 1). No embedded API server: the plugin acts on
 //! real clusters, reached through the pod's ServiceAccount (in-cluster
 //! config) or a kubeconfig, and on any number of named clusters given as
-//! `--cluster NAME=KUBECONFIG[:CONTEXT]`.
+//! `--cluster NAME=KUBECONFIG[:CONTEXT]`, or as environment variables
+//! `GAMEOPS_CLUSTER_<NAME>` holding a kubeconfig: how the sidecar gets them
+//! under Argo, whose agent pod mounts no volume of the plugin's choosing but
+//! keeps the container's `env`/`envFrom` (plugin/plugin.yaml takes them
+//! from the Secret `gameops-plugin-clusters`, and gameops.yaml from
+//! `GAMEOPS_CONFIG_YAML`).
 //!
 //! Every call must carry the bearer token the agent writes to
 //! `--token-file` (default `/var/run/argo/token`). The agent may write it
@@ -43,6 +48,9 @@ pub struct SidecarOptions {
     /// `NAME=KUBECONFIG[:CONTEXT]` targets; empty: the in-cluster or
     /// kubeconfig default.
     pub clusters: Vec<String>,
+    /// Named clusters as `(name, kubeconfig YAML)`, after `clusters`
+    /// ([`env_clusters`]).
+    pub env_clusters: Vec<(String, String)>,
     /// The file holding the token callers must send.
     pub token_file: PathBuf,
     /// Start (and serve unauthenticated) when no token can be read.
@@ -59,6 +67,7 @@ impl Default for SidecarOptions {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 4355)),
             clusters: Vec::new(),
+            env_clusters: Vec::new(),
             token_file: PathBuf::from(DEFAULT_TOKEN_FILE),
             insecure_no_auth: false,
             token_wait: DEFAULT_TOKEN_WAIT,
@@ -90,6 +99,16 @@ pub enum SidecarError {
     #[error("--cluster {name}: {reason}")]
     Cluster {
         /// The cluster.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A `GAMEOPS_CLUSTER_<NAME>` variable whose kubeconfig is unusable.
+    #[error("{var}: {reason} (cluster {name})")]
+    EnvCluster {
+        /// The variable.
+        var: String,
+        /// The cluster it names.
         name: String,
         /// Why.
         reason: String,
@@ -278,10 +297,67 @@ pub fn plugin_routes(plugin: Plugin, resolver: Arc<Resolver>, token: Option<&str
     flux.router().merge(plugin::router(plugin, token))
 }
 
+/// The prefix of the environment variables that name a cluster.
+pub const CLUSTER_ENV_PREFIX: &str = "GAMEOPS_CLUSTER_";
+
+/// The clusters given in the environment: each `GAMEOPS_CLUSTER_<NAME>`
+/// holds a kubeconfig (its current context is used); the cluster's name is
+/// `<NAME>` in lower case with `_` as `-` (`GAMEOPS_CLUSTER_EU_WEST` is
+/// `eu-west`). Sorted by name.
+pub fn env_clusters(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = vars
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let name = key.strip_prefix(CLUSTER_ENV_PREFIX)?;
+            Some((name.to_ascii_lowercase().replace('_', "-"), value))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// A client for the cluster of kubeconfig YAML `text`, named `name`
+/// (from `GAMEOPS_CLUSTER_<NAME>`).
+async fn env_client(name: &str, text: &str) -> Result<Client, SidecarError> {
+    let var = format!(
+        "{CLUSTER_ENV_PREFIX}{}",
+        name.to_ascii_uppercase().replace('-', "_")
+    );
+    let fail = |reason: String| SidecarError::EnvCluster {
+        var: var.clone(),
+        name: name.to_owned(),
+        reason,
+    };
+    if crate::api::names::dns_label_error(name).is_some() {
+        return Err(SidecarError::ClusterName(name.to_owned()));
+    }
+    let kubeconfig = Kubeconfig::from_yaml(text)
+        .map_err(|e| fail(format!("does not hold a kubeconfig: {e}")))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| fail(format!("cannot use its current context: {e}")))?;
+    Client::try_from(config).map_err(|e| fail(format!("cannot build a client: {e}")))
+}
+
+/// [`connect`], then the clusters of `env` ([`env_clusters`]) after them.
+pub async fn connect_all(
+    specs: &[String],
+    env: &[(String, String)],
+) -> Result<Vec<(String, Client)>, SidecarError> {
+    let mut clusters = connect(specs).await?;
+    for (name, text) in env {
+        if clusters.iter().any(|(n, _)| n == name) {
+            return Err(SidecarError::DuplicateCluster(name.clone()));
+        }
+        clusters.push((name.clone(), env_client(name, text).await?));
+    }
+    Ok(clusters)
+}
+
 /// Connects to the clusters, reads the token, then serves until SIGINT or
 /// SIGTERM.
 pub async fn run(options: &SidecarOptions) -> Result<(), SidecarError> {
-    let clusters = connect(&options.clusters).await?;
+    let clusters = connect_all(&options.clusters, &options.env_clusters).await?;
     let token = token(options).await?;
     let listener =
         TcpListener::bind(options.listen)
@@ -326,6 +402,43 @@ pub async fn run(options: &SidecarOptions) -> Result<(), SidecarError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clusters_from_the_environment_are_named_after_their_variable() {
+        let vars = [
+            ("GAMEOPS_CLUSTER_US_EAST", "b"),
+            ("HOME", "/root"),
+            ("GAMEOPS_CLUSTER_EU_WEST", "a"),
+            ("GAMEOPS_CLUSTERS", "not one"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(
+            super::env_clusters(vars),
+            [
+                ("eu-west".to_owned(), "a".to_owned()),
+                ("us-east".to_owned(), "b".to_owned())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_environment_cluster_that_is_no_kubeconfig_is_named_with_its_variable() {
+        let env = [("eu-west".to_owned(), "clusters: [1".to_owned())];
+        let err = super::connect_all(&["x=/nonexistent".to_owned()], &[])
+            .await
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some(), "a missing kubeconfig file fails");
+        let err = super::env_client(&env[0].0, &env[0].1)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("GAMEOPS_CLUSTER_EU_WEST: does not hold a kubeconfig"),
+            "{err}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{
-    ARGO_NS, REPO, STACK, fleet_attached, fleet_exclusive, fleet_table, manifests_applied,
-    minecraft_with_an_allocated_server, node, pinned, the_examples_end_table,
+    ARGO_NS, REPO, SECOND_STACK, STACK, fleet_attached, fleet_exclusive, fleet_table,
+    manifests_applied, minecraft_with_an_allocated_server, node, pinned, the_examples_end_table,
 };
 
 /// The image `plugin/` and `manifests/` name for the sidecar.
@@ -100,6 +100,66 @@ fn nodes(wf: &Value) -> Vec<String> {
     lines
 }
 
+/// Resumes workflow `name` as `argo resume` does (workflow/util/util.go
+/// `ResumeWorkflow`): every Running Suspend node becomes Succeeded;
+/// whether there was one.
+fn resume(name: &str) -> bool {
+    let wf = workflow(name);
+    let Some(nodes) = wf["status"]["nodes"].as_object() else {
+        return false;
+    };
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let mut patch = serde_json::Map::new();
+    for (id, node) in nodes {
+        if node["type"] == "Suspend" && node["phase"] == "Running" {
+            patch.insert(
+                id.clone(),
+                serde_json::json!({ "phase": "Succeeded", "finishedAt": now, "message": "Resumed by: test" }),
+            );
+        }
+    }
+    if patch.is_empty() {
+        return false;
+    }
+    let body = serde_json::json!({ "status": { "nodes": patch } }).to_string();
+    STACK.ok(
+        &[
+            "patch",
+            "workflow",
+            name,
+            "-n",
+            ARGO_NS,
+            "--type=merge",
+            "-p",
+            &body,
+        ],
+        None,
+    );
+    true
+}
+
+/// Waits until workflow `name` waits for approval, then resumes it.
+fn approve(name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !resume(name) {
+        let wf = workflow(name);
+        assert!(
+            Instant::now() < deadline
+                && !matches!(
+                    wf["status"]["phase"].as_str(),
+                    Some("Succeeded" | "Failed" | "Error")
+                ),
+            "{name} never waited for approval: {}\n{:#?}\n{}",
+            wf["status"]["phase"],
+            nodes(&wf),
+            logs()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// What the node and the controller logged, for a failure message.
 fn logs() -> String {
     let mut text = String::new();
@@ -170,8 +230,8 @@ fn the_seamless_release_example_runs_through_argos_controller_and_agent() {
     let _exclusive = fleet_exclusive();
     let _fleet = fleet_attached(&[]);
     let _node = node_for_agents();
-    minecraft_with_an_allocated_server();
-    let (before, _) = fleet_table();
+    minecraft_with_an_allocated_server(&STACK);
+    let (before, _) = fleet_table(&STACK);
     let allocated_uid = before[0].rsplit(' ').next().expect("a uid").to_owned();
 
     let example = std::fs::read_to_string(format!(
@@ -202,7 +262,7 @@ fn the_seamless_release_example_runs_through_argos_controller_and_agent() {
             "{template} ran through the agent: {steps:#?}"
         );
     }
-    the_examples_end_table(&allocated_uid);
+    the_examples_end_table(&STACK, &allocated_uid);
     // The controller deletes the agent pod of a finished workflow, and the
     // node removes it once its containers have stopped.
     agent_pods_gone(&name);
@@ -231,8 +291,8 @@ fn a_crashing_release_through_argo_is_rolled_back_and_fails() {
     let _exclusive = fleet_exclusive();
     let _fleet = fleet_attached(&["--sim-crash-image=-bad$"]);
     let _node = node_for_agents();
-    minecraft_with_an_allocated_server();
-    let (before, _) = fleet_table();
+    minecraft_with_an_allocated_server(&STACK);
+    let (before, _) = fleet_table(&STACK);
     let allocated_uid = before[0].rsplit(' ').next().expect("a uid").to_owned();
     let bad = OLD_IMAGE.replace("1.12.2", "1.12.2-bad");
     let example = std::fs::read_to_string(format!(
@@ -256,7 +316,7 @@ fn a_crashing_release_through_argo_is_rolled_back_and_fails() {
         nodes(&wf),
         logs()
     );
-    let (servers, _) = super::settled(|s, p| {
+    let (servers, _) = super::settled(&STACK, |s, p| {
         super::same_names(s, p) && s.iter().all(|l| l.contains(OLD_IMAGE) && !l.contains(&bad))
     });
     assert!(
@@ -402,6 +462,90 @@ fn an_agent_pod_without_its_token_secret_never_starts() {
     );
     STACK.ok(
         &["delete", "serviceaccount", "release-bot", "-n", ARGO_NS],
+        None,
+    );
+}
+
+/// The multi-region example through Argo across two clusters (two
+/// kube-apiservers): the sidecar, as packaged, gets their kubeconfigs from
+/// the Secret `gameops-plugin-clusters` (`envFrom`, the only way the agent
+/// pod lets it), releases `eu-west`, waits for approval (resumed as `argo
+/// resume` does), then releases `us-east`. Both end with the example's end
+/// table, each Allocated server untouched.
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+fn the_multi_region_example_runs_through_argo_across_two_clusters() {
+    manifests_applied();
+    let _exclusive = fleet_exclusive();
+    let second = &*SECOND_STACK;
+    let eu = format!("eu-west={}", STACK.kubeconfig.display());
+    let us = format!("us-east={}", second.kubeconfig.display());
+    let _fleet = fleet_attached(&["--cluster", &eu, "--cluster", &us]);
+    let _node = node_for_agents();
+    let mut allocated = Vec::new();
+    for stack in [&*STACK, second] {
+        minecraft_with_an_allocated_server(stack);
+        let (before, _) = fleet_table(stack);
+        allocated.push(before[0].rsplit(' ').next().expect("a uid").to_owned());
+    }
+    STACK.ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "gameops-plugin-clusters",
+            "-n",
+            ARGO_NS,
+            &format!(
+                "--from-file=GAMEOPS_CLUSTER_EU_WEST={}",
+                STACK.kubeconfig.display()
+            ),
+            &format!(
+                "--from-file=GAMEOPS_CLUSTER_US_EAST={}",
+                second.kubeconfig.display()
+            ),
+        ],
+        None,
+    );
+    let example = std::fs::read_to_string(format!(
+        "{REPO}/workflow-templates/examples/multi-region-release.yaml"
+    ))
+    .expect("the example");
+    let two = example.replace(r#"'["us-east","ap-south"]'"#, r#"'["us-east"]'"#);
+    assert_ne!(two, example, "the example names its other regions");
+    let name = create_workflow(&two);
+    approve(&name);
+    let wf = workflow_when(&name, Duration::from_secs(400), |wf| {
+        matches!(
+            wf["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed" | "Error")
+        )
+    });
+    assert_eq!(
+        wf["status"]["phase"],
+        "Succeeded",
+        "{name}: {}\n{:#?}\n{}",
+        wf["status"]["message"],
+        nodes(&wf),
+        logs()
+    );
+    for (stack, uid) in [&*STACK, second].into_iter().zip(&allocated) {
+        the_examples_end_table(stack, uid);
+        stack.ok(
+            &[
+                "delete",
+                "gss",
+                "minecraft",
+                "-n",
+                super::GAME_NS,
+                "--wait=true",
+            ],
+            None,
+        );
+    }
+    agent_pods_gone(&name);
+    STACK.ok(
+        &["delete", "secret", "gameops-plugin-clusters", "-n", ARGO_NS],
         None,
     );
 }
