@@ -100,25 +100,34 @@ fn nodes(wf: &Value) -> Vec<String> {
     lines
 }
 
+/// The Running Suspend nodes of workflow `name` (it waits for approval).
+fn suspended(name: &str) -> Vec<String> {
+    let wf = workflow(name);
+    wf["status"]["nodes"]
+        .as_object()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .filter(|(_, n)| n["type"] == "Suspend" && n["phase"] == "Running")
+                .map(|(id, _)| id.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Resumes workflow `name` as `argo resume` does (workflow/util/util.go
 /// `ResumeWorkflow`): every Running Suspend node becomes Succeeded;
 /// whether there was one.
 fn resume(name: &str) -> bool {
-    let wf = workflow(name);
-    let Some(nodes) = wf["status"]["nodes"].as_object() else {
-        return false;
-    };
     let now = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
     let mut patch = serde_json::Map::new();
-    for (id, node) in nodes {
-        if node["type"] == "Suspend" && node["phase"] == "Running" {
-            patch.insert(
-                id.clone(),
-                serde_json::json!({ "phase": "Succeeded", "finishedAt": now, "message": "Resumed by: test" }),
-            );
-        }
+    for id in suspended(name) {
+        patch.insert(
+            id,
+            serde_json::json!({ "phase": "Succeeded", "finishedAt": now, "message": "Resumed by: test" }),
+        );
     }
     if patch.is_empty() {
         return false;
@@ -142,8 +151,14 @@ fn resume(name: &str) -> bool {
 
 /// Waits until workflow `name` waits for approval, then resumes it.
 fn approve(name: &str) {
+    awaiting_approval(name);
+    assert!(resume(name), "{name} waits for approval");
+}
+
+/// Waits until workflow `name` waits for approval.
+fn awaiting_approval(name: &str) {
     let deadline = Instant::now() + Duration::from_secs(300);
-    while !resume(name) {
+    while suspended(name).is_empty() {
         let wf = workflow(name);
         assert!(
             Instant::now() < deadline
@@ -546,6 +561,123 @@ fn the_multi_region_example_runs_through_argo_across_two_clusters() {
     agent_pods_gone(&name);
     STACK.ok(
         &["delete", "secret", "gameops-plugin-clusters", "-n", ARGO_NS],
+        None,
+    );
+}
+
+/// The promote example through Argo: the sidecar, as packaged, reads
+/// gameops.yaml from the ConfigMap `gameops-plugin-config` (`valueFrom`),
+/// resolves staging's tag in Debian's docker-registry, waits for approval
+/// (nothing promoted before it), then promotes the tag to
+/// `production-latest` and releases it by digest.
+#[test]
+#[ignore = "needs the real control plane (scripts/test runs it)"]
+#[allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+fn the_promote_example_runs_through_argo_with_the_packaged_configuration() {
+    manifests_applied();
+    let _exclusive = fleet_exclusive();
+    let registry = super::common::registry::Registry::start();
+    let repository = format!("{}/game/server", registry.host);
+    let config = format!(
+        "registries:\n{}environments:\n  staging: {{repository: {repository}, filter: {{semver: '>=0.0.0', limit: 1}}}}\n",
+        registry.config_entry()
+    );
+    let resolver = gameops::registry::Resolver::new(std::sync::Arc::new(
+        gameops::registry::config::Config::parse(&config, Path::new("gameops.yaml"))
+            .expect("config"),
+    ))
+    .expect("resolver");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let digest = runtime
+        .block_on(
+            resolver
+                .client()
+                .push_image(&repository, "v1.4.0", b"v1.4.0".to_vec()),
+        )
+        .expect("push");
+    let promoted = || {
+        runtime
+            .block_on(
+                resolver
+                    .client()
+                    .digest_if_exists(&repository, "production-latest"),
+            )
+            .expect("the registry answers")
+    };
+    let _fleet = fleet_attached(&[]);
+    let _node = node_for_agents();
+    minecraft_with_an_allocated_server(&STACK);
+    STACK.ok(
+        &[
+            "create",
+            "configmap",
+            "gameops-plugin-config",
+            "-n",
+            ARGO_NS,
+            "--from-file=gameops.yaml=/dev/stdin",
+        ],
+        Some(&config),
+    );
+    let example =
+        std::fs::read_to_string(format!("{REPO}/workflow-templates/examples/promote.yaml"))
+            .expect("the example");
+    let ours = example.replace("registry.example.com/game/server", &repository);
+    assert_ne!(ours, example, "the example names its repository");
+    let name = create_workflow(&ours);
+    awaiting_approval(&name);
+    assert_eq!(promoted(), None, "nothing is promoted before the approval");
+    assert!(resume(&name));
+    let wf = workflow_when(&name, Duration::from_secs(300), |wf| {
+        matches!(
+            wf["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed" | "Error")
+        )
+    });
+    assert_eq!(
+        wf["status"]["phase"],
+        "Succeeded",
+        "{name}: {}\n{:#?}\n{}",
+        wf["status"]["message"],
+        nodes(&wf),
+        logs()
+    );
+    assert_eq!(
+        promoted(),
+        Some(digest.clone()),
+        "production-latest is staging's v1.4.0"
+    );
+    let image = format!("{repository}:v1.4.0@{digest}");
+    let (servers, _) = super::settled(&STACK, |s, p| {
+        super::same_names(s, p) && s.iter().filter(|l| l.contains(&image)).count() == 3
+    });
+    assert_eq!(
+        servers
+            .iter()
+            .filter(|l| l.contains(&format!(" {image} None ")))
+            .count(),
+        3,
+        "three new servers run the promoted image by digest: {servers:?}"
+    );
+    agent_pods_gone(&name);
+    STACK.ok(
+        &[
+            "delete",
+            "configmap",
+            "gameops-plugin-config",
+            "-n",
+            ARGO_NS,
+        ],
+        None,
+    );
+    STACK.ok(
+        &[
+            "delete",
+            "gss",
+            "minecraft",
+            "-n",
+            super::GAME_NS,
+            "--wait=true",
+        ],
         None,
     );
 }
