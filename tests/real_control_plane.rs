@@ -24,6 +24,8 @@ mod argo;
 mod common;
 #[path = "real_control_plane/differential.rs"]
 mod differential;
+#[path = "real_control_plane/flux.rs"]
+mod flux;
 #[path = "real_control_plane/node.rs"]
 mod node;
 
@@ -147,8 +149,8 @@ fn kubectl_at(kubeconfig: &Path, dir: &Path, args: &[&str], input: Option<&str>)
 fn manifests_applied() -> &'static Output {
     static APPLIED: OnceLock<Output> = OnceLock::new();
     APPLIED.get_or_init(|| {
-        // `argo` comes with Argo's workflow controller (scripts/real-stack).
-        STACK.ok(&["create", "namespace", "flux-system"], None);
+        // `argo` and `flux-system` come with Argo's workflow controller and
+        // the Flux Operator (scripts/real-stack), as their installs create them.
         STACK.kubectl(
             &[
                 "apply",

@@ -293,6 +293,10 @@ fn insecure_no_auth_serves_without_a_token_and_says_so() {
         log.contains("WARN") && log.contains("WITHOUT authentication"),
         "{log}"
     );
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal: {log:?}"
+    );
 }
 
 #[test]

@@ -48,14 +48,17 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
-/// Logs to stderr: human-readable, or JSON lines for clusters (`json`);
-/// warnings only when `quiet`. `RUST_LOG` overrides the level.
+/// Logs to stderr: human-readable (coloured only on a terminal), or JSON
+/// lines for clusters (`json`); warnings only when `quiet`. `RUST_LOG`
+/// overrides the level.
 pub fn init_logging(json: bool, quiet: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

@@ -175,6 +175,35 @@ fn awaiting_approval(name: &str) {
     }
 }
 
+/// Prints how long the workflow took and its plugin steps (for
+/// BENCHMARKS.md: `--nocapture` shows it).
+fn report_timing(wf: &Value) {
+    let at = |v: &Value| v.as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let (Some(start), Some(end)) = (
+        at(&wf["status"]["startedAt"]),
+        at(&wf["status"]["finishedAt"]),
+    ) else {
+        return;
+    };
+    let mut steps: Vec<(String, i64)> = wf["status"]["nodes"]
+        .as_object()
+        .into_iter()
+        .flat_map(|n| n.values())
+        .filter(|n| n["type"] == "Plugin")
+        .filter_map(|n| {
+            let took = at(&n["finishedAt"])?.as_second() - at(&n["startedAt"])?.as_second();
+            Some((n["templateName"].as_str().unwrap_or("-").to_owned(), took))
+        })
+        .collect();
+    steps.sort_by_key(|(_, took)| *took);
+    eprintln!(
+        "timing: {} took {} s wall, {} plugin steps: {steps:?}",
+        wf["metadata"]["name"],
+        end.as_second() - start.as_second(),
+        steps.len()
+    );
+}
+
 /// What the node and the controller logged, for a failure message.
 fn logs() -> String {
     let mut text = String::new();
@@ -268,6 +297,7 @@ fn the_seamless_release_example_runs_through_argos_controller_and_agent() {
         nodes(&wf),
         logs()
     );
+    report_timing(&wf);
     let steps = nodes(&wf);
     for template in ["patch-image", "scale-up", "wait-ready"] {
         assert!(
