@@ -12,7 +12,9 @@
 //! 5. cold-restart recovery (store reopen, and until the API answers a LIST).
 //!
 //! Run with `cargo bench --bench apiserver`; `GAMEOPS_BENCH_N` changes the
-//! object count (default 10000).
+//! object count (default 10000). With `GAMEOPS_BENCH_KUBECONFIG=FILE` it
+//! measures 1-4 against that server instead (kube-apiserver from
+//! `scripts/real-stack up`, for the side-by-side in BENCHMARKS.md).
 #![allow(
     clippy::too_many_lines,
     reason = "a scenario or a table reads best top to bottom"
@@ -84,11 +86,12 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
 
-/// The server under test.
+/// The server under test: in-process (with its cluster and serving task),
+/// or external (kube-apiserver, `GAMEOPS_BENCH_KUBECONFIG`).
 struct Server {
-    cluster: Cluster,
+    cluster: Option<Cluster>,
     base: String,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -117,9 +120,9 @@ impl Server {
             }
         });
         Self {
-            cluster,
+            cluster: Some(cluster),
             base,
-            task,
+            task: Some(task),
         }
     }
 
@@ -138,9 +141,9 @@ impl Server {
             let _ = axum::serve(listener, app).await;
         });
         Self {
-            cluster,
+            cluster: Some(cluster),
             base,
-            task,
+            task: Some(task),
         }
     }
 
@@ -151,14 +154,52 @@ impl Server {
         )
     }
 
+    /// A server this process does not run, at `base`.
+    fn external(base: String) -> Self {
+        Self {
+            cluster: None,
+            base,
+            task: None,
+        }
+    }
+
+    /// The in-process cluster (the embedded server's own figures).
+    fn cluster(&self) -> &Cluster {
+        self.cluster.as_ref().expect("an in-process server")
+    }
+
+    /// The newest resourceVersion: the store's, or an external server's
+    /// from a LIST (etcd's revision, counting every write in the cluster).
+    async fn current_rv(&self, client: &reqwest::Client) -> u64 {
+        if let Some(cluster) = &self.cluster {
+            return cluster.store.current_rv();
+        }
+        let list: Value = client
+            .get(format!("{}?limit=1", self.collection()))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("list JSON");
+        list["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .expect("a resourceVersion")
+    }
+
     /// Stops serving and closes the store (finishing queued writes).
     async fn stop(self) {
-        self.task.abort();
-        let _ = self.task.await;
-        let store = self.cluster.store.clone();
-        tokio::task::spawn_blocking(move || store.close())
-            .await
-            .expect("close");
+        if let Some(task) = self.task {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(cluster) = self.cluster {
+            let store = cluster.store.clone();
+            tokio::task::spawn_blocking(move || store.close())
+                .await
+                .expect("close");
+        }
     }
 }
 
@@ -289,7 +330,8 @@ async fn patch_all(
     // Per-object flip counters so that every patch really changes the object
     // (the server skips no-op patches without writing).
     let flips: Arc<Vec<AtomicU32>> = Arc::new((0..n).map(|_| AtomicU32::new(0)).collect());
-    let rv_before = server.cluster.store.current_rv();
+    let rv_before = server.current_rv(client).await;
+    let checker = client.clone();
     let client = client.clone();
     let (wall, lat, failed) = run_concurrent(total, move |i| {
         let client = client.clone();
@@ -324,7 +366,7 @@ async fn patch_all(
     })
     .await;
     assert_eq!(failed, 0, "every patch must succeed");
-    let writes = server.cluster.store.current_rv() - rv_before;
+    let writes = server.current_rv(&checker).await - rv_before;
     (total as f64 / wall.as_secs_f64(), Lat::new(lat), writes)
 }
 
@@ -366,7 +408,7 @@ async fn read_watch(mut response: reqwest::Response, want: usize) -> Vec<Duratio
 
 /// Sequential patches, each stamped; returns (watch delivery, PATCH round trip).
 async fn watch_latency(client: &reqwest::Client, server: &Server, n: usize) -> (Lat, Lat) {
-    let rv = server.cluster.store.current_rv();
+    let rv = server.current_rv(client).await;
     let url = server.collection();
     let response = client
         .get(format!("{url}?watch=true&resourceVersion={rv}"))
@@ -568,7 +610,7 @@ async fn bench(n: usize) {
     // Diagnostic: the server-side cost of rendering the Table, in-process
     // (no HTTP, no client).
     let render = {
-        let store = server.cluster.store.clone();
+        let store = server.cluster().store.clone();
         tokio::task::spawn_blocking(move || {
             let def = gameops::cluster::apiserver::resources::find(
                 "game.kruise.io",
@@ -641,10 +683,12 @@ async fn bench(n: usize) {
 
     // Diagnostic: the same measurement with TCP_NODELAY on the server's
     // sockets (axum 0.8 `serve` leaves Nagle's algorithm on).
-    let diag = Server::nodelay(server.cluster.clone()).await;
+    let diag = Server::nodelay(server.cluster().clone()).await;
     let (nodelay_lat, _) = watch_latency(&client, &diag, n).await;
-    diag.task.abort();
-    let _ = diag.task.await;
+    if let Some(task) = diag.task {
+        task.abort();
+        let _ = task.await;
+    }
     eprintln!("watch (server TCP_NODELAY) p50 {:.2} ms", nodelay_lat.p50());
     rows.push(row(
         "  diagnostic: same, server sockets TCP_NODELAY",
@@ -753,8 +797,135 @@ async fn bench(n: usize) {
     );
 }
 
+/// A client for the server of `kubeconfig` (its first cluster and user:
+/// the CA, and a client certificate, as scripts/real-stack writes them);
+/// the server's URL.
+fn tls_client(kubeconfig: &Path) -> (String, reqwest::Client) {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(kubeconfig).expect("the kubeconfig");
+    let config: Value = serde_yaml_ng::from_str(&text).expect("kubeconfig YAML");
+    let data = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64 data"))
+            .expect("base64")
+    };
+    let cluster = &config["clusters"][0]["cluster"];
+    let user = &config["users"][0]["user"];
+    let ca = reqwest::Certificate::from_pem(&data(&cluster["certificate-authority-data"]))
+        .expect("the CA");
+    let mut pem = data(&user["client-key-data"]);
+    pem.extend(data(&user["client-certificate-data"]));
+    let identity = reqwest::Identity::from_pem(&pem).expect("the client certificate");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(CONCURRENCY * 2)
+        .add_root_certificate(ca)
+        .identity(identity)
+        .build()
+        .expect("client");
+    let base = cluster["server"].as_str().expect("a server").to_owned();
+    (base, client)
+}
+
+/// The same create, LIST, merge-patch and watch figures against the server
+/// of `kubeconfig` (kube-apiserver + etcd from scripts/real-stack, with
+/// OpenKruiseGame's CRDs), for the side-by-side in BENCHMARKS.md.
+async fn bench_external(kubeconfig: &Path, n: usize) {
+    let (base, client) = tls_client(kubeconfig);
+    let namespace =
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}});
+    let created = client
+        .post(format!("{base}/api/v1/namespaces"))
+        .json(&namespace)
+        .send()
+        .await
+        .expect("create the namespace");
+    assert!(
+        created.status().is_success() || created.status() == reqwest::StatusCode::CONFLICT,
+        "namespace {NS}: {}",
+        created.status()
+    );
+    let load_before = loadavg();
+    let server = Server::external(base.clone());
+    let mut rows = Vec::new();
+    let (create, create_lat) = create_all(&client, &server, n).await;
+    rows.push(row(
+        &format!("Create {n} GameServers (c={CONCURRENCY})"),
+        format!(
+            "{create:.0} obj/s (p50 {:.2} ms, p99 {:.2} ms)",
+            create_lat.p50(),
+            create_lat.p99()
+        ),
+        "-",
+        "mutating p99 <= 1 s",
+        verdict(create_lat.p99() <= SLO_MUTATING_MS),
+    ));
+    for (what, accept) in [("JSON", "application/json"), ("Table", TABLE_ACCEPT)] {
+        let (lat, size) = list_latency(&client, &server, accept, n).await;
+        rows.push(row(
+            &format!("LIST {n} as {what} ({LIST_RUNS} runs)"),
+            format!(
+                "p50 {:.1} ms, p99 {:.1} ms, {:.2} MB",
+                lat.p50(),
+                lat.p99(),
+                size as f64 / 1e6
+            ),
+            "-",
+            "namespaced LIST p99 <= 5 s",
+            verdict(lat.p99() <= SLO_LIST_MS),
+        ));
+    }
+    let total = 2 * n;
+    let (patches, patch_lat, _) = patch_all(&client, &server, n, total).await;
+    rows.push(row(
+        &format!("Merge-patch {total}x, random objects (c={CONCURRENCY})"),
+        format!(
+            "{patches:.0} patch/s (p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms)",
+            patch_lat.p50(),
+            patch_lat.p99(),
+            patch_lat.max()
+        ),
+        "-",
+        "mutating p99 <= 1 s",
+        verdict(patch_lat.p99() <= SLO_MUTATING_MS),
+    ));
+    let (watch_lat, rtt) = watch_latency(&client, &server, n).await;
+    rows.push(row(
+        &format!("Watch delivery, {WATCH_PATCHES} sequential patches"),
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+            watch_lat.p50(),
+            watch_lat.p99(),
+            watch_lat.max()
+        ),
+        "-",
+        "none official",
+        "-",
+    ));
+    rows.push(row(
+        "  (same patches: PATCH round trip, c=1)",
+        format!("p50 {:.2} ms, p99 {:.2} ms", rtt.p50(), rtt.p99()),
+        "-",
+        "mutating p99 <= 1 s",
+        verdict(rtt.p99() <= SLO_MUTATING_MS),
+    ));
+    println!();
+    println!(
+        "kube-apiserver benchmark: N = {n}, {} CPUs, server {base} ({})",
+        std::thread::available_parallelism().map_or(0, |p| p.get()),
+        kubeconfig.display()
+    );
+    println!(
+        "1-min load average: {load_before} before, {} after",
+        loadavg()
+    );
+    println!();
+    print_table(&rows);
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; there are no options besides the env var.
+    // `cargo bench` passes `--bench`; there are no options besides the env vars.
     let n = std::env::var("GAMEOPS_BENCH_N")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -764,5 +935,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    runtime.block_on(bench(n));
+    match std::env::var_os("GAMEOPS_BENCH_KUBECONFIG") {
+        Some(kubeconfig) => runtime.block_on(bench_external(Path::new(&kubeconfig), n)),
+        None => runtime.block_on(bench(n)),
+    }
 }

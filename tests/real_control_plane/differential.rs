@@ -190,6 +190,13 @@ fn cases() -> Vec<Case> {
             json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "not-the-uid"}}).to_string()),
         case("create b", Method::POST, SETS, JSON, set("b", json!(1))),
         case("deletecollection by label", Method::DELETE, &format!("{SETS}?labelSelector=diff%3Dyes"), JSON, String::new()),
+        // A client that still holds `a` writes after another one deleted it.
+        case("patch after another client deleted it", Method::PATCH, &a, MERGE,
+            json!({"spec": {"replicas": 8}}).to_string()),
+        case("update after another client deleted it", Method::PUT, &a, JSON,
+            set("a", json!(3)).replace("\"labels\"", "\"resourceVersion\":\"1\",\"labels\"")),
+        case("status patch after another client deleted it", Method::PATCH, &format!("{a}/status"), MERGE,
+            json!({"status": {"replicas": 1}}).to_string()),
         case("pod create", Method::POST, PODS, JSON,
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                 "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}).to_string()),
