@@ -797,42 +797,11 @@ async fn bench(n: usize) {
     );
 }
 
-/// A client for the server of `kubeconfig` (its first cluster and user:
-/// the CA, and a client certificate, as scripts/real-stack writes them);
-/// the server's URL.
-fn tls_client(kubeconfig: &Path) -> (String, reqwest::Client) {
-    use base64::Engine as _;
-    let text = std::fs::read_to_string(kubeconfig).expect("the kubeconfig");
-    let config: Value = serde_yaml_ng::from_str(&text).expect("kubeconfig YAML");
-    let data = |v: &Value| {
-        base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().expect("base64 data"))
-            .expect("base64")
-    };
-    let cluster = &config["clusters"][0]["cluster"];
-    let user = &config["users"][0]["user"];
-    let ca = reqwest::Certificate::from_pem(&data(&cluster["certificate-authority-data"]))
-        .expect("the CA");
-    let mut pem = data(&user["client-key-data"]);
-    pem.extend(data(&user["client-certificate-data"]));
-    let identity = reqwest::Identity::from_pem(&pem).expect("the client certificate");
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(CONCURRENCY * 2)
-        .add_root_certificate(ca)
-        .identity(identity)
-        .build()
-        .expect("client");
-    let base = cluster["server"].as_str().expect("a server").to_owned();
-    (base, client)
-}
-
 /// The same create, LIST, merge-patch and watch figures against the server
 /// of `kubeconfig` (kube-apiserver + etcd from scripts/real-stack, with
 /// OpenKruiseGame's CRDs), for the side-by-side in BENCHMARKS.md.
 async fn bench_external(kubeconfig: &Path, n: usize) {
-    let (base, client) = tls_client(kubeconfig);
+    let (base, client) = common::tls_client(kubeconfig, CONCURRENCY * 2);
     let namespace =
         serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}});
     let created = client

@@ -14,7 +14,11 @@
 //!    server (all 1,000 at N = 1,000; a sample of 1,000 extrapolated
 //!    linearly at N = 10,000).
 //!
-//! Run with `cargo bench --bench plugin`.
+//! Run with `cargo bench --bench plugin`. With
+//! `GAMEOPS_BENCH_KUBECONFIG=FILE` the same ops run against that server
+//! instead (kube-apiserver from `scripts/real-stack up`, with OKG's CRDs),
+//! through `gameops plugin` (the sidecar) started in-process with it as its
+//! cluster.
 #![allow(
     clippy::too_many_lines,
     reason = "a scenario or a table reads best top to bottom"
@@ -104,6 +108,51 @@ impl Bench {
             plugin_url,
             token,
             kubeconfig,
+            seq: AtomicUsize::new(0),
+        }
+    }
+
+    /// The sidecar in-process against the server of `kubeconfig` (its own
+    /// client, as in a cluster), and a client for that server's API.
+    async fn external(kubeconfig: &Path, dir: &Path) -> Self {
+        let (api, http) = common::tls_client(kubeconfig, CONCURRENCY * 2);
+        let token = "bench-token".to_owned();
+        let token_file = dir.join("token");
+        std::fs::write(&token_file, &token).expect("token file");
+        let listen: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+            .parse()
+            .expect("address");
+        let options = gameops::cli::plugin::SidecarOptions {
+            listen,
+            clusters: vec![format!("default={}", kubeconfig.display())],
+            token_file,
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            if let Err(e) = gameops::cli::plugin::run(&options).await {
+                eprintln!("sidecar stopped: {e}");
+            }
+        });
+        let health = format!("http://{listen}/healthz");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(&health)
+            .await
+            .map(|r| r.status().is_success())
+            .ok()
+            != Some(true)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the sidecar never became healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            http,
+            api,
+            plugin_url: format!("http://{listen}/api/v1/template.execute"),
+            token,
+            kubeconfig: kubeconfig.to_owned(),
             seq: AtomicUsize::new(0),
         }
     }
@@ -351,14 +400,33 @@ fn reset() -> Value {
     json!({"select": {"opsState": "WaitToBeDeleted"}, "opsState": "None"})
 }
 
+/// One call of `op` as Argo's agent makes it, to its end: a call still
+/// working answers Running with a requeue, and the same call (same
+/// template) again after it collects the result. The last reply and the
+/// wall time from the first call.
+async fn until_done(b: &Bench, op: &str, args: &Value) -> (Value, Duration) {
+    let n = b.seq.fetch_add(1, Ordering::Relaxed);
+    let template = format!("t-{n}");
+    let started = Instant::now();
+    loop {
+        let (reply, _) = b.call_as(WORKFLOW_UID, &template, op, args).await;
+        if phase(&reply) != "Running" {
+            return (reply, started.elapsed());
+        }
+        let requeue = reply["requeue"].as_str().unwrap_or("1s");
+        let secs: f64 = requeue.trim_end_matches('s').parse().unwrap_or(1.0);
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    }
+}
+
 /// One timed setOpsState over the whole fleet, then a reset; returns the
 /// call's wall time and the reset's.
 async fn bulk(b: &Bench, n: usize) -> (Duration, Duration) {
-    let (reply, d) = b.call("setOpsState", &to_wtbd()).await;
+    let (reply, d) = until_done(b, "setOpsState", &to_wtbd()).await;
     assert_eq!(phase(&reply), "Succeeded", "setOpsState: {reply}");
     assert_eq!(output(&reply, "count"), n.to_string(), "setOpsState count");
     assert_eq!(b.count_ops_state("WaitToBeDeleted").await, n);
-    let (reply, r) = b.call("setOpsState", &reset()).await;
+    let (reply, r) = until_done(b, "setOpsState", &reset()).await;
     assert_eq!(phase(&reply), "Succeeded", "reset: {reply}");
     assert_eq!(b.count_ops_state("None").await, n);
     (d, r)
@@ -375,7 +443,17 @@ fn main() {
 async fn run() {
     let dir = tempfile::tempdir().expect("temp dir");
     let load_before = load();
-    let b = Arc::new(Bench::start(dir.path()).await);
+    let external = std::env::var_os("GAMEOPS_BENCH_KUBECONFIG");
+    let b = Arc::new(match &external {
+        Some(kubeconfig) => Bench::external(Path::new(kubeconfig), dir.path()).await,
+        None => Bench::start(dir.path()).await,
+    });
+    if let Some(kubeconfig) = &external {
+        eprintln!(
+            "against {} (GAMEOPS_BENCH_KUBECONFIG)",
+            Path::new(kubeconfig).display()
+        );
+    }
     b.create_set().await;
     let d = b.create_servers(0..N_OPS).await;
     eprintln!(
@@ -534,8 +612,12 @@ async fn run() {
 
     // Results.
     println!();
+    let against = external.as_ref().map_or_else(
+        || "the embedded server".to_owned(),
+        |k| format!("kube-apiserver of {}", Path::new(k).display()),
+    );
     println!(
-        "Executor plugin ops over HTTP, N = {N_OPS} GameServers, {CALLS} sequential calls each"
+        "Executor plugin ops over HTTP, N = {N_OPS} GameServers, {CALLS} sequential calls each, against {against}"
     );
     println!(
         "| {:<44} | {:>8} | {:>8} | {:>8} | {:>6} | {:<22} |",

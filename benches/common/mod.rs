@@ -54,3 +54,38 @@ impl Lat {
         ms(self.sorted.last().copied().unwrap_or_default())
     }
 }
+
+/// A client for the server of `kubeconfig` (its first cluster and user:
+/// the CA, and a client certificate, as scripts/real-stack writes them);
+/// the server's URL. `idle`: connections kept per host.
+pub fn tls_client(kubeconfig: &std::path::Path, idle: usize) -> (String, reqwest::Client) {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(kubeconfig).expect("the kubeconfig");
+    let config: serde_json::Value = serde_yaml_ng::from_str(&text).expect("kubeconfig YAML");
+    let data = |v: &serde_json::Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64 data"))
+            .expect("base64")
+    };
+    let cluster = &config["clusters"][0]["cluster"];
+    let user = &config["users"][0]["user"];
+    let ca = reqwest::Certificate::from_pem(&data(&cluster["certificate-authority-data"]))
+        .expect("the CA");
+    let mut pem = data(&user["client-key-data"]);
+    pem.extend(data(&user["client-certificate-data"]));
+    let identity = reqwest::Identity::from_pem(&pem).expect("the client certificate");
+    // HTTP/1.1, as kube-rs speaks it (over
+    // HTTP/2, kube-apiserver's Go server answers a burst of concurrent
+    // streams with GOAWAY "too_many_internal_resets").
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(idle)
+        .add_root_certificate(ca)
+        .identity(identity)
+        .build()
+        .expect("client");
+    let base = cluster["server"].as_str().expect("a server").to_owned();
+    (base, client)
+}
