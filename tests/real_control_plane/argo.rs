@@ -266,10 +266,13 @@ fn agent_pods_gone(name: &str) {
 /// -f` as users start it, runs through Argo's workflow controller and
 /// agent: every step a call from `argoexec agent` to the gameops sidecar,
 /// which acts with its own ServiceAccount token. The Workflow Succeeds
-/// with the example's end table, the Allocated server untouched.
+/// with the example's end table; the rollback example right after on the
+/// same set Succeeds too. The Allocated server is never touched.
 #[test]
 #[ignore = "needs the real control plane (scripts/test runs it)"]
-fn the_seamless_release_example_runs_through_argos_controller_and_agent() {
+#[allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+fn the_seamless_release_then_the_rollback_example_run_through_argos_controller_and_agent() {
+    use super::common::seed::{NEW_IMAGE, OLD_IMAGE};
     manifests_applied();
     let _exclusive = fleet_exclusive();
     let _fleet = fleet_attached(&[]);
@@ -311,6 +314,41 @@ fn the_seamless_release_example_runs_through_argos_controller_and_agent() {
     // The controller deletes the agent pod of a finished workflow, and the
     // node removes it once its containers have stopped.
     agent_pods_gone(&name);
+
+    // The rollback example right after, on the same set, as users run it.
+    let rollback =
+        std::fs::read_to_string(format!("{REPO}/workflow-templates/examples/rollback.yaml"))
+            .expect("the rollback example");
+    let back = create_workflow(&rollback);
+    let wf = workflow_when(&back, Duration::from_secs(240), |wf| {
+        matches!(
+            wf["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed" | "Error")
+        )
+    });
+    assert_eq!(
+        wf["status"]["phase"],
+        "Succeeded",
+        "{back}: {}\n{:#?}\n{}",
+        wf["status"]["message"],
+        nodes(&wf),
+        logs()
+    );
+    let (servers, _) = super::settled(&STACK, |s, p| {
+        super::same_names(s, p) && s.iter().all(|l| !l.contains(NEW_IMAGE))
+    });
+    assert!(
+        servers
+            .iter()
+            .all(|l| l.contains(&format!(" {OLD_IMAGE} "))),
+        "{servers:?}"
+    );
+    assert_eq!(
+        servers[0],
+        format!("minecraft-0 {OLD_IMAGE} Allocated {allocated_uid}"),
+        "the Allocated server is never touched"
+    );
+    agent_pods_gone(&back);
     STACK.ok(
         &[
             "delete",
