@@ -104,7 +104,9 @@ pub enum SidecarError {
         reason: String,
     },
     /// A `GAMEOPS_CLUSTER_<NAME>` variable whose kubeconfig is unusable.
-    #[error("{var}: {reason} (cluster {name})")]
+    #[error(
+        "{var}: {reason} (cluster {name}); it must hold a kubeconfig file's text, e.g. from the Secret gameops-plugin-clusters (kubectl create secret generic gameops-plugin-clusters --from-file={var}=FILE)"
+    )]
     EnvCluster {
         /// The variable.
         var: String,
