@@ -71,6 +71,20 @@ enum Command {
         #[arg(default_value = "workflow-templates")]
         dir: PathBuf,
     },
+    /// Print a shell completion script, e.g.
+    /// `source <(gameops completions bash)`.
+    Completions {
+        /// The shell.
+        shell: CompletionShell,
+    },
+}
+
+/// The shells `gameops completions` writes scripts for.
+#[derive(Clone, Copy, ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// `gameops demo`.
@@ -233,6 +247,17 @@ impl SimulationArgs {
     }
 }
 
+/// Writes the completion script for `shell` to stdout.
+fn print_completions(shell: CompletionShell) {
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "gameops", &mut std::io::stdout());
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     let config = gameops::cli::load_config(cli.config.as_deref(), cli.config_yaml.as_deref())?;
     match cli.command {
@@ -262,6 +287,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             gameops::cli::fleet::run(&options).await
         }
         Command::Lint { dir } => gameops::cli::lint::run(&dir),
+        Command::Completions { shell } => {
+            print_completions(shell);
+            Ok(())
+        }
         Command::Plugin(args) => match args.command {
             Some(PluginCommand::Build { dir }) => {
                 let built = gameops::argo::packaging::build(&dir).map_err(|e| e.to_string())?;
