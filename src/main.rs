@@ -61,6 +61,14 @@ enum Command {
     /// The main job: an embedded fleet, seed 001's starting state, and the
     /// seamless-release pipeline run against it, with the resulting table.
     Demo(DemoArgs),
+    /// Where a GameServerSet stands: servers by image, state and opsState,
+    /// matches, draining servers, the release lease, the last release.
+    Status(Box<gameops::cli::status::StatusArgs>),
+    /// The releases and rollbacks of a GameServerSet, newest first.
+    History(Box<gameops::cli::history::HistoryArgs>),
+    /// Free a GameServerSet's release lease after saying who holds it;
+    /// refuses a workflow that still runs unless --force.
+    Unlock(Box<gameops::cli::unlock::UnlockArgs>),
     /// Attach the fleet controller and simulator (stand-ins for
     /// OpenKruiseGame and kubelet) to existing clusters, e.g. a kind cluster.
     Fleet(FleetArgs),
@@ -258,6 +266,39 @@ fn print_completions(shell: CompletionShell) {
     clap_complete::generate(shell, &mut command, "gameops", &mut std::io::stdout());
 }
 
+/// `gameops plugin`: the sidecar, or `plugin build`.
+async fn plugin(
+    args: PluginArgs,
+    config: std::sync::Arc<gameops::registry::config::Config>,
+) -> Result<(), String> {
+    match args.command {
+        Some(PluginCommand::Build { dir }) => {
+            let built = gameops::argo::packaging::build(&dir).map_err(|e| e.to_string())?;
+            println!("{} created", built.configmap.display());
+            println!("{} created", built.readme.display());
+            Ok(())
+        }
+        None => {
+            let a = args.sidecar;
+            let options = gameops::cli::plugin::SidecarOptions {
+                listen: a.listen,
+                clusters: a.clusters,
+                env_clusters: gameops::cli::plugin::env_clusters(
+                    std::env::vars_os()
+                        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+                ),
+                token_file: a.token_file,
+                insecure_no_auth: a.insecure_no_auth,
+                token_wait: Duration::from_secs(a.token_wait_secs),
+                config,
+            };
+            gameops::cli::plugin::run(&options)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     let config = gameops::cli::load_config(cli.config.as_deref(), cli.config_yaml.as_deref())?;
     match cli.command {
@@ -269,6 +310,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Resolve(args) => gameops::cli::resolve::run(config, *args).await,
         Command::Run(args) => gameops::cli::run::run(config, *args).await,
+        Command::Status(args) => gameops::cli::status::run(*args).await,
+        Command::History(args) => gameops::cli::history::run(*args).await,
+        Command::Unlock(args) => gameops::cli::unlock::run(*args).await,
         Command::Demo(a) => {
             let options = gameops::cli::demo::DemoOptions {
                 templates: a.templates,
@@ -291,33 +335,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             print_completions(shell);
             Ok(())
         }
-        Command::Plugin(args) => match args.command {
-            Some(PluginCommand::Build { dir }) => {
-                let built = gameops::argo::packaging::build(&dir).map_err(|e| e.to_string())?;
-                println!("{} created", built.configmap.display());
-                println!("{} created", built.readme.display());
-                Ok(())
-            }
-            None => {
-                let a = args.sidecar;
-                let options = gameops::cli::plugin::SidecarOptions {
-                    listen: a.listen,
-                    clusters: a.clusters,
-                    env_clusters: gameops::cli::plugin::env_clusters(
-                        std::env::vars_os().filter_map(|(k, v)| {
-                            Some((k.into_string().ok()?, v.into_string().ok()?))
-                        }),
-                    ),
-                    token_file: a.token_file,
-                    insecure_no_auth: a.insecure_no_auth,
-                    token_wait: Duration::from_secs(a.token_wait_secs),
-                    config,
-                };
-                gameops::cli::plugin::run(&options)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        },
+        Command::Plugin(args) => plugin(*args, config).await,
         Command::Serve(args) => {
             let options = ServeOptions {
                 api_listen: args.api_listen,

@@ -3,11 +3,15 @@
 
 pub mod demo;
 pub mod fleet;
+pub mod history;
 pub mod lint;
 pub mod plugin;
 pub mod resolve;
 pub mod run;
 pub mod serve;
+pub mod status;
+pub mod target;
+pub mod unlock;
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (`kill`, a pod stopping): the one
 /// shutdown signal of every long-running subcommand.

@@ -394,7 +394,7 @@ async fn steps(call: &Call<'_>, args: Args) -> Result<Outcome, Outcome> {
     let plan = plan(args).map_err(Outcome::Failed)?;
     let gss = ledger::acquire(call).await?;
     let selection = selection(&plan, &gss).map_err(Outcome::Failed)?;
-    let (gss, started) = progress::start(call, gss).await?;
+    let (gss, started) = progress::start(call, gss, ("drain", plan.timeout)).await?;
     let view = move_idle(call, &selection, plan.then).await?;
     let moved_now = moved(&view, &call.fingerprint, plan.then);
     let busy = busy(&view, &selection, plan.then);
@@ -502,6 +502,8 @@ mod tests {
             moved: Default::default(),
             off: Default::default(),
             failed: None,
+            op: None,
+            deadline: None,
         };
         let marks = |names: &[&str]| {
             names

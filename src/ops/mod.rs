@@ -7,6 +7,7 @@
 pub mod cas;
 pub mod check;
 mod drain;
+pub mod history;
 pub mod ledger;
 pub mod name_list;
 pub mod okg_marks;

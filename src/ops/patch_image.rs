@@ -1,9 +1,8 @@
 //! `patchImage`: set the image of one container of a GameServerSet's
 //! template (`container`, default the first), once per call however often
-//! Argo sends it. The image it replaces is appended to the set's image
-//! history (annotation `gameops.io/image-history`: a JSON list of
-//! `{container, image, at}`, newest last, the last 20 kept), which
-//! `rollback` restores from; image, history, idempotency record and lease
+//! Argo sends it. The change is appended to the set's image history
+//! ([`super::history`]: the image replaced, the new one, the workflow),
+//! which `rollback` restores from; image, history, idempotency record and lease
 //! land in one patch. Patching to the image already there (compared
 //! normalised) changes nothing and records no history. Outputs
 //! `previousImage` and `revision` (the controller's revision hash of the
@@ -12,17 +11,13 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::history::{self, HistoryEntry, ROLLED_BACK};
 use super::ledger::{self, Change};
-use super::{Call, Outcome};
+use super::{Call, Caller, Outcome};
 use crate::api::{GameServerSet, normalise_image};
-
-/// Annotation holding the image history.
-pub const HISTORY_ANNOTATION: &str = "gameops.io/image-history";
-/// Entries kept in the history.
-pub const KEEP_HISTORY: usize = 20;
 
 /// `plugin.gameops.patchImage`.
 #[derive(Debug, Deserialize)]
@@ -62,35 +57,6 @@ pub fn rolling_update(gss: &GameServerSet) -> Option<String> {
     })
 }
 
-/// One image a container ran before a change.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct HistoryEntry {
-    /// The container.
-    pub container: String,
-    /// The image it had.
-    pub image: String,
-    /// When it was replaced.
-    pub at: Timestamp,
-}
-
-/// The history on `gss`, oldest first (an unreadable one counts as empty).
-pub fn history(gss: &GameServerSet) -> Vec<HistoryEntry> {
-    gss.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(HISTORY_ANNOTATION))
-        .and_then(|h| serde_json::from_str(h).ok())
-        .unwrap_or_default()
-}
-
-/// `history` with `entry` appended, keeping the newest [`KEEP_HISTORY`].
-pub fn appended(mut history: Vec<HistoryEntry>, entry: HistoryEntry) -> Vec<HistoryEntry> {
-    history.push(entry);
-    let excess = history.len().saturating_sub(KEEP_HISTORY);
-    history.drain(..excess);
-    history
-}
-
 /// The template container `wanted` (default: the first) of `gss`: its
 /// index, name and image.
 pub fn container(
@@ -127,13 +93,14 @@ pub fn container(
 }
 
 /// The change setting container `wanted` of `gss` to `image` at `now`,
-/// for op `op` (`patchImage`, `rollback`): the template and history patch,
-/// message and outputs `previousImage` and `revision`.
+/// for op `op` (`patchImage`, `rollback`) of workflow `by`: the template
+/// and history patch, message and outputs `previousImage` and `revision`.
+/// A `rollback` also marks `by`'s earlier changes [`ROLLED_BACK`].
 pub fn set_image(
     gss: &GameServerSet,
     wanted: Option<&str>,
     image: &str,
-    op: &str,
+    (op, by): (&str, &Caller),
     now: Timestamp,
 ) -> Result<Change, String> {
     let (index, name, previous) = container(gss, wanted, op)?;
@@ -171,18 +138,15 @@ pub fn set_image(
     let revision = patched.revision();
     let mut patch = json!({"spec": {"gameServerTemplate": {"spec": {"containers": containers}}}});
     if let Some(previous) = &previous {
-        let history = appended(
-            history(gss),
-            HistoryEntry {
-                container: name.clone(),
-                image: previous.clone(),
-                at: now,
-            },
-        );
-        let history = serde_json::to_string(&history).map_err(|e| e.to_string())?;
+        let mut before = history::history(gss);
+        if op == "rollback" {
+            before =
+                history::concluded(before.clone(), &by.uid, ROLLED_BACK, now).unwrap_or(before);
+        }
+        let entry = HistoryEntry::change(&name, previous, image, op, by, now);
         json_patch::merge(
             &mut patch,
-            &json!({"metadata": {"annotations": {HISTORY_ANNOTATION: history}}}),
+            &history::patch(&history::appended(before, entry))?,
         );
     }
     Ok(Change {
@@ -230,7 +194,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
             gss,
             args.container.as_deref(),
             image,
-            "patchImage",
+            ("patchImage", call.workflow),
             Timestamp::now(),
         )
     })
@@ -240,6 +204,15 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::ops::history::HISTORY_ANNOTATION;
+
+    pub fn caller() -> Caller {
+        Caller {
+            name: "release-1".into(),
+            namespace: "default".into(),
+            uid: "uid-1".into(),
+        }
+    }
 
     pub fn gss(images: &[(&str, &str)]) -> GameServerSet {
         let containers: Vec<Value> = images
@@ -254,30 +227,11 @@ pub(crate) mod tests {
         .unwrap()
     }
 
-    fn entry(i: usize) -> HistoryEntry {
-        HistoryEntry {
-            container: "c".into(),
-            image: format!("img:{i}"),
-            at: Timestamp::UNIX_EPOCH,
-        }
-    }
-
-    #[test]
-    fn history_keeps_the_newest_twenty() {
-        let mut h = Vec::new();
-        for i in 0..25 {
-            h = appended(h, entry(i));
-        }
-        assert_eq!(h.len(), KEEP_HISTORY);
-        assert_eq!(h[0].image, "img:5");
-        assert_eq!(h[19].image, "img:24", "newest last");
-    }
-
     #[test]
     fn patches_the_named_or_first_container_and_records_history() {
         let set = gss(&[("minecraft", "mc:1"), ("sidecar", "envoy:1")]);
         let now = Timestamp::UNIX_EPOCH;
-        let c = set_image(&set, None, "mc:2", "patchImage", now).unwrap();
+        let c = set_image(&set, None, "mc:2", ("patchImage", &caller()), now).unwrap();
         assert_eq!(c.outputs["previousImage"], "mc:1");
         assert_eq!(
             c.patch["spec"]["gameServerTemplate"]["spec"]["containers"],
@@ -291,11 +245,14 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(
             h,
-            [HistoryEntry {
-                container: "minecraft".into(),
-                image: "mc:1".into(),
-                at: now
-            }]
+            [HistoryEntry::change(
+                "minecraft",
+                "mc:1",
+                "mc:2",
+                "patchImage",
+                &caller(),
+                now
+            )]
         );
         // The revision is the controller's, of the patched template.
         let mut patched = set.clone();
@@ -310,9 +267,16 @@ pub(crate) mod tests {
         assert_eq!(c.outputs["revision"], patched.revision());
         assert_ne!(c.outputs["revision"], set.revision());
 
-        let c = set_image(&set, Some("sidecar"), "envoy:2", "patchImage", now).unwrap();
+        let c = set_image(
+            &set,
+            Some("sidecar"),
+            "envoy:2",
+            ("patchImage", &caller()),
+            now,
+        )
+        .unwrap();
         assert_eq!(c.outputs["previousImage"], "envoy:1");
-        let e = set_image(&set, Some("nope"), "x", "patchImage", now).unwrap_err();
+        let e = set_image(&set, Some("nope"), "x", ("patchImage", &caller()), now).unwrap_err();
         assert!(e.contains("its containers are: minecraft, sidecar"), "{e}");
     }
 
@@ -323,7 +287,7 @@ pub(crate) mod tests {
             &set,
             None,
             "docker.io/library/nginx:latest",
-            "patchImage",
+            ("patchImage", &caller()),
             Timestamp::UNIX_EPOCH,
         )
         .unwrap();

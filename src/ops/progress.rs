@@ -65,6 +65,13 @@ pub struct Progress {
     /// a repeat of the call answers it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// The op waiting (`drain`, `waitReady`, `removeRetired`), for
+    /// `gameops status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// When it gives up (the first call plus `timeoutSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Timestamp>,
 }
 
 impl Progress {
@@ -76,7 +83,19 @@ impl Progress {
             moved: BTreeSet::new(),
             off: BTreeSet::new(),
             failed: None,
+            op: None,
+            deadline: None,
         }
+    }
+
+    /// This progress, of op `op` giving up `timeout` after it started.
+    #[must_use]
+    pub fn of_op(mut self, op: &str, timeout: Duration) -> Self {
+        self.op = Some(op.to_owned());
+        self.deadline = jiff::SignedDuration::try_from(timeout)
+            .ok()
+            .and_then(|t| self.started.checked_add(t).ok());
+        self
     }
 
     /// Time since the first call.
@@ -146,22 +165,19 @@ where
 pub async fn start(
     call: &Call<'_>,
     gss: GameServerSet,
+    (op, timeout): (&str, Duration),
 ) -> Result<(GameServerSet, Progress), Outcome> {
+    let fresh = || Progress::new(call, Timestamp::now()).of_op(op, timeout);
     let gss = write(call, gss, |g| {
-        Ok(of(g, call).is_none().then(|| {
-            patch(
-                g,
-                call,
-                Some(Progress::new(call, Timestamp::now())),
-                Timestamp::now(),
-            )
-        }))
+        Ok(of(g, call)
+            .is_none()
+            .then(|| patch(g, call, Some(fresh()), Timestamp::now())))
     })
     .await?;
     match of(&gss, call) {
         Some(p) => Ok((gss, p)),
         // Someone removed it (or it is unreadable): start again from now.
-        None => Ok((gss, Progress::new(call, Timestamp::now()))),
+        None => Ok((gss, fresh())),
     }
 }
 
@@ -192,6 +208,8 @@ mod tests {
             moved: BTreeSet::new(),
             off: BTreeSet::new(),
             failed: None,
+            op: None,
+            deadline: None,
         }
     }
 

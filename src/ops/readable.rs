@@ -105,8 +105,8 @@ const BOOKKEEPING: [(&str, Check); 4] = [
     (super::progress::WAITS_ANNOTATION, |s| {
         serde_json::from_str::<BTreeMap<String, super::progress::Progress>>(s).map(drop)
     }),
-    (super::patch_image::HISTORY_ANNOTATION, |s| {
-        serde_json::from_str::<Vec<super::patch_image::HistoryEntry>>(s).map(drop)
+    (super::history::HISTORY_ANNOTATION, |s| {
+        serde_json::from_str::<Vec<super::history::HistoryEntry>>(s).map(drop)
     }),
 ];
 

@@ -59,7 +59,7 @@ async fn steps(call: &Call<'_>, args: &Args) -> Result<Outcome, Outcome> {
             .unwrap_or(super::table::REMOVE_RETIRED_TIMEOUT),
     );
     let gss = ledger::acquire(call).await?;
-    let (_, started) = progress::start(call, gss).await?;
+    let (_, started) = progress::start(call, gss, ("removeRetired", timeout)).await?;
     let servers = select::list_servers(call).await?;
     let live: Vec<_> = servers.iter().filter(|g| !deleting(g)).collect();
     let mut unmarked: Vec<String> = Vec::new();

@@ -9,9 +9,10 @@
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use super::history::{self, HistoryEntry};
 use super::ledger::{self, Change};
-use super::patch_image::{self, HistoryEntry};
-use super::{Call, Outcome, values};
+use super::patch_image;
+use super::{Call, Caller, Outcome, values};
 use crate::api::{GameServerSet, images_match};
 
 /// `plugin.gameops.rollback`.
@@ -51,14 +52,14 @@ fn check(args: &Args) -> Result<(), String> {
 
 /// The image `args` restores from `gss`'s history, for container `name`.
 fn target(gss: &GameServerSet, name: &str, args: &Args) -> Result<String, String> {
-    let history = patch_image::history(gss);
+    let history = history::history(gss);
     let entries: Vec<&HistoryEntry> = history.iter().filter(|e| e.container == name).collect();
     let set = gss.metadata.name.as_deref().unwrap_or("");
     check(args)?;
     if entries.is_empty() {
         return Err(format!(
             "GameServerSet {set} has no image history for container {name} (annotation {}; patchImage records it): there is nothing to roll back to",
-            patch_image::HISTORY_ANNOTATION
+            history::HISTORY_ANNOTATION
         ));
     }
     match (args.to_image.as_deref().map(str::trim), args.steps) {
@@ -92,10 +93,10 @@ fn target(gss: &GameServerSet, name: &str, args: &Args) -> Result<String, String
 }
 
 /// The change rolling `gss` back as `args` asks, at `now`.
-fn change(gss: &GameServerSet, args: &Args, now: Timestamp) -> Result<Change, String> {
+fn change(gss: &GameServerSet, args: &Args, by: &Caller, now: Timestamp) -> Result<Change, String> {
     let (_, name, _) = patch_image::container(gss, args.container.as_deref(), "rollback")?;
     let image = target(gss, &name, args)?;
-    let mut change = patch_image::set_image(gss, Some(&name), &image, "rollback", now)?;
+    let mut change = patch_image::set_image(gss, Some(&name), &image, ("rollback", by), now)?;
     change.message = format!("rollback: {}", change.message);
     change.outputs.insert("image".to_owned(), image);
     Ok(change)
@@ -106,13 +107,16 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
     if let Err(e) = check(&args) {
         return Outcome::Failed(e);
     }
-    ledger::mutate(call, |gss| change(gss, &args, Timestamp::now())).await
+    ledger::mutate(call, |gss| {
+        change(gss, &args, call.workflow, Timestamp::now())
+    })
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::patch_image::tests::gss;
+    use crate::ops::patch_image::tests::{caller, gss};
 
     fn with_history(images: &[&str]) -> GameServerSet {
         let mut set = gss(&[("minecraft", "mc:4"), ("sidecar", "envoy:1")]);
@@ -122,6 +126,7 @@ mod tests {
                 container: "minecraft".into(),
                 image: (*i).into(),
                 at: Timestamp::UNIX_EPOCH,
+                ..HistoryEntry::default()
             })
             .collect();
         history.insert(
@@ -130,11 +135,12 @@ mod tests {
                 container: "sidecar".into(),
                 image: "envoy:0".into(),
                 at: Timestamp::UNIX_EPOCH,
+                ..HistoryEntry::default()
             },
         );
         set.metadata.annotations = Some(
             [(
-                patch_image::HISTORY_ANNOTATION.to_owned(),
+                history::HISTORY_ANNOTATION.to_owned(),
                 serde_json::to_string(&history).unwrap(),
             )]
             .into(),
@@ -154,15 +160,17 @@ mod tests {
     fn restores_by_steps_or_by_image() {
         let set = with_history(&["mc:1", "mc:2", "mc:3"]);
         let now = Timestamp::UNIX_EPOCH;
-        let c = change(&set, &args(None, None), now).unwrap();
+        let c = change(&set, &args(None, None), &caller(), now).unwrap();
         assert_eq!(c.outputs["image"], "mc:3");
         assert_eq!(c.outputs["previousImage"], "mc:4");
         assert_eq!(
-            change(&set, &args(None, Some(3)), now).unwrap().outputs["image"],
+            change(&set, &args(None, Some(3)), &caller(), now)
+                .unwrap()
+                .outputs["image"],
             "mc:1"
         );
         assert_eq!(
-            change(&set, &args(Some("mc:2"), None), now)
+            change(&set, &args(Some("mc:2"), None), &caller(), now)
                 .unwrap()
                 .outputs["image"],
             "mc:2"
@@ -172,12 +180,12 @@ mod tests {
             ..Args::default()
         };
         assert_eq!(
-            change(&set, &sidecar, now).unwrap().outputs["image"],
+            change(&set, &sidecar, &caller(), now).unwrap().outputs["image"],
             "envoy:0"
         );
         // The replaced image joins the history: rolling back again returns.
         let h: Vec<HistoryEntry> = serde_json::from_str(
-            c.patch["metadata"]["annotations"][patch_image::HISTORY_ANNOTATION]
+            c.patch["metadata"]["annotations"][history::HISTORY_ANNOTATION]
                 .as_str()
                 .unwrap(),
         )
@@ -186,21 +194,72 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_marks_its_own_workflows_release_rolled_back() {
+        let mut set = with_history(&["mc:1"]);
+        let now = Timestamp::UNIX_EPOCH;
+        let release =
+            crate::ops::patch_image::set_image(&set, None, "mc:5", ("patchImage", &caller()), now)
+                .unwrap();
+        let mut annotations = set.metadata.annotations.take().unwrap_or_default();
+        annotations.insert(
+            history::HISTORY_ANNOTATION.to_owned(),
+            release.patch["metadata"]["annotations"][history::HISTORY_ANNOTATION]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        set.metadata.annotations = Some(annotations);
+        if let Some(s) = set
+            .spec
+            .game_server_template
+            .as_mut()
+            .and_then(|t| t.pod_template.spec.as_mut())
+        {
+            s.containers[0].image = Some("mc:5".into());
+        }
+        let later = now + jiff::SignedDuration::from_secs(30);
+        let c = change(&set, &args(None, None), &caller(), later).unwrap();
+        let h: Vec<HistoryEntry> = serde_json::from_str(
+            c.patch["metadata"]["annotations"][history::HISTORY_ANNOTATION]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let n = h.len();
+        assert_eq!(h[n - 2].to.as_deref(), Some("mc:5"));
+        assert_eq!(h[n - 2].outcome.as_deref(), Some(history::ROLLED_BACK));
+        assert_eq!(h[n - 2].ended, Some(later));
+        assert_eq!(h[n - 1].op.as_deref(), Some("rollback"));
+        assert_eq!(
+            h[n - 1].outcome,
+            None,
+            "the rollback's own outcome comes later"
+        );
+        assert_eq!(h[0].outcome, None, "entries of no workflow are left alone");
+    }
+
+    #[test]
     fn says_clearly_when_it_cannot() {
         let now = Timestamp::UNIX_EPOCH;
-        let e = change(&gss(&[("minecraft", "mc:1")]), &args(None, None), now).unwrap_err();
+        let e = change(
+            &gss(&[("minecraft", "mc:1")]),
+            &args(None, None),
+            &caller(),
+            now,
+        )
+        .unwrap_err();
         assert!(
             e.contains("no image history for container minecraft"),
             "{e}"
         );
         let set = with_history(&["mc:1", "mc:2"]);
-        let e = change(&set, &args(None, Some(3)), now).unwrap_err();
+        let e = change(&set, &args(None, Some(3)), &caller(), now).unwrap_err();
         assert!(e.contains("2 entries, newest first: mc:2, mc:1"), "{e}");
-        let e = change(&set, &args(Some("mc:9"), None), now).unwrap_err();
+        let e = change(&set, &args(Some("mc:9"), None), &caller(), now).unwrap_err();
         assert!(e.contains("mc:9 is not in the image history"), "{e}");
-        assert!(change(&set, &args(Some("mc:1"), Some(1)), now).is_err());
+        assert!(change(&set, &args(Some("mc:1"), Some(1)), &caller(), now).is_err());
         assert!(
-            change(&set, &args(None, Some(0)), now)
+            change(&set, &args(None, Some(0)), &caller(), now)
                 .unwrap_err()
                 .contains("at least 1")
         );

@@ -310,7 +310,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::Unlock,
         name: "unlock",
         on_set: true,
-        args: &[],
+        args: &[arg("outcome", Ty::Text)],
         exactly_one: &[],
         at_most_one: &[],
         outputs: &["freed"],

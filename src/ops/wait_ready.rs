@@ -296,7 +296,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
         },
     };
     let replicas = gss.spec.replicas;
-    let (gss, started) = match progress::start(call, gss).await {
+    let (gss, started) = match progress::start(call, gss, ("waitReady", goal.timeout)).await {
         Ok(s) => s,
         Err(outcome) => return outcome,
     };

@@ -1,0 +1,65 @@
+//! The cluster and namespace an operator's command looks at, chosen as
+//! kubectl chooses them: `--kubeconfig` (else `KUBECONFIG`, else
+//! `~/.kube/config`, else the pod's ServiceAccount), `--context` (else the
+//! current one) and `-n` (else the context's namespace, else `default`).
+
+use std::path::PathBuf;
+
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Where `status`, `history` and `unlock` look.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// The namespace of the GameServerSet (default: the context's, else
+    /// default).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// The kubeconfig (default: KUBECONFIG, else ~/.kube/config, else the
+    /// pod's ServiceAccount).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+impl TargetArgs {
+    /// A client of the chosen cluster, and the namespace to look in.
+    pub async fn connect(&self) -> Result<(Client, String), String> {
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..Default::default()
+        };
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
+                    format!("cannot read the kubeconfig {}: {e}", path.display())
+                })?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "cannot use context {} of the kubeconfig {}: {e}",
+                            self.context.as_deref().unwrap_or("(current)"),
+                            path.display()
+                        )
+                    })?
+            }
+            None if self.context.is_some() => kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| format!("cannot use --context: {e}"))?,
+            None => kube::Config::infer().await.map_err(|e| {
+                format!(
+                    "no cluster to look at: {e}; give --kubeconfig FILE (gameops serve --kubeconfig-out and gameops demo --keep write one)"
+                )
+            })?,
+        };
+        let namespace = self
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let client = Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
+        Ok((client, namespace))
+    }
+}
