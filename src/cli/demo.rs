@@ -43,27 +43,6 @@ const SEED_GSS: &str = r#"{
   }
 }"#;
 
-/// The WorkflowTemplates built into the binary, so `gameops demo` needs no
-/// checkout; `--templates DIR` uses a directory instead.
-pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
-    (
-        "seamless-release.yaml",
-        include_str!("../../workflow-templates/seamless-release.yaml"),
-    ),
-    (
-        "rollback.yaml",
-        include_str!("../../workflow-templates/rollback.yaml"),
-    ),
-    (
-        "promote.yaml",
-        include_str!("../../workflow-templates/promote.yaml"),
-    ),
-    (
-        "multi-region-release.yaml",
-        include_str!("../../workflow-templates/multi-region-release.yaml"),
-    ),
-];
-
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -237,18 +216,6 @@ async fn watch_startups(
     }
 }
 
-/// The built-in templates as a library.
-pub fn builtin_library() -> Result<Library, runner::RunError> {
-    let staging = |e: std::io::Error| {
-        runner::RunError::Invalid(format!("cannot stage the built-in templates: {e}"))
-    };
-    let dir = tempfile::tempdir().map_err(staging)?;
-    for (name, text) in BUILTIN_TEMPLATES {
-        std::fs::write(dir.path().join(name), text).map_err(staging)?;
-    }
-    Library::load_dir(dir.path())
-}
-
 async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<(), DemoError>
 where
     F: FnMut() -> Fut,
@@ -398,7 +365,7 @@ async fn timed_run(
 pub async fn run(options: &DemoOptions) -> Result<Demo, DemoError> {
     let library = match &options.templates {
         Some(dir) => Library::load_dir(dir)?,
-        None => builtin_library()?,
+        None => Library::builtin()?,
     };
     let release = library.get("seamless-release").ok_or_else(|| {
         runner::RunError::Invalid("the templates have no seamless-release WorkflowTemplate".into())

@@ -2,6 +2,7 @@
 //! its plugin steps sent to an executor plugin over HTTP (another one, or
 //! one started in-process over the given clusters).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -18,9 +19,11 @@ pub struct RunArgs {
     /// A workflow parameter (repeatable).
     #[arg(short = 'p', long = "parameter", value_name = "KEY=VALUE")]
     pub parameters: Vec<String>,
-    /// The WorkflowTemplates that templateRef and workflowTemplateRef may name.
-    #[arg(long, default_value = "workflow-templates")]
-    pub templates: PathBuf,
+    /// The WorkflowTemplates that templateRef and workflowTemplateRef may
+    /// name [default: ./workflow-templates when it exists, else the ones
+    /// built into gameops].
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
     /// Approve every suspend step without asking.
     #[arg(long)]
     pub approve: bool,
@@ -71,17 +74,48 @@ async fn plugin_endpoint(
     Ok((PluginEndpoint { url, token }, Some(serving)))
 }
 
+/// The folder `gameops run` reads WorkflowTemplates from without
+/// `--templates`, when it exists.
+const CHECKOUT_TEMPLATES: &str = "workflow-templates";
+
+/// The WorkflowTemplates: `--templates`, else ./workflow-templates, else
+/// the built-in ones (said on stderr); and where they came from.
+fn library(a: &RunArgs) -> Result<(Library, String), String> {
+    let checkout = PathBuf::from(CHECKOUT_TEMPLATES);
+    let dir = a
+        .templates
+        .clone()
+        .or_else(|| checkout.is_dir().then_some(checkout));
+    match dir {
+        Some(dir) => {
+            let library = Library::load_dir(&dir)
+                .map_err(|e| format!("{e}; give --templates DIR holding the WorkflowTemplates, or leave it out for the built-in ones"))?;
+            Ok((library, dir.display().to_string()))
+        }
+        None => {
+            eprintln!(
+                "Using the WorkflowTemplates built into gameops (no ./{CHECKOUT_TEMPLATES} here; --templates DIR uses others)."
+            );
+            let library = Library::builtin().map_err(|e| e.to_string())?;
+            Ok((library, "the built-in templates".to_owned()))
+        }
+    }
+}
+
 /// The document to run: a file, or a WorkflowTemplate of the library.
-fn document(library: &Library, a: &RunArgs) -> Result<crate::argo::workflow::Document, String> {
+fn document(
+    library: &Library,
+    from: &str,
+    a: &RunArgs,
+) -> Result<crate::argo::workflow::Document, String> {
     let path = PathBuf::from(&a.target);
     if path.exists() {
         return runner::load_file(&path).map_err(|e| e.to_string());
     }
     let found = library.get(&a.target).ok_or_else(|| {
         format!(
-            "{} is neither a file nor a WorkflowTemplate in {} (it has: {})",
+            "{} is neither a file nor a WorkflowTemplate in {from} (it has: {}); give a file, one of those names, or --templates DIR holding it",
             a.target,
-            a.templates.display(),
             library.names().join(", ")
         )
     })?;
@@ -102,11 +136,81 @@ fn parameters(a: &RunArgs) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// The workflow parameters as they will be: `-p` over the document's own,
+/// over its WorkflowTemplate's.
+fn effective_parameters(
+    library: &Library,
+    doc: &crate::argo::workflow::Document,
+    given: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let mut out = BTreeMap::new();
+    let referenced = doc
+        .spec
+        .workflow_template_ref
+        .as_ref()
+        .and_then(|r| library.get(&r.name));
+    for d in referenced.iter().map(|d| &**d).chain([doc]) {
+        for p in &d.spec.arguments.parameters {
+            if let Some(v) = p.value.as_ref().or(p.default.as_ref()) {
+                out.insert(p.name.clone(), text(v));
+            }
+        }
+    }
+    out.extend(given.iter().cloned());
+    out
+}
+
+/// What Ctrl-C during a run prints: where the set was left, and the
+/// commands that continue or roll back.
+async fn interrupted(a: &RunArgs, parameters: &BTreeMap<String, String>) -> String {
+    let Some(set) = parameters.get("gameServerSet").filter(|s| !s.is_empty()) else {
+        return format!("{} was interrupted before it finished.", a.target);
+    };
+    let namespace = parameters
+        .get("namespace")
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&a.namespace)
+        .clone();
+    let client = match super::plugin::connect(&a.clusters).await {
+        Ok(clusters) => {
+            let wanted = parameters.get("cluster");
+            clusters
+                .iter()
+                .find(|(name, _)| Some(name) == wanted)
+                .or(clusters.first())
+                .map(|(_, c)| c.clone())
+        }
+        Err(_) => None,
+    };
+    let left = match client {
+        Some(client) => super::status::read(&client, &namespace, Some(set))
+            .await
+            .map(|s| {
+                s.iter()
+                    .map(|s| super::status::render(s, jiff::Timestamp::now()))
+                    .collect::<String>()
+            })
+            .unwrap_or_else(|e| format!("(cannot read the set: {e})\n")),
+        None => "(cannot reach its cluster to show it)\n".to_owned(),
+    };
+    let again: String = a.parameters.iter().map(|p| format!(" -p {p}")).collect();
+    format!(
+        "{target} was interrupted before it finished. GameServerSet {namespace}/{set} was left like this:\n\n{left}\n\
+         Its release lease stays with the interrupted run until it lapses; to go on, free it first:\n\
+         \x20 continue:  gameops unlock {set} -n {namespace} --force && gameops run {target}{again}\n\
+         \x20 roll back: gameops unlock {set} -n {namespace} --force && gameops run rollback -p gameServerSet={set} -p namespace={namespace}\n\
+         \x20 look:      gameops status {set} -n {namespace}",
+        target = a.target,
+    )
+}
+
 /// Runs the workflow; `Err` unless it Succeeded.
 pub async fn run(config: Arc<Config>, a: RunArgs) -> Result<(), String> {
-    let library = Library::load_dir(&a.templates).map_err(|e| e.to_string())?;
-    let doc = document(&library, &a)?;
+    let (library, from) = library(&a)?;
+    let doc = document(&library, &from, &a)?;
     let parameters = parameters(&a)?;
+    let effective = effective_parameters(&library, &doc, &parameters);
     let (plugin, _serving) = plugin_endpoint(config, &a).await?;
     let runner = Runner::new(
         library,
@@ -114,11 +218,14 @@ pub async fn run(config: Arc<Config>, a: RunArgs) -> Result<(), String> {
             plugin,
             approve: a.approve,
             parameters,
-            namespace: a.namespace,
+            namespace: a.namespace.clone(),
             live: true,
         },
     );
-    let result = runner.run(doc).await.map_err(|e| e.to_string())?;
+    let result = tokio::select! {
+        r = runner.run(doc) => r.map_err(|e| e.to_string())?,
+        () = super::shutdown_signal() => return Err(interrupted(&a, &effective).await),
+    };
     print!("{}", runner::summary(&result));
     if result.phase == "Succeeded" {
         Ok(())

@@ -21,6 +21,9 @@ use crate::ops::ledger::{self, Holder};
 use crate::ops::progress;
 use crate::ops::select::{current_state, deleting, ops_state, players};
 
+/// opsStates of servers a drain has already moved (they wait for removal).
+const RETIRED: [&str; 2] = ["WaitToBeDeleted", "Kill"];
+
 /// How often `-w` looks again.
 const REFRESH: Duration = Duration::from_secs(1);
 
@@ -148,7 +151,7 @@ fn in_match(gs: &GameServer) -> bool {
 }
 
 /// The servers a running `drain` of `gss` still waits for: those on
-/// another image than the template's.
+/// another image than the template's that it has not moved yet.
 fn draining(
     gss: &GameServerSet,
     servers: &[GameServer],
@@ -165,7 +168,7 @@ fn draining(
             let seconds = u64::try_from(now.duration_since(d.started).as_secs()).unwrap_or(0);
             servers
                 .iter()
-                .filter(|gs| !deleting(gs))
+                .filter(|gs| !deleting(gs) && !RETIRED.contains(&ops_state(gs)))
                 .filter(|gs| {
                     gs.status
                         .as_ref()
@@ -394,7 +397,7 @@ pub fn render(s: &SetStatus, now: Timestamp) -> String {
 }
 
 /// The sets `set` names (or all of them) and their servers, read now.
-async fn read(
+pub async fn read(
     client: &Client,
     namespace: &str,
     set: Option<&str>,

@@ -167,6 +167,9 @@ pub async fn holder(client: &kube::Client, lease: &Lease) -> Holder {
         {
             Holder::Finished("gone".into())
         }
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            Holder::Unknown("this cluster serves no Argo Workflows".into())
+        }
         Err(e) => Holder::Unknown(e.to_string()),
     }
 }

@@ -43,6 +43,27 @@ pub enum RunError {
     Invalid(String),
 }
 
+/// The WorkflowTemplates built into the binary, so `gameops demo` and
+/// `gameops run` need no checkout; `--templates DIR` uses a directory instead.
+pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "seamless-release.yaml",
+        include_str!("../../../workflow-templates/seamless-release.yaml"),
+    ),
+    (
+        "rollback.yaml",
+        include_str!("../../../workflow-templates/rollback.yaml"),
+    ),
+    (
+        "promote.yaml",
+        include_str!("../../../workflow-templates/promote.yaml"),
+    ),
+    (
+        "multi-region-release.yaml",
+        include_str!("../../../workflow-templates/multi-region-release.yaml"),
+    ),
+];
+
 /// WorkflowTemplates by name: what `templateRef` and
 /// `workflowTemplateRef` can name.
 #[derive(Debug, Default, Clone)]
@@ -68,6 +89,18 @@ pub fn load_file(path: &Path) -> Result<Document, RunError> {
 }
 
 impl Library {
+    /// The WorkflowTemplates built into the binary ([`BUILTIN_TEMPLATES`]).
+    pub fn builtin() -> Result<Self, RunError> {
+        let staging = |e: std::io::Error| {
+            RunError::Invalid(format!("cannot stage the built-in templates: {e}"))
+        };
+        let dir = tempfile::tempdir().map_err(staging)?;
+        for (name, text) in BUILTIN_TEMPLATES {
+            std::fs::write(dir.path().join(name), text).map_err(staging)?;
+        }
+        Self::load_dir(dir.path())
+    }
+
     /// The WorkflowTemplates in `dir` (`*.yaml`, `*.yml`; not recursive).
     pub fn load_dir(dir: &Path) -> Result<Self, RunError> {
         let mut library = Self::default();
