@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gameops::cli::serve::{self, ServeOptions};
+use gameops::cli::{LogArgs, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -15,32 +16,8 @@ use gameops::cli::serve::{self, ServeOptions};
     about = "Seamless releases of session-based game servers"
 )]
 struct Cli {
-    /// Log format: human-readable, or JSON lines for clusters.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
-    log_format: LogFormat,
-    /// gameops.yaml: registries (with auth), environments (repository and
-    /// tag filter), protected tags, the Flux endpoint's auth.
-    #[arg(long, global = true, env = "GAMEOPS_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// gameops.yaml's text itself, instead of --config (the executor
-    /// plugin's sidecar gets it this way under Argo).
-    #[arg(
-        long,
-        global = true,
-        env = "GAMEOPS_CONFIG_YAML",
-        hide_env_values = true,
-        value_name = "YAML",
-        conflicts_with = "config"
-    )]
-    config_yaml: Option<String>,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -103,11 +80,13 @@ struct DemoArgs {
     #[arg(long)]
     keep: bool,
     /// WorkflowTemplates from this directory instead of the built-in ones.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
     /// Where the kubeconfig goes with --keep (without it nothing is written).
     #[arg(long, default_value = ".gameops-demo")]
     workdir: PathBuf,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(clap::Args)]
@@ -152,6 +131,10 @@ struct SidecarArgs {
     /// Seconds to wait for the token file to appear.
     #[arg(long, default_value_t = 60, hide = true)]
     token_wait_secs: u64,
+    #[command(flatten)]
+    config: gameops::cli::ConfigArgs,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 /// `gameops fleet`.
@@ -166,6 +149,8 @@ struct FleetArgs {
     no_controller: bool,
     #[command(flatten)]
     simulation: SimulationArgs,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(clap::Args)]
@@ -173,7 +158,9 @@ struct ServeArgs {
     /// Address of the embedded API server.
     #[arg(long, default_value = "127.0.0.1:6443")]
     api_listen: SocketAddr,
-    /// Address of the service port (health; later the plugin, allocator, Flux endpoint, metrics).
+    /// Address of the service port: the executor plugin
+    /// (/api/v1/template.execute), the allocator (/v1/allocate), the Flux
+    /// input provider (/flux/v1/inputs), /metrics, /healthz and /readyz.
     #[arg(long, default_value = "127.0.0.1:4355")]
     listen: SocketAddr,
     /// Directory of the durable stores (one folder per cluster).
@@ -196,6 +183,10 @@ struct ServeArgs {
     no_controller: bool,
     #[command(flatten)]
     simulation: SimulationArgs,
+    #[command(flatten)]
+    config: gameops::cli::ConfigArgs,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 /// The simulated fleet of the embedded clusters.
@@ -255,6 +246,21 @@ impl SimulationArgs {
     }
 }
 
+impl Command {
+    /// The log settings of a subcommand that logs.
+    fn log(&self) -> Option<LogArgs> {
+        match self {
+            Self::Serve(a) => Some(a.log),
+            Self::Plugin(a) => Some(a.sidecar.log),
+            Self::Resolve(a) => Some(a.log),
+            Self::Run(a) => Some(a.log),
+            Self::Demo(a) => Some(a.log),
+            Self::Fleet(a) => Some(a.log),
+            _ => None,
+        }
+    }
+}
+
 /// Writes the completion script for `shell` to stdout.
 fn print_completions(shell: CompletionShell) {
     let shell = match shell {
@@ -267,10 +273,7 @@ fn print_completions(shell: CompletionShell) {
 }
 
 /// `gameops plugin`: the sidecar, or `plugin build`.
-async fn plugin(
-    args: PluginArgs,
-    config: std::sync::Arc<gameops::registry::config::Config>,
-) -> Result<(), String> {
+async fn plugin(args: PluginArgs) -> Result<(), String> {
     match args.command {
         Some(PluginCommand::Build { dir }) => {
             let built = gameops::argo::packaging::build(&dir).map_err(|e| e.to_string())?;
@@ -290,7 +293,7 @@ async fn plugin(
                 token_file: a.token_file,
                 insecure_no_auth: a.insecure_no_auth,
                 token_wait: Duration::from_secs(a.token_wait_secs),
-                config,
+                config: a.config.load()?,
             };
             gameops::cli::plugin::run(&options)
                 .await
@@ -300,7 +303,6 @@ async fn plugin(
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let config = gameops::cli::load_config(cli.config.as_deref(), cli.config_yaml.as_deref())?;
     match cli.command {
         Command::Crds => {
             let yaml =
@@ -308,8 +310,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{yaml}");
             Ok(())
         }
-        Command::Resolve(args) => gameops::cli::resolve::run(config, *args).await,
-        Command::Run(args) => gameops::cli::run::run(config, *args).await,
+        Command::Resolve(args) => gameops::cli::resolve::run(*args).await,
+        Command::Run(args) => gameops::cli::run::run(*args).await,
         Command::Status(args) => gameops::cli::status::run(*args).await,
         Command::History(args) => gameops::cli::history::run(*args).await,
         Command::Unlock(args) => gameops::cli::unlock::run(*args).await,
@@ -335,7 +337,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             print_completions(shell);
             Ok(())
         }
-        Command::Plugin(args) => plugin(*args, config).await,
+        Command::Plugin(args) => plugin(*args).await,
         Command::Serve(args) => {
             let options = ServeOptions {
                 api_listen: args.api_listen,
@@ -347,7 +349,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 api_token_file: args.api_token_file,
                 controller: !args.no_controller,
                 simulator: args.simulation.config()?,
-                config,
+                config: args.config.load()?,
                 write_plugin_token: true,
             };
             let running = serve::start(&options).await.map_err(|e| e.to_string())?;
@@ -361,7 +363,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo's own output tells the story; its server's logs stay quiet.
     let quiet = matches!(cli.command, Command::Demo(_));
-    gameops::cli::init_logging(matches!(cli.log_format, LogFormat::Json), quiet);
+    let log = cli.command.log().unwrap_or_default();
+    gameops::cli::init_logging(log.log_format == LogFormat::Json, quiet);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

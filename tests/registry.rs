@@ -338,6 +338,10 @@ async fn promotion_copies_the_manifest_once_and_never_moves_a_protected_tag() {
 }
 
 #[tokio::test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one registry, the command's answers and messages in turn"
+)]
 async fn gameops_resolve_prints_tag_digest_and_image() {
     let registry = Registry::start();
     let repository = format!("{}/{REPO}", registry.host);
@@ -395,6 +399,58 @@ async fn gameops_resolve_prints_tag_digest_and_image() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("v2.0.0-rc.1\t"), "{text}");
+
+    let gameops = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gameops"))
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    // --limit 0: every tag the filter keeps, newest first.
+    let out = gameops(&[
+        "resolve",
+        "--insecure",
+        "--repository",
+        &repository,
+        "--semver",
+        ">=1.0.0",
+        "--limit",
+        "0",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tags: Vec<&str> = text.lines().filter_map(|l| l.split('\t').next()).collect();
+    assert_eq!(tags, ["v1.4.0", "v1.0.0"], "{text}");
+    // HTTPS to a plain-HTTP registry says what to change, not "unavailable".
+    let out = gameops(&["resolve", "--repository", &repository]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("registry {} speaks plain HTTP", registry.host))
+            && err.contains("insecure: true")
+            && !err.contains("unavailable"),
+        "{err}"
+    );
+    // An environment the given config lacks: named, with what it has, and
+    // no request for the --config that was given.
+    let out = gameops(&[
+        "resolve",
+        "--env",
+        "prod",
+        "--config",
+        &path.display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--env prod is not an environment of") && err.contains("it has: staging"),
+        "{err}"
+    );
+    assert!(!err.contains("pass --config"), "{err}");
+    let out = gameops(&["resolve", "--env", "prod"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no configuration was given; pass --config"),
+        "{err}"
+    );
 
     // A bad filter is a clear startup error naming the environment and field.
     std::fs::write(

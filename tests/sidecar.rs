@@ -267,6 +267,12 @@ fn sidecar_waits_for_the_agent_to_write_the_token() {
         sidecar.child.try_wait().ok().flatten().is_none(),
         "still waiting"
     );
+    let log = sidecar.log();
+    assert!(
+        log.contains("waiting for the token file")
+            && log.contains(&token_file.display().to_string()),
+        "it says what it waits for while it waits: {log}"
+    );
     write_token(dir.path(), TOKEN);
     sidecar.wait_healthy(Duration::from_secs(20));
     let other = template(json!({"slack": {}}));

@@ -12,6 +12,11 @@ pub fn run(dir: &Path) -> Result<(), String> {
         println!("{}: every template is well-formed", dir.display());
         Ok(())
     } else {
-        Err(format!("{} problems in {}", findings.len(), dir.display()))
+        let n = findings.len();
+        Err(format!(
+            "{n} problem{} in {}",
+            if n == 1 { "" } else { "s" },
+            dir.display()
+        ))
     }
 }

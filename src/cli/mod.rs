@@ -52,6 +52,24 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// JSON lines, for clusters.
+    Json,
+}
+
+/// `--log-format`: the subcommands that log take it.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct LogArgs {
+    /// Log format: human-readable, or JSON lines for clusters.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
 /// Logs to stderr: human-readable (coloured only on a terminal), or JSON
 /// lines for clusters (`json`); warnings only when `quiet`. `RUST_LOG`
 /// overrides the level.
@@ -71,20 +89,39 @@ pub fn init_logging(json: bool, quiet: bool) {
     }
 }
 
-/// Reads `--config FILE`, or the configuration's text itself
-/// (`GAMEOPS_CONFIG_YAML`, how the sidecar gets it under Argo); an empty
-/// configuration without either.
-pub fn load_config(
-    path: Option<&std::path::Path>,
-    text: Option<&str>,
-) -> Result<std::sync::Arc<crate::registry::config::Config>, String> {
-    use crate::registry::config::Config;
-    let config = match (path, text) {
-        (Some(p), _) => Config::load(p),
-        (None, Some(text)) => Config::parse(text, std::path::Path::new("$GAMEOPS_CONFIG_YAML")),
-        (None, None) => return Ok(std::sync::Arc::default()),
-    };
-    config.map(std::sync::Arc::new).map_err(|e| e.to_string())
+/// `--config FILE` or `GAMEOPS_CONFIG_YAML`: the subcommands that read
+/// gameops.yaml (registries, environments, protected tags, the Flux
+/// endpoint's auth) take these.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigArgs {
+    /// gameops.yaml: registries (with auth), environments (repository and
+    /// tag filter), protected tags, the Flux endpoint's auth.
+    #[arg(long, env = "GAMEOPS_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// gameops.yaml's text itself, instead of --config (the executor
+    /// plugin's sidecar gets it this way under Argo).
+    #[arg(
+        long,
+        env = "GAMEOPS_CONFIG_YAML",
+        hide_env_values = true,
+        value_name = "YAML",
+        conflicts_with = "config"
+    )]
+    pub config_yaml: Option<String>,
+}
+
+impl ConfigArgs {
+    /// Reads `--config FILE`, or the configuration's text itself
+    /// (`GAMEOPS_CONFIG_YAML`); an empty configuration without either.
+    pub fn load(&self) -> Result<std::sync::Arc<crate::registry::config::Config>, String> {
+        use crate::registry::config::Config;
+        let config = match (&self.config, &self.config_yaml) {
+            (Some(p), _) => Config::load(p),
+            (None, Some(text)) => Config::parse(text, std::path::Path::new("$GAMEOPS_CONFIG_YAML")),
+            (None, None) => return Ok(std::sync::Arc::default()),
+        };
+        config.map(std::sync::Arc::new).map_err(|e| e.to_string())
+    }
 }
 
 /// Why a token file gave no token.

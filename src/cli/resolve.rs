@@ -55,12 +55,19 @@ pub struct ResolveArgs {
     /// Direction of --order-by: asc or desc (default desc: newest first).
     #[arg(long, requires = "order_by")]
     pub direction: Option<String>,
-    /// How many tags to print (default 1).
+    /// How many tags to print, newest first; 0 prints every tag the
+    /// filter keeps.
     #[arg(long, default_value_t = 1)]
     pub limit: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// The configuration (environments, registries).
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
+    /// The log format.
+    #[command(flatten)]
+    pub log: super::LogArgs,
 }
 
 /// What to resolve: a name for messages, the repository and its filter.
@@ -71,15 +78,19 @@ type Target = (String, String, Filter);
 fn target(config: &mut Config, a: &ResolveArgs) -> Result<Target, String> {
     match (&a.env, &a.repository) {
         (Some(env), _) => {
-            let e = config.environments.get(env).ok_or_else(|| {
-                format!(
-                    "environment {env:?} is not in the config; known: {} (pass --config gameops.yaml)",
-                    if config.environments.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        config.environment_names().join(", ")
-                    }
-                )
+            let e = config.environments.get(env).ok_or_else(|| match &config.source {
+                None => format!(
+                    "--env {env}: no configuration was given; pass --config gameops.yaml (its environments: name the repository and tag filter of each)"
+                ),
+                Some(source) if config.environments.is_empty() => format!(
+                    "--env {env}: {} defines no environments; add one under environments:",
+                    source.display()
+                ),
+                Some(source) => format!(
+                    "--env {env} is not an environment of {}; it has: {}",
+                    source.display(),
+                    config.environment_names().join(", ")
+                ),
             })?;
             Ok((env.clone(), e.repository.clone(), e.filter.clone()))
         }
@@ -125,17 +136,19 @@ fn ad_hoc_filter(a: &ResolveArgs) -> Result<Filter, String> {
 }
 
 /// Resolves and prints.
-pub async fn run(config: Arc<Config>, a: ResolveArgs) -> Result<(), String> {
-    let mut config = Config::clone(&config);
+pub async fn run(a: ResolveArgs) -> Result<(), String> {
+    let mut config = Config::clone(&*a.config.load()?);
     let (what, repository, mut filter) = target(&mut config, &a)?;
-    // --limit may ask for more than the filter's own limit keeps.
+    // --limit may ask for more than the filter's own limit keeps; 0 asks
+    // for all it keeps.
     filter.limit = Some(filter.limit.unwrap_or(100).max(a.limit));
+    let first = if a.limit == 0 { usize::MAX } else { a.limit };
     let compiled = filter
         .compile()
         .map_err(|e| format!("the filter of {what}: {e}"))?;
     let resolver = Resolver::new(Arc::new(config)).map_err(|e| e.to_string())?;
     let found = resolver
-        .resolve(&repository, &compiled, a.limit)
+        .resolve(&repository, &compiled, first)
         .await
         .map_err(|e| format!("{what}: {e}"))?;
     match a.output {

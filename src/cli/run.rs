@@ -40,6 +40,12 @@ pub struct RunArgs {
     /// The namespace the workflow runs in (the ops' default namespace).
     #[arg(long, default_value = "default")]
     pub namespace: String,
+    /// The in-process plugin's configuration (registries, environments).
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
+    /// The log format.
+    #[command(flatten)]
+    pub log: super::LogArgs,
 }
 
 /// The plugin the steps go to: another one (`--plugin`), or one started
@@ -49,6 +55,13 @@ async fn plugin_endpoint(
     a: &RunArgs,
 ) -> Result<(PluginEndpoint, Option<tokio::task::JoinHandle<()>>), String> {
     if let (Some(url), Some(file)) = (&a.plugin, &a.plugin_token_file) {
+        let parsed = reqwest::Url::parse(url).ok();
+        if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+            return Err(format!(
+                "--plugin {url} is not a URL of a plugin: write it with its scheme, e.g. --plugin http://{}",
+                url.trim_start_matches("//")
+            ));
+        }
         let token = super::read_token(file, std::time::Duration::ZERO)
             .await
             .map_err(|e| format!("--plugin-token-file {} {e}", file.display()))?;
@@ -206,7 +219,8 @@ async fn interrupted(a: &RunArgs, parameters: &BTreeMap<String, String>) -> Stri
 }
 
 /// Runs the workflow; `Err` unless it Succeeded.
-pub async fn run(config: Arc<Config>, a: RunArgs) -> Result<(), String> {
+pub async fn run(a: RunArgs) -> Result<(), String> {
+    let config = a.config.load()?;
     let (library, from) = library(&a)?;
     let doc = document(&library, &from, &a)?;
     let parameters = parameters(&a)?;

@@ -49,7 +49,7 @@ pub struct StatusArgs {
 pub enum Format {
     /// Tables for people.
     Text,
-    /// One JSON document (per refresh with -w) for scripts.
+    /// JSON, for scripts.
     Json,
 }
 

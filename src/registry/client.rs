@@ -84,6 +84,14 @@ pub enum RegistryError {
     /// A repository or tag that cannot form a reference.
     #[error("{0:?} is not a valid image reference")]
     Reference(String),
+    /// HTTPS was tried on a registry that speaks plain HTTP.
+    #[error(
+        "registry {host} speaks plain HTTP, not HTTPS: add `insecure: true` for {host} under registries in gameops.yaml (gameops resolve: --insecure)"
+    )]
+    PlainHttp {
+        /// The registry.
+        host: String,
+    },
     /// The HTTP client could not be built.
     #[error("cannot set up the registry client: {0}")]
     Setup(String),
@@ -279,10 +287,29 @@ impl RegistryClient {
                 }
             }
         }
+        if self.speaks_plain_http(host).await {
+            return Err(RegistryError::PlainHttp {
+                host: host.to_owned(),
+            });
+        }
         Err(RegistryError::Unavailable {
             host: host.to_owned(),
             reason: format!("{last} (after {ATTEMPTS} attempts)"),
         })
+    }
+
+    /// Whether `host`, reached over HTTPS and failing, answers plain HTTP
+    /// instead (the commonest cause of a local registry "unavailable").
+    async fn speaks_plain_http(&self, host: &str) -> bool {
+        if self.config.registry(host).insecure {
+            return false;
+        }
+        self.http
+            .get(format!("http://{host}/v2/"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .is_ok()
     }
 
     /// Classifies an `oci-client` outcome: done, or a failure to retry or

@@ -101,6 +101,12 @@ pub enum LintError {
         /// The parser's message.
         message: String,
     },
+    /// The directory holds nothing to check.
+    #[error(
+        "{} holds no WorkflowTemplates (no *.yaml or *.yml file in it or in its examples/): nothing to check; give the folder that holds them, e.g. gameops lint workflow-templates",
+        .0.display()
+    )]
+    Empty(PathBuf),
 }
 
 fn line_suffix(line: &Option<usize>) -> String {
@@ -126,12 +132,7 @@ pub fn lint_dir(dir: &Path) -> Result<Vec<Finding>, LintError> {
         files
     };
     if files.is_empty() {
-        return Ok(vec![Finding {
-            file: dir.to_path_buf(),
-            template: String::new(),
-            field: String::new(),
-            message: "no *.yaml or *.yml file here or in examples/: nothing to check".into(),
-        }]);
+        return Err(LintError::Empty(dir.to_path_buf()));
     }
     let mut docs = Vec::new();
     for file in files {

@@ -120,6 +120,9 @@ pub struct Config {
     pub flux_auth: FluxAuth,
     /// How long the Flux endpoint reuses an answer.
     pub flux_cache: Duration,
+    /// Where it was read from (`--config`'s file, `$GAMEOPS_CONFIG_YAML`);
+    /// `None` when none was given.
+    pub source: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -130,6 +133,7 @@ impl Default for Config {
             protected_tags: Vec::new(),
             flux_auth: FluxAuth::None,
             flux_cache: DEFAULT_FLUX_CACHE,
+            source: None,
         }
     }
 }
@@ -322,6 +326,7 @@ impl Config {
                 .flux
                 .cache_seconds
                 .map_or(DEFAULT_FLUX_CACHE, Duration::from_secs),
+            source: Some(path.to_owned()),
         })
     }
 
