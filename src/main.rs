@@ -35,7 +35,7 @@ enum Command {
     /// Run a Workflow or WorkflowTemplate locally, as Argo would: plugin
     /// steps go to the executor plugin over HTTP.
     Run(Box<gameops::cli::run::RunArgs>),
-    /// The main job: an embedded fleet, seed 001's starting state, and the
+    /// The main job: an embedded fleet, the starting state of OpenKruiseGame's seamless-release example, and the
     /// seamless-release pipeline run against it, with the resulting table.
     Demo(DemoArgs),
     /// Where a GameServerSet stands: servers by image, state and opsState,

@@ -297,7 +297,7 @@ async fn seed(client: &kube::Client, options: &DemoOptions) -> Result<(), DemoEr
     let servers: Api<GameServer> = Api::namespaced(client.clone(), "default");
     say(
         options,
-        "seed 001: GameServerSet minecraft, 3 servers of 1.12.2 starting…",
+        "OpenKruiseGame's seamless-release example: GameServerSet minecraft, 3 servers of 1.12.2 starting…",
     );
     wait_for("3 Ready servers", Duration::from_secs(60), || async {
         let list = servers.list(&ListParams::default()).await?;
@@ -318,7 +318,7 @@ async fn seed(client: &kube::Client, options: &DemoOptions) -> Result<(), DemoEr
         .await?;
     say(
         options,
-        "seed 001: minecraft-0 is in a match (opsState Allocated)",
+        "OpenKruiseGame's seamless-release example: minecraft-0 is in a match (opsState Allocated)",
     );
 
     Ok(())
@@ -475,7 +475,7 @@ pub fn closing_line(phase: &str, total: Duration, starting: Duration) -> String 
         );
     }
     format!(
-        "seamless-release {phase} in {secs:.1} s: {waited:.1} s waiting for the simulated servers to start, {overhead:.1} s of pipeline overhead (the seed's recipe: four pods, ~{SEED_SECONDS} s: {:.0}x faster)",
+        "seamless-release {phase} in {secs:.1} s: {waited:.1} s waiting for the simulated servers to start, {overhead:.1} s of pipeline overhead (OpenKruiseGame's seamless-release example by hand: four pods, ~{SEED_SECONDS} s: {:.0}x faster)",
         SEED_SECONDS as f64 / overhead.max(0.1),
     )
 }
