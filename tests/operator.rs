@@ -417,6 +417,10 @@ fn watch_redraws_in_place_on_a_terminal_and_prints_blocks_through_a_pipe() {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "the interrupted run, its report and the commands it prints, in order"
+)]
 fn ctrl_c_during_a_run_says_where_the_set_was_left_and_its_commands_work() {
     let srv = Server::start_fleet(FLEET);
     let busy = seeded_with_a_match(&srv);
@@ -475,20 +479,30 @@ fn ctrl_c_during_a_run_says_where_the_set_was_left_and_its_commands_work() {
         .trim_start()
         .trim_start_matches("roll back:")
         .trim();
-    // Follow it as printed: unlock, then roll back.
-    let (unlock, run) = command.split_once(" && ").expect("two commands");
-    let unlock_args: Vec<&str> = unlock.split_whitespace().skip(1).collect();
-    stdout(&gameops(&srv, &unlock_args));
-    let run_args: Vec<&str> = run.split_whitespace().skip(2).collect();
-    let params: Vec<&str> = run_args[1..]
-        .iter()
-        .filter(|a| **a != "-p")
-        .copied()
-        .collect();
-    let rolled = start_run(&srv, run_args[0], &params)
-        .wait_with_output()
-        .expect("run");
-    assert!(rolled.status.success(), "{}", text(&rolled));
+    assert!(
+        command.contains("--templates") && command.contains("--plugin http://"),
+        "the same way of running: {command}"
+    );
+    // Follow it as printed, in a shell: unlock, then roll back.
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_gameops"))
+        .parent()
+        .expect("bin dir")
+        .to_owned();
+    let rolled = Command::new("bash")
+        .args(["-e", "-c", command])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("KUBECONFIG", srv.kubeconfig())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("bash");
+    assert!(rolled.status.success(), "{command}\n{}", text(&rolled));
     let s = status_json(&srv);
     assert_eq!(s["template_image"], OLD, "{s:#}");
     let history = stdout(&gameops(&srv, &["history", "minecraft"]));

@@ -207,12 +207,31 @@ async fn interrupted(a: &RunArgs, parameters: &BTreeMap<String, String>) -> Stri
             .unwrap_or_else(|e| format!("(cannot read the set: {e})\n")),
         None => "(cannot reach its cluster to show it)\n".to_owned(),
     };
+    // The same way of running: templates, plugin, clusters.
+    let mut how = String::new();
+    if let Some(dir) = &a.templates {
+        how.push_str(&format!(" --templates {}", dir.display()));
+    }
+    if let (Some(url), Some(file)) = (&a.plugin, &a.plugin_token_file) {
+        how.push_str(&format!(
+            " --plugin {url} --plugin-token-file {}",
+            file.display()
+        ));
+    }
+    for c in &a.clusters {
+        how.push_str(&format!(" --cluster {c}"));
+    }
     let again: String = a.parameters.iter().map(|p| format!(" -p {p}")).collect();
+    let cluster = parameters
+        .get("cluster")
+        .filter(|c| !c.is_empty())
+        .map(|c| format!(" -p cluster={c}"))
+        .unwrap_or_default();
     format!(
         "{target} was interrupted before it finished. GameServerSet {namespace}/{set} was left like this:\n\n{left}\n\
          Its release lease stays with the interrupted run until it lapses; to go on, free it first:\n\
-         \x20 continue:  gameops unlock {set} -n {namespace} --force && gameops run {target}{again}\n\
-         \x20 roll back: gameops unlock {set} -n {namespace} --force && gameops run rollback -p gameServerSet={set} -p namespace={namespace}\n\
+         \x20 continue:  gameops unlock {set} -n {namespace} --force && gameops run {target}{again}{how}\n\
+         \x20 roll back: gameops unlock {set} -n {namespace} --force && gameops run rollback -p gameServerSet={set} -p namespace={namespace}{cluster}{how}\n\
          \x20 look:      gameops status {set} -n {namespace}",
         target = a.target,
     )
