@@ -311,6 +311,21 @@ fn the_seamless_release_then_the_rollback_example_run_through_argos_controller_a
         );
     }
     the_examples_end_table(&STACK, &allocated_uid);
+    // Argo's exit handler gave unlock {{workflow.status}}: the history says
+    // how the release ended, and the set is free.
+    let history = look(&["history", "minecraft", "-o", "json"]);
+    assert_eq!(history[0]["kind"], "release", "{history:#}");
+    assert_eq!(history[0]["from"], OLD_IMAGE, "{history:#}");
+    assert_eq!(history[0]["to"], NEW_IMAGE, "{history:#}");
+    assert_eq!(
+        history[0]["workflow"],
+        format!("{}/{name}", super::GAME_NS),
+        "{history:#}"
+    );
+    assert_eq!(history[0]["outcome"], "Succeeded", "{history:#}");
+    let status = look(&["status", "minecraft", "-o", "json"]);
+    assert!(status["lease"].is_null(), "{status:#}");
+    assert_eq!(status["in_match"], 1, "{status:#}");
     // The controller deletes the agent pod of a finished workflow, and the
     // node removes it once its containers have stopped.
     agent_pods_gone(&name);
@@ -348,6 +363,14 @@ fn the_seamless_release_then_the_rollback_example_run_through_argos_controller_a
         format!("minecraft-0 {OLD_IMAGE} Allocated {allocated_uid}"),
         "the Allocated server is never touched"
     );
+    let history = look(&["history", "minecraft", "-o", "json"]);
+    assert_eq!(history[0]["kind"], "rollback", "{history:#}");
+    assert_eq!(history[0]["to"], OLD_IMAGE, "{history:#}");
+    assert_eq!(history[0]["outcome"], "Succeeded", "{history:#}");
+    assert_eq!(
+        history[1]["outcome"], "Succeeded",
+        "the release stays as it ended: {history:#}"
+    );
     agent_pods_gone(&back);
     STACK.ok(
         &[
@@ -360,6 +383,23 @@ fn the_seamless_release_then_the_rollback_example_run_through_argos_controller_a
         ],
         None,
     );
+}
+
+/// `gameops ARGS -o json` against the real stack, as an operator runs it.
+fn look(args: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gameops"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&STACK.kubeconfig)
+        .args(["-n", super::GAME_NS])
+        .output()
+        .expect("gameops starts");
+    assert!(
+        out.status.success(),
+        "gameops {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
 /// A release of an image that crash-loops, through Argo: waitReady fails
