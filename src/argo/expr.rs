@@ -18,8 +18,8 @@ pub enum ExprError {
     /// A `{{…}}` reference with nothing behind it.
     #[error("{{{{{0}}}}} does not resolve to anything here")]
     Unresolved(String),
-    /// A `when` (or `depends`) the runner cannot read.
-    #[error("cannot evaluate when: {0:?} (use A == B or A != B, joined by && or ||)")]
+    /// A `when` (or `depends`) that cannot be evaluated, as Argo says it.
+    #[error("{0}")]
     When(String),
 }
 
@@ -143,32 +143,10 @@ pub fn substitute_json(
     })
 }
 
-/// A comparison operand with its quotes dropped.
-fn unquoted(s: &str) -> &str {
-    let s = s.trim();
-    let inner = s
-        .strip_prefix('"')
-        .and_then(|x| x.strip_suffix('"'))
-        .or_else(|| s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')));
-    inner.unwrap_or(s)
-}
-
-/// Evaluates an already substituted `when`: `A == B`, `A != B`, `true`
-/// and `false`, joined by `&&`, `||`, `!` and parentheses.
+/// Evaluates an already substituted `when` as Argo's controller does
+/// ([`super::govaluate`]).
 pub fn when(expression: &str) -> Result<bool, ExprError> {
-    boolean(expression, |term| {
-        if let Some((a, b)) = term.split_once("!=") {
-            Some(unquoted(a) != unquoted(b))
-        } else if let Some((a, b)) = term.split_once("==") {
-            Some(unquoted(a) == unquoted(b))
-        } else {
-            match unquoted(term) {
-                "true" => Some(true),
-                "false" => Some(false),
-                _ => None,
-            }
-        }
-    })
+    super::govaluate::should_execute(expression.trim()).map_err(|e| ExprError::When(e.0))
 }
 
 /// Whether a `when` whose `{{...}}` are filled in only where known can
@@ -237,7 +215,9 @@ fn boolean(expression: &str, term: impl Fn(&str) -> Option<bool>) -> Result<bool
     };
     match parser.or() {
         Some(v) if parser.at == tokens.len() => Ok(v),
-        _ => Err(ExprError::When(expression.to_owned())),
+        _ => Err(ExprError::When(format!(
+            "cannot read {expression:?}: write terms joined by &&, || and !, with parentheses"
+        ))),
     }
 }
 
@@ -412,7 +392,9 @@ mod tests {
         assert_eq!(when("Failed == Failed && false == true"), Ok(false));
         assert_eq!(when("a == b || 'x' == \"x\""), Ok(true));
         assert_eq!(when("true"), Ok(true));
-        assert!(when("3 > 2").is_err());
+        // Numbers compare as govaluate compares them; see govaluate.rs.
+        assert_eq!(when("3 > 2"), Ok(true));
+        assert!(when("a-b == a-b").is_err(), "a minus on strings");
     }
 
     /// govaluate groups with parentheses and negates with `!`.

@@ -229,9 +229,9 @@ fn lint_dir_reads_the_examples_and_every_document() {
 #[test]
 fn lint_dir_errors_name_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let findings = lint_dir(dir.path()).unwrap();
-    assert_eq!(findings.len(), 1);
-    assert!(findings[0].message.contains("no *.yaml"), "{}", findings[0]);
+    let e = lint_dir(dir.path()).unwrap_err();
+    assert!(matches!(e, LintError::Empty(_)), "{e}");
+    assert!(e.to_string().contains("no *.yaml"), "{e}");
 
     std::fs::write(
         dir.path().join("bad.yaml"),
