@@ -14,6 +14,40 @@ use crate::argo::expr;
 use crate::argo::workflow::{Parameter, Template};
 use crate::ops::check::{join, listing, suggest};
 
+/// Whether an `enum` value is a word govaluate reads whole: letters,
+/// digits and `_`, starting with a letter (`true`, `OnDelete`).
+fn plain_word(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| {
+        s.chars().next().is_some_and(char::is_alphabetic)
+            && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// The `{{...}}` references of a `when` that stand outside quotes.
+fn unquoted_in_when(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if quote.is_none() && rest.starts_with("{{") {
+            let Some(end) = rest.find("}}") else { break };
+            let var = rest[2..end].trim();
+            if !var.starts_with('=') {
+                out.push(var.to_owned());
+            }
+            rest = &rest[end + 2..];
+            continue;
+        }
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// Where in a template a string sits, which decides what it may name.
 enum Scope<'a> {
     /// Neither a step/task nor the outputs: no step or task is visible.
@@ -59,6 +93,8 @@ pub(super) struct References<'s, 'a> {
     /// The template as written.
     raw: &'s Value,
     inputs: BTreeSet<&'s str>,
+    /// Inputs whose `enum` allows only plain words (safe unquoted in a `when`).
+    plain_inputs: BTreeSet<&'s str>,
     input_artifacts: BTreeSet<&'s str>,
     arguments: BTreeSet<&'s str>,
     via_ref: bool,
@@ -86,6 +122,17 @@ impl<'s, 'a> References<'s, 'a> {
             d,
             raw,
             inputs: names(&tmpl.inputs.parameters),
+            plain_inputs: tmpl
+                .inputs
+                .parameters
+                .iter()
+                .filter(|p| {
+                    p.enum_values
+                        .as_ref()
+                        .is_some_and(|e| e.iter().all(plain_word))
+                })
+                .map(|p| p.name.as_str())
+                .collect(),
             input_artifacts: names(&tmpl.inputs.artifacts),
             arguments: set.arguments(d),
             via_ref,
@@ -138,7 +185,29 @@ impl<'s, 'a> References<'s, 'a> {
             for r in expr::references(text) {
                 self.var(&r.var, r.expression, scope, field, sink);
             }
+            if field.ends_with(".when") || field == "when" {
+                for var in unquoted_in_when(text) {
+                    if !self.plain_in_when(&var) {
+                        sink.add(
+                            field,
+                            format!(
+                                "{{{{{var}}}}} is not quoted in this when: Argo evaluates it with govaluate, which fails the step when the value is empty or holds a '-' or a '.' (a name, an image, a version); quote it: '{{{{{var}}}}}'"
+                            ),
+                        );
+                    }
+                }
+            }
         });
+    }
+
+    /// Whether `var` always gives a plain word: a step's or the workflow's
+    /// status (an Argo phase), or an input whose `enum` holds only plain
+    /// words.
+    fn plain_in_when(&self, var: &str) -> bool {
+        var.ends_with(".status")
+            || var
+                .strip_prefix("inputs.parameters.")
+                .is_some_and(|name| self.plain_inputs.contains(name))
     }
 
     /// One variable; `expr`: inside `{{=...}}`, where a prefix such as

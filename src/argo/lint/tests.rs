@@ -1046,3 +1046,64 @@ fn workflow_outputs_must_be_declared_with_a_global_name() {
         "{findings:?}"
     );
 }
+
+/// govaluate (argo-workflows v4.0.5 workflow/controller/steps.go
+/// `shouldExecute`) fails a step whose `when` holds an unquoted empty or
+/// hyphenated value: lint says so where a value can be one.
+#[test]
+fn a_when_operand_that_can_be_empty_or_hyphenated_must_be_quoted() {
+    let doc = |when: &str, input: Value| {
+        wt(
+            json!([]),
+            json!([
+                {"name": "main", "inputs": {"parameters": [input]}, "steps": [
+                    [{"name": "a", "template": "leaf"}],
+                    [{"name": "b", "template": "leaf", "when": when}]
+                ]},
+                {"name": "leaf", "suspend": {}}
+            ]),
+        )
+    };
+    let f = lint_documents(&[doc(
+        "{{inputs.parameters.app}} == my-app",
+        json!({"name": "app", "default": "x"}),
+    )]);
+    assert_finding(
+        &f,
+        "t/main",
+        "steps[1][0].when",
+        "{{inputs.parameters.app}} is not quoted in this when",
+    );
+    assert_finding(
+        &f,
+        "t/main",
+        "steps[1][0].when",
+        "quote it: '{{inputs.parameters.app}}'",
+    );
+    for (when, input) in [
+        (
+            "'{{inputs.parameters.app}}' == 'my-app'",
+            json!({"name": "app", "default": "x"}),
+        ),
+        (
+            "\"{{inputs.parameters.app}}\" == x",
+            json!({"name": "app", "default": "x"}),
+        ),
+        (
+            "{{steps.a.status}} == Succeeded",
+            json!({"name": "app", "default": "x"}),
+        ),
+        (
+            "{{inputs.parameters.flag}} == true",
+            json!({"name": "flag", "default": "true", "enum": ["true", "false"]}),
+        ),
+    ] {
+        assert_clean(&lint_documents(&[doc(when, input)]));
+    }
+    // An enum with a hyphenated value is not safe unquoted.
+    let f = lint_documents(&[doc(
+        "{{inputs.parameters.mode}} == fast",
+        json!({"name": "mode", "default": "fast", "enum": ["fast", "slow-start"]}),
+    )]);
+    assert_finding(&f, "t/main", "steps[1][0].when", "is not quoted");
+}
