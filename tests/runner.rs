@@ -863,3 +863,47 @@ async fn a_release_an_immediate_rollback_and_a_failed_release_leave_the_set_at_i
     );
     settles_at(&client, 3, OLD).await;
 }
+
+/// `retryStrategy` as argo-workflows v4.0.5 `processNodeRetries` applies it:
+/// `OnError` leaves a Failed step alone, a backoff waits between attempts
+/// (`duration × factor^(n-1)`), and what Argo refuses is refused before
+/// anything runs.
+#[test]
+fn retry_policies_and_backoff_follow_argos_controller() {
+    let srv = Server::start(&["--in-memory"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("wf.yaml");
+    let workflow = |strategy: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{generateName: r-}}\nspec:\n  entrypoint: main\n  templates:\n    - name: main\n      retryStrategy: {strategy}\n      plugin: {{gameops: {{status: {{gameServerSet: nope}}}}}}\n"
+        )
+    };
+    std::fs::write(&file, workflow("{limit: 3, retryPolicy: OnError}")).expect("write");
+    let out = run(&srv, file.to_str().expect("path"), &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("retry 1"),
+        "OnError does not retry a Failed step: {}",
+        text(&out)
+    );
+
+    std::fs::write(
+        &file,
+        workflow("{limit: 2, backoff: {duration: \"1\", factor: 2}}"),
+    )
+    .expect("write");
+    let out = run(&srv, file.to_str().expect("path"), &[]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("retry 1 of 2 in 1.0 s"), "{said}");
+    assert!(said.contains("retry 2 of 2 in 2.0 s"), "{said}");
+    assert!(said.contains("No more retries left"), "{said}");
+
+    let err = refused_before_it_starts(&workflow("{retryPolicy: Sometimes}"));
+    assert!(
+        err.contains("retryPolicy Sometimes is not a valid RetryPolicy"),
+        "{err}"
+    );
+    let err = refused_before_it_starts(&workflow("{backoff: {factor: 2}}"));
+    assert!(err.contains("no base duration specified"), "{err}");
+}

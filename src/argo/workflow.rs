@@ -164,9 +164,31 @@ pub struct Template {
 
 /// `retryStrategy`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RetryStrategy {
-    /// Retries after the first attempt (Argo: an int or a string of one).
+    /// Retries after the first attempt (Argo: an int or a string of one);
+    /// none: no limit.
     pub limit: Option<Value>,
+    /// `Always`, `OnFailure` (the default), `OnError` or `OnTransientError`.
+    pub retry_policy: Option<String>,
+    /// The wait between attempts.
+    pub backoff: Option<Backoff>,
+    /// An expr-lang condition for another attempt.
+    pub expression: Option<String>,
+}
+
+/// `retryStrategy.backoff`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backoff {
+    /// The first wait (a Go duration, or seconds).
+    pub duration: Option<Value>,
+    /// Each wait is the last times this.
+    pub factor: Option<Value>,
+    /// The longest wait.
+    pub cap: Option<Value>,
+    /// No attempt starts later than this after the first.
+    pub max_duration: Option<Value>,
 }
 
 /// `templateRef`.

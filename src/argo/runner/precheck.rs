@@ -101,6 +101,15 @@ fn runnable(owner: &Document, template: &Template) -> Result<(), RunError> {
             display_name(owner)
         )));
     }
+    if let Some(strategy) = &template.retry_strategy {
+        super::retry::check(strategy).map_err(|e| {
+            RunError::Invalid(format!(
+                "template {:?} of {}: {e}",
+                template.name,
+                display_name(owner)
+            ))
+        })?;
+    }
     let Some(gameops) = template.plugin.as_ref().and_then(|p| p.get(PLUGIN_NAME)) else {
         return Ok(());
     };

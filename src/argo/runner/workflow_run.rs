@@ -298,28 +298,44 @@ impl Runner {
     ) -> BoxFuture<'static, Node> {
         Box::pin(async move {
             let started = Instant::now();
-            let limit = template
-                .retry_strategy
-                .as_ref()
-                .and_then(|r| r.limit.as_ref())
-                .and_then(|l| value_string(l).parse::<u32>().ok())
-                .unwrap_or(0);
+            let strategy = template.retry_strategy.clone();
             let mut node = self
                 .clone()
                 .attempt(owner.clone(), &template, &inputs, &path)
                 .await;
-            for retry in 1..=limit {
-                if node.ok() {
-                    break;
+            let mut attempts: u32 = 1;
+            while let Some(s) = strategy.as_ref().filter(|_| !node.ok()) {
+                match super::retry::next(s, attempts, started.elapsed(), &node.phase, &node.message)
+                {
+                    super::retry::Next::Stop(why) => {
+                        if let Some(why) = why {
+                            node.message = format!("{}; {why}", node.message);
+                        }
+                        break;
+                    }
+                    super::retry::Next::Retry(wait) => {
+                        let of = s
+                            .limit
+                            .as_ref()
+                            .map(|l| format!(" of {}", value_string(l)))
+                            .unwrap_or_default();
+                        let after = if wait.is_zero() {
+                            String::new()
+                        } else {
+                            format!(" in {:.1} s", wait.as_secs_f64())
+                        };
+                        self.say(&format!(
+                            "↻ {path}: retry {attempts}{of}{after} after: {}",
+                            node.message
+                        ));
+                        tokio::time::sleep(wait).await;
+                    }
                 }
-                self.say(&format!(
-                    "↻ {path}: retry {retry} of {limit} after: {}",
-                    node.message
-                ));
                 node = self
                     .clone()
                     .attempt(owner.clone(), &template, &inputs, &path)
                     .await;
+                attempts = attempts.saturating_add(1);
             }
             self.record(&path, &node, started);
             node
