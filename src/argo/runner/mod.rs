@@ -2,7 +2,7 @@
 //! controller and agent would, without a cluster: `steps` and `dag`,
 //! `templateRef` / `workflowTemplateRef` across a directory of
 //! WorkflowTemplates, parameters and outputs, `withItems` / `withParam`,
-//! `when`, `suspend` (a prompt, or `--approve`), `retryStrategy` ([`retry`]),
+//! `when`, `suspend` (a prompt, or `--approve`), `retryStrategy` (`retry.rs`),
 //! `continueOn` and `onExit`. Plugin templates go over HTTP to the plugin
 //! with exactly the request Argo's agent sends (CONTRACTS section 1), the
 //! token included, and their `requeue` is honoured. Before it starts, it
