@@ -907,3 +907,51 @@ fn retry_policies_and_backoff_follow_argos_controller() {
     let err = refused_before_it_starts(&workflow("{backoff: {factor: 2}}"));
     assert!(err.contains("no base duration specified"), "{err}");
 }
+
+/// argo-workflows v4.0.5: a Workflow's own `entrypoint`, `onExit` and
+/// templates go over its `workflowTemplateRef`'s (util/workflow
+/// `JoinWorkflowSpec`), and an exit handler that fails fails a workflow
+/// whose entrypoint succeeded (workflow/controller/operator.go `operate`).
+#[test]
+fn a_workflows_own_spec_goes_over_its_template_and_a_failed_exit_handler_fails_it() {
+    let srv = Server::start(&["--in-memory"]);
+    srv.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("base.yaml"),
+        "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: base}\nspec:\n  entrypoint: main\n  templates:\n    - name: main\n      plugin: {gameops: {status: {gameServerSet: nope}}}\n    - name: ok\n      plugin: {gameops: {status: {gameServerSet: minecraft}}}\n",
+    )
+    .expect("write");
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: joined-}\nspec:\n  entrypoint: ok\n  onExit: bye\n  workflowTemplateRef: {name: base}\n  templates:\n    - name: bye\n      plugin: {gameops: {status: {gameServerSet: gone}}}\n",
+    )
+    .expect("write");
+    let out = gameops()
+        .args(["run"])
+        .arg(&file)
+        .arg("--templates")
+        .arg(dir.path())
+        .arg("--plugin")
+        .arg(format!("http://127.0.0.1:{}", srv.service_port))
+        .arg("--plugin-token-file")
+        .arg(srv.data_dir().join("plugin-token"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+    let said = text(&out);
+    assert!(
+        said.contains("ok  ") && said.contains("Succeeded"),
+        "its own entrypoint ran: {said}"
+    );
+    assert!(
+        said.contains("bye (onExit)"),
+        "its own exit handler ran: {said}"
+    );
+    assert!(
+        !out.status.success(),
+        "the failed exit handler fails the run: {said}"
+    );
+    assert!(said.contains("Failed: exit handler:"), "{said}");
+}

@@ -178,9 +178,10 @@ pub struct NodeRecord {
 pub struct RunResult {
     /// The workflow's name.
     pub name: String,
-    /// `Succeeded` or `Failed`.
+    /// `Succeeded`, `Failed` or `Error` (operator.go: a failed exit handler
+    /// fails a workflow whose entrypoint succeeded).
     pub phase: String,
-    /// The entrypoint's message.
+    /// The entrypoint's message (or the failed exit handler's).
     pub message: String,
     /// The entrypoint's outputs.
     pub outputs: BTreeMap<String, String>,

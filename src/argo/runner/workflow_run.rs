@@ -141,7 +141,7 @@ impl Runner {
                         None => args.push(p.clone()),
                     }
                 }
-                (referenced, args)
+                (Arc::new(joined(doc, &referenced)), args)
             }
             None => (Arc::new(doc.clone()), doc.spec.arguments.parameters.clone()),
         };
@@ -259,28 +259,33 @@ impl Runner {
             .clone()
             .execute(owner.clone(), entry_template, parameters, entry.clone())
             .await;
-        if let Some(exit) = &owner.spec.on_exit {
+        let exit = if let Some(exit) = &owner.spec.on_exit {
             if let Ok(mut g) = runner.globals.lock() {
                 g.insert("workflow.status".into(), main.phase.clone());
             }
             let exit_template = find(&owner, exit).cloned().unwrap_or_default();
             let path = format!("{exit} (onExit)");
             let inputs = BTreeMap::new();
-            runner
-                .clone()
-                .execute(owner.clone(), exit_template, inputs, path)
-                .await;
-        }
+            Some(
+                runner
+                    .clone()
+                    .execute(owner.clone(), exit_template, inputs, path)
+                    .await,
+            )
+        } else {
+            None
+        };
         let nodes = runner.nodes.lock().map(|n| n.clone()).unwrap_or_default();
         let workflow_outputs = runner
             .workflow_outputs
             .lock()
             .map(|o| o.clone())
             .unwrap_or_default();
+        let (phase, message) = workflow_phase(&main, exit.as_ref());
         Ok(RunResult {
             name: runner.name.clone(),
-            phase: if main.ok() { "Succeeded" } else { "Failed" }.into(),
-            message: main.message,
+            phase,
+            message,
             outputs: main.outputs,
             workflow_outputs,
             nodes,
@@ -484,4 +489,45 @@ fn outputs(template: &Template, scope: &Scope, mut node: Node) -> Node {
         }
     }
     node
+}
+
+/// The spec a Workflow with a `workflowTemplateRef` runs: the
+/// WorkflowTemplate's, with the Workflow's own `entrypoint`, `onExit` and
+/// templates over it (argo-workflows v4.0.5 util/workflow `JoinWorkflowSpec`:
+/// the Workflow's spec wins, templates merge by name).
+fn joined(doc: &Document, referenced: &Document) -> Document {
+    let mut out = referenced.clone();
+    if let Some(e) = &doc.spec.entrypoint {
+        out.spec.entrypoint = Some(e.clone());
+    }
+    if let Some(e) = &doc.spec.on_exit {
+        out.spec.on_exit = Some(e.clone());
+    }
+    for t in &doc.spec.templates {
+        match out.spec.templates.iter_mut().find(|o| o.name == t.name) {
+            Some(o) => *o = t.clone(),
+            None => out.spec.templates.push(t.clone()),
+        }
+    }
+    out
+}
+
+/// The workflow's phase and message from its entrypoint's node and its
+/// exit handler's (operator.go `operate`): a failed entrypoint fails it
+/// (an Error one errs it); a succeeded one with an exit handler that did
+/// not succeed takes the handler's phase and message.
+fn workflow_phase(main: &Node, exit: Option<&Node>) -> (String, String) {
+    match (main.phase.as_str(), exit) {
+        ("Succeeded", Some(e)) if !e.ok() && e.phase != "Skipped" => {
+            let phase = if e.phase == "Error" {
+                "Error"
+            } else {
+                "Failed"
+            };
+            (phase.to_owned(), format!("exit handler: {}", e.message))
+        }
+        ("Succeeded", _) => ("Succeeded".to_owned(), main.message.clone()),
+        ("Error", _) => ("Error".to_owned(), main.message.clone()),
+        _ => ("Failed".to_owned(), main.message.clone()),
+    }
 }
