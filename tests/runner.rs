@@ -955,3 +955,94 @@ fn a_workflows_own_spec_goes_over_its_template_and_a_failed_exit_handler_fails_i
     );
     assert!(said.contains("Failed: exit handler:"), "{said}");
 }
+
+/// A plugin that answers every call at once: `Error` for template `boom`,
+/// `Succeeded` otherwise (an HTTP/1.1 server on a free port).
+fn erring_plugin() -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let phase = if request["template"]["name"] == "boom" {
+                "Error"
+            } else {
+                "Succeeded"
+            };
+            let reply =
+                json!({"node": {"phase": phase, "message": format!("{phase} here")}}).to_string();
+            let mut stream = reader.into_inner();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    (url, handle)
+}
+
+/// argo-workflows v4.0.5: an Error node is not a Failed one. A step group
+/// fails on either unless `continueOn` names that phase
+/// (workflow/controller/steps.go, `WorkflowStep.ContinuesOn`), and the
+/// default `retryPolicy` (OnFailure) does not retry an Error
+/// (operator.go `processNodeRetries`).
+#[test]
+fn an_error_is_kept_apart_from_a_failure() {
+    let (url, _plugin) = erring_plugin();
+    let dir = tempfile::tempdir().expect("dir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t").expect("token");
+    let file = dir.path().join("wf.yaml");
+    let run_with = |continue_on: &str, retry: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{generateName: e-}}\nspec:\n  entrypoint: main\n  templates:\n    - name: main\n      steps:\n        - - name: a\n            template: boom\n            continueOn: {continue_on}\n        - - name: b\n            template: fine\n    - name: boom\n      retryStrategy: {retry}\n      plugin: {{gameops: {{status: {{gameServerSet: x}}}}}}\n    - name: fine\n      plugin: {{gameops: {{status: {{gameServerSet: x}}}}}}\n"
+            ),
+        )
+        .expect("write");
+        let out = gameops()
+            .arg("run")
+            .arg(&file)
+            .args([
+                "--templates",
+                TEMPLATES,
+                "--plugin",
+                &url,
+                "--plugin-token-file",
+            ])
+            .arg(&token)
+            .output()
+            .expect("run");
+        (out.status.success(), text(&out))
+    };
+    let (ok, said) = run_with("{failed: true}", "{limit: 2}");
+    assert!(!ok, "continueOn.failed does not cover an Error: {said}");
+    assert!(
+        said.contains("main/a  Error") || said.contains("main/a    Error"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("retry 1"),
+        "OnFailure does not retry an Error: {said}"
+    );
+    let (ok, said) = run_with("{error: true}", "{limit: 2, retryPolicy: OnError}");
+    assert!(ok, "continueOn.error goes on: {said}");
+    assert!(said.contains("retry 2 of 2"), "OnError retries it: {said}");
+    assert!(said.contains("main/b"), "{said}");
+}

@@ -210,6 +210,17 @@ pub struct ContinueOn {
     /// Go on when it failed.
     #[serde(default)]
     pub failed: bool,
+    /// Go on when it errored.
+    #[serde(default)]
+    pub error: bool,
+}
+
+impl ContinueOn {
+    /// Whether a node that ended in `phase` lets the run go on
+    /// (argo-workflows `WorkflowStep.ContinuesOn`).
+    pub fn tolerates(&self, phase: &str) -> bool {
+        (phase == "Failed" && self.failed) || (phase == "Error" && self.error)
+    }
 }
 
 /// A step, or (with `dependencies`/`depends`) a DAG task.

@@ -137,8 +137,8 @@ impl Runner {
     }
 }
 
-/// What a reply means: a finished node (`Error` counts as `Failed`), or a
-/// requeue; running without a requeue is a failure.
+/// What a reply means: a finished node (Succeeded, Failed or Error, as
+/// the plugin said), or a requeue; running without a requeue is a failure.
 fn next(reply: ExecuteTemplateReply) -> Next {
     let shown = serde_json::to_string(&reply).unwrap_or_default();
     let Some(node) = reply.node else {
@@ -148,7 +148,8 @@ fn next(reply: ExecuteTemplateReply) -> Next {
     };
     let phase = match node.phase {
         Phase::Succeeded => "Succeeded",
-        Phase::Failed | Phase::Error => "Failed",
+        Phase::Failed => "Failed",
+        Phase::Error => "Error",
         Phase::Running | Phase::Pending => {
             let after = reply.requeue.as_deref().and_then(wire::parse_duration);
             return match after {

@@ -57,6 +57,11 @@ fn arguments(step: &Step, scope: &Scope) -> Result<BTreeMap<String, String>, Str
     Ok(args)
 }
 
+/// Failed or Error (argo-workflows `NodeStatus.FailedOrError`).
+fn unsuccessful(phase: &str) -> bool {
+    phase == "Failed" || phase == "Error"
+}
+
 /// Whether a step's `when` holds in `scope` (no `when`: it does).
 fn holds(step: &Step, scope: &Scope) -> Result<bool, String> {
     let Some(condition) = &step.when else {
@@ -73,7 +78,7 @@ fn holds(step: &Step, scope: &Scope) -> Result<bool, String> {
 /// list of each item's outputs, `outputs.parameters.P` a JSON list of each
 /// item's P.
 fn aggregate(results: &[Node]) -> Node {
-    let failed = results.iter().filter(|n| n.phase == "Failed").count();
+    let failed = results.iter().filter(|n| unsuccessful(&n.phase)).count();
     let all_skipped = results.iter().all(|n| n.phase == "Skipped");
     let outputs: Vec<Value> = results.iter().map(|n| json!(n.outputs)).collect();
     let names: BTreeSet<&String> = results.iter().flat_map(|n| n.outputs.keys()).collect();
@@ -128,16 +133,17 @@ fn may_run(task: &Step, phases: &BTreeMap<String, String>) -> Result<bool, expr:
     }
 }
 
-/// A DAG's node: failed when a task failed that does not `continueOn`.
+/// A DAG's node: failed when a task failed or errored that does not
+/// `continueOn` it.
 fn dag_result(tasks: &[Step], phases: &BTreeMap<String, String>) -> Node {
-    let tolerated = |name: &str| {
+    let tolerated = |name: &str, phase: &str| {
         tasks
             .iter()
-            .any(|t| t.name == name && t.continue_on.as_ref().is_some_and(|c| c.failed))
+            .any(|t| t.name == name && t.continue_on.as_ref().is_some_and(|c| c.tolerates(phase)))
     };
     let failed: Vec<&str> = phases
         .iter()
-        .filter(|(name, p)| *p == "Failed" && !tolerated(name))
+        .filter(|(name, p)| unsuccessful(p) && !tolerated(name, p))
         .map(|(n, _)| n.as_str())
         .collect();
     if failed.is_empty() {
@@ -178,7 +184,11 @@ impl Runner {
                     runs.push(Box::pin(futures::future::ready(node)));
                     continue;
                 }
-                Err(e) => return Node::failed(e),
+                Err(e) => {
+                    // steps.go: the step is an Error, its template Failed.
+                    self.record(&child_path, &Node::with("Error", e.clone()), Instant::now());
+                    return Node::failed(e);
+                }
             }
             let args = match arguments(&step, &child_scope) {
                 Ok(args) => args,
@@ -218,8 +228,11 @@ impl Runner {
             let mut failure = None;
             for (step, node) in group.iter().zip(&results) {
                 publish(scope, "steps", &step.name, node);
-                let tolerated = step.continue_on.as_ref().is_some_and(|c| c.failed);
-                if node.phase == "Failed" && !tolerated && failure.is_none() {
+                let tolerated = step
+                    .continue_on
+                    .as_ref()
+                    .is_some_and(|c| c.tolerates(&node.phase));
+                if unsuccessful(&node.phase) && !tolerated && failure.is_none() {
                     failure = Some(format!("step {:?} failed: {}", step.name, node.message));
                 }
             }
