@@ -1046,3 +1046,34 @@ fn an_error_is_kept_apart_from_a_failure() {
     assert!(said.contains("retry 2 of 2"), "OnError retries it: {said}");
     assert!(said.contains("main/b"), "{said}");
 }
+
+/// argo-workflows v4.0.5 DAGs: a task whose `depends` does not hold is
+/// Omitted (dag.go `executeDAGTask`), an Omitted task does not satisfy a
+/// bare name (ancestry.go `expandDependency`), so what depends on it is
+/// Omitted too, while `T.Omitted` runs; `T.Completed` is refused at
+/// submission (`ValidateTaskResults`).
+#[test]
+fn omitted_tasks_chain_as_in_argo_and_unknown_task_results_are_refused() {
+    let srv = Server::start(&["--in-memory"]);
+    srv.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("wf.yaml");
+    let dag = |depends_d: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{generateName: o-}}\nspec:\n  entrypoint: main\n  templates:\n    - name: main\n      dag:\n        tasks:\n          - {{name: a, template: bad, continueOn: {{failed: true}}}}\n          - {{name: b, template: ok, depends: a.Succeeded}}\n          - {{name: c, template: ok, depends: b}}\n          - {{name: d, template: ok, depends: \"{depends_d}\"}}\n    - name: bad\n      plugin: {{gameops: {{status: {{gameServerSet: nope}}}}}}\n    - name: ok\n      plugin: {{gameops: {{status: {{gameServerSet: minecraft}}}}}}\n"
+        )
+    };
+    std::fs::write(&file, dag("b.Omitted && c.Omitted")).expect("write");
+    let out = run(&srv, file.to_str().expect("path"), &[]);
+    let said = text(&out);
+    for needle in ["main/b  Omitted", "main/c  Omitted", "main/d  Succeeded"] {
+        assert!(said.contains(needle), "no {needle:?}: {said}");
+    }
+    assert!(out.status.success(), "a continues on failure: {said}");
+
+    let err = refused_before_it_starts(&dag("a.Completed"));
+    assert!(
+        err.contains("task result 'Completed' for task 'a' is invalid"),
+        "{err}"
+    );
+}

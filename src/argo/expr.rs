@@ -184,21 +184,82 @@ pub fn depends_on(expression: &str) -> Vec<String> {
         .collect()
 }
 
-/// Evaluates a DAG `depends` given each finished task's phase
-/// (`Succeeded`, `Failed`, `Skipped`, `Error`). As in Argo, a task named
-/// without a result means `(T.Succeeded || T.Skipped || T.Daemoned)`.
-pub fn depends(expression: &str, phases: &BTreeMap<String, String>) -> Result<bool, ExprError> {
+/// What `depends` knows of a finished task (argo-workflows v4.0.5
+/// workflow/controller/dag.go `evaluateDependsLogic`'s `TaskResults`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskResult {
+    /// `Succeeded`, `Failed`, `Error`, `Skipped` or `Omitted`.
+    pub phase: String,
+    /// A loop's items' phases (`AnySucceeded`, `AllFailed` read them).
+    pub children: Option<Vec<String>>,
+    /// Its `continueOn.failed`.
+    pub continue_failed: bool,
+    /// Its `continueOn.error`.
+    pub continue_error: bool,
+}
+
+impl TaskResult {
+    /// A task that ended in `phase`.
+    pub fn of(phase: &str) -> Self {
+        Self {
+            phase: phase.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The task results `depends` may name (workflow/common/ancestry.go
+/// `ValidateTaskResults`).
+const TASK_RESULTS: [&str; 8] = [
+    "Succeeded",
+    "Failed",
+    "Errored",
+    "Skipped",
+    "Omitted",
+    "Daemoned",
+    "AnySucceeded",
+    "AllFailed",
+];
+
+/// Argo's refusal of a `depends` naming a result it does not know
+/// (`ValidateTaskResults`, at submission), if any.
+pub fn invalid_task_result(expression: &str) -> Option<String> {
+    static RESULT: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"([a-zA-Z0-9][-a-zA-Z0-9]*?\.[A-Z][a-zA-Z]+)").ok());
+    RESULT.as_ref()?.captures_iter(expression).find_map(|c| {
+        let (task, result) = c.get(1)?.as_str().split_once('.')?;
+        (!TASK_RESULTS.contains(&result))
+            .then(|| format!("task result '{result}' for task '{task}' is invalid"))
+    })
+}
+
+/// Evaluates a DAG `depends` given each finished task's result, as Argo
+/// does: a task named without a result means `(T.Succeeded || T.Skipped
+/// || T.Daemoned)`, plus `T.Errored` / `T.Failed` when the task continues
+/// on them (ancestry.go `expandDependency`); `AnySucceeded` and
+/// `AllFailed` hold only for loops.
+pub fn depends(expression: &str, tasks: &BTreeMap<String, TaskResult>) -> Result<bool, ExprError> {
     boolean(expression, |term| {
         let (task, result) = term.split_once('.').unwrap_or((term, ""));
-        let phase = phases.get(task)?.as_str();
+        let t = tasks.get(task)?;
+        let phase = t.phase.as_str();
         Some(match result {
-            "" => matches!(phase, "Succeeded" | "Skipped"),
-            "Succeeded" | "AnySucceeded" => phase == "Succeeded",
-            "Failed" | "AllFailed" => phase == "Failed",
+            "" => {
+                matches!(phase, "Succeeded" | "Skipped")
+                    || (t.continue_error && phase == "Error")
+                    || (t.continue_failed && phase == "Failed")
+            }
+            "Succeeded" | "Failed" | "Skipped" | "Omitted" => phase == result,
             "Errored" => phase == "Error",
-            "Skipped" => phase == "Skipped",
-            "Completed" => phase == "Succeeded" || phase == "Failed",
             "Daemoned" => false,
+            "AnySucceeded" => t
+                .children
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|p| p == "Succeeded")),
+            "AllFailed" => t
+                .children
+                .as_ref()
+                .is_some_and(|c| !c.is_empty() && c.iter().all(|p| p == "Failed")),
             _ => return None,
         })
     })
@@ -406,12 +467,15 @@ mod tests {
         assert_eq!(when("'a(b) && c!' == \"a(b) && c!\""), Ok(true));
     }
 
+    fn results(list: &[(&str, &str)]) -> BTreeMap<String, TaskResult> {
+        list.iter()
+            .map(|(t, p)| ((*t).to_owned(), TaskResult::of(p)))
+            .collect()
+    }
+
     #[test]
     fn depends_follows_task_results() {
-        let phases = BTreeMap::from([
-            ("a".to_owned(), "Succeeded".to_owned()),
-            ("b".to_owned(), "Failed".to_owned()),
-        ]);
+        let phases = results(&[("a", "Succeeded"), ("b", "Failed")]);
         assert_eq!(depends("a", &phases), Ok(true));
         assert_eq!(depends("a && b", &phases), Ok(false));
         assert_eq!(depends("a && b.Failed", &phases), Ok(true));
@@ -425,11 +489,7 @@ mod tests {
     /// `(T.Succeeded || T.Skipped || T.Daemoned)`, and parentheses group.
     #[test]
     fn depends_reads_as_argo_does() {
-        let phases = BTreeMap::from([
-            ("a".to_owned(), "Skipped".to_owned()),
-            ("b".to_owned(), "Failed".to_owned()),
-            ("c".to_owned(), "Succeeded".to_owned()),
-        ]);
+        let phases = results(&[("a", "Skipped"), ("b", "Failed"), ("c", "Succeeded")]);
         assert_eq!(depends("a", &phases), Ok(true));
         assert_eq!(depends("a.Succeeded", &phases), Ok(false));
         assert_eq!(depends("(a || b) && c", &phases), Ok(true));
@@ -437,5 +497,44 @@ mod tests {
         assert_eq!(depends("!(b.Failed || a.Succeeded)", &phases), Ok(false));
         assert!(depends("(a && c", &phases).is_err());
         assert!(depends("a.Nope", &phases).is_err());
+    }
+
+    /// ancestry.go `expandDependency`, dag.go `evaluateDependsLogic` and
+    /// `ValidateTaskResults`: an Omitted task does not satisfy a bare
+    /// name, continueOn widens it, loops answer AnySucceeded/AllFailed,
+    /// `Completed` is not a task result.
+    #[test]
+    fn depends_reads_omitted_continue_on_loops_and_refuses_unknown_results() {
+        let mut tasks = results(&[("a", "Omitted"), ("b", "Failed"), ("c", "Error")]);
+        assert_eq!(depends("a", &tasks), Ok(false));
+        assert_eq!(depends("a.Omitted", &tasks), Ok(true));
+        assert_eq!(depends("b", &tasks), Ok(false));
+        assert_eq!(depends("c.Errored", &tasks), Ok(true));
+        if let Some(b) = tasks.get_mut("b") {
+            b.continue_failed = true;
+        }
+        if let Some(c) = tasks.get_mut("c") {
+            c.continue_error = true;
+        }
+        assert_eq!(depends("b && c", &tasks), Ok(true));
+        assert_eq!(depends("b.AnySucceeded", &tasks), Ok(false), "not a loop");
+        tasks.insert(
+            "l".into(),
+            TaskResult {
+                phase: "Failed".into(),
+                children: Some(vec!["Failed".into(), "Succeeded".into()]),
+                ..TaskResult::default()
+            },
+        );
+        assert_eq!(depends("l.AnySucceeded", &tasks), Ok(true));
+        assert_eq!(depends("l.AllFailed", &tasks), Ok(false));
+        assert_eq!(
+            invalid_task_result("a.Completed || b"),
+            Some("task result 'Completed' for task 'a' is invalid".into())
+        );
+        assert_eq!(
+            invalid_task_result("(a.Succeeded || my-task.Omitted) && b"),
+            None
+        );
     }
 }

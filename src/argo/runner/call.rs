@@ -179,5 +179,6 @@ fn next(reply: ExecuteTemplateReply) -> Next {
             .map(|p| (p.name, p.value.unwrap_or_default()))
             .collect(),
         globals,
+        items: None,
     })
 }

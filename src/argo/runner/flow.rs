@@ -14,7 +14,7 @@ use super::known::parse_with_param;
 use super::precheck::callee;
 use super::workflow_run::Runner;
 use super::{Node, Scope};
-use crate::argo::expr;
+use crate::argo::expr::{self, TaskResult};
 use crate::argo::workflow::{Document, Step, value_string};
 
 /// The children a step expands to: (name suffix, item scope).
@@ -102,6 +102,7 @@ fn aggregate(results: &[Node]) -> Node {
     };
     Node {
         outputs: aggregated,
+        items: Some(results.iter().map(|n| n.phase.clone()).collect()),
         ..Node::with(
             phase,
             format!("{} of {} items failed", failed, results.len()),
@@ -121,29 +122,28 @@ fn publish(scope: &mut Scope, kind: &str, name: &str, node: &Node) {
     }
 }
 
-/// Whether a task whose dependencies all finished runs.
-fn may_run(task: &Step, phases: &BTreeMap<String, String>) -> Result<bool, expr::ExprError> {
+/// Whether a task whose dependencies all finished runs: its `depends`, or
+/// its `dependencies` read as Argo reads them (each a bare name, joined
+/// by `&&`: ancestry.go `getTaskDependsLogic`).
+fn may_run(task: &Step, results: &BTreeMap<String, TaskResult>) -> Result<bool, expr::ExprError> {
     match &task.depends {
-        Some(d) => expr::depends(d, phases),
-        None => Ok(task.waits_for().iter().all(|d| {
-            phases
-                .get(d)
-                .is_some_and(|p| p == "Succeeded" || p == "Skipped")
-        })),
+        Some(d) => expr::depends(d, results),
+        None if task.waits_for().is_empty() => Ok(true),
+        None => expr::depends(&task.waits_for().join(" && "), results),
     }
 }
 
 /// A DAG's node: failed when a task failed or errored that does not
 /// `continueOn` it.
-fn dag_result(tasks: &[Step], phases: &BTreeMap<String, String>) -> Node {
+fn dag_result(tasks: &[Step], results: &BTreeMap<String, TaskResult>) -> Node {
     let tolerated = |name: &str, phase: &str| {
         tasks
             .iter()
             .any(|t| t.name == name && t.continue_on.as_ref().is_some_and(|c| c.tolerates(phase)))
     };
-    let failed: Vec<&str> = phases
+    let failed: Vec<&str> = results
         .iter()
-        .filter(|(name, p)| unsuccessful(p) && !tolerated(name, p))
+        .filter(|(name, r)| unsuccessful(&r.phase) && !tolerated(name, &r.phase))
         .map(|(n, _)| n.as_str())
         .collect();
     if failed.is_empty() {
@@ -252,8 +252,14 @@ impl Runner {
         scope: &mut Scope,
         path: &str,
     ) -> Node {
-        let mut phases: BTreeMap<String, String> = BTreeMap::new();
+        let mut phases: BTreeMap<String, TaskResult> = BTreeMap::new();
         let mut exported: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let result = |task: &Step, node: &Node| TaskResult {
+            phase: node.phase.clone(),
+            children: node.items.clone(),
+            continue_failed: task.continue_on.as_ref().is_some_and(|c| c.failed),
+            continue_error: task.continue_on.as_ref().is_some_and(|c| c.error),
+        };
         while phases.len() < tasks.len() {
             self.refresh(scope);
             let ready: Vec<&Step> = tasks
@@ -271,9 +277,10 @@ impl Runner {
                 match may_run(task, &phases) {
                     Ok(true) => runnable.push(task),
                     Ok(false) => {
-                        let node = Node::with("Skipped", "its dependencies did not allow it");
+                        // dag.go: a task whose depends does not hold is Omitted.
+                        let node = Node::with("Omitted", "omitted: depends condition not met");
                         self.record(&format!("{path}/{}", task.name), &node, Instant::now());
-                        phases.insert(task.name.clone(), node.phase.clone());
+                        phases.insert(task.name.clone(), result(task, &node));
                         publish(scope, "tasks", &task.name, &node);
                     }
                     Err(e) => return Node::failed(format!("task {:?}: {e}", task.name)),
@@ -289,7 +296,7 @@ impl Runner {
             });
             let results = futures::future::join_all(runs).await;
             for (task, node) in runnable.iter().zip(results) {
-                phases.insert(task.name.clone(), node.phase.clone());
+                phases.insert(task.name.clone(), result(task, &node));
                 publish(scope, "tasks", &task.name, &node);
                 exported.insert(task.name.clone(), node.globals);
             }

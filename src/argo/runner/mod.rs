@@ -207,6 +207,8 @@ struct Node {
     /// exports to `workflow.outputs` from this node where it exports
     /// (a DAG task's, a steps template's own).
     globals: BTreeMap<String, String>,
+    /// A loop's node: its items' phases.
+    items: Option<Vec<String>>,
 }
 
 impl Node {
@@ -220,6 +222,7 @@ impl Node {
             message: message.into(),
             outputs: BTreeMap::new(),
             globals: BTreeMap::new(),
+            items: None,
         }
     }
 

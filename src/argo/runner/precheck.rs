@@ -67,6 +67,18 @@ pub(super) fn reachable(
     })?;
     runnable(owner, template)?;
     for step in template.children() {
+        // Argo refuses these at submission (ancestry.go ValidateTaskResults).
+        if let Some(problem) = step
+            .depends
+            .as_deref()
+            .and_then(crate::argo::expr::invalid_task_result)
+        {
+            return Err(RunError::Invalid(format!(
+                "task {:?} of template {entry:?} of {}: depends: {problem}",
+                step.name,
+                display_name(owner)
+            )));
+        }
         match (&step.template, &step.template_ref) {
             (Some(t), None) => reachable(library, owner, t, seen)?,
             (None, Some(r)) => {
