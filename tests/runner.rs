@@ -956,14 +956,20 @@ fn a_workflows_own_spec_goes_over_its_template_and_a_failed_exit_handler_fails_i
     assert!(said.contains("Failed: exit handler:"), "{said}");
 }
 
-/// A plugin that answers every call at once: `Error` for template `boom`,
-/// `Succeeded` otherwise (an HTTP/1.1 server on a free port).
-fn erring_plugin() -> (String, std::thread::JoinHandle<()>) {
+/// A plugin on `listener` that answers each call at once: its HTTP status
+/// and, for 200, the node phase (`Error` for template `boom`, `Succeeded`
+/// otherwise); `status(n)` gives the status of the n-th request (from 0).
+/// Counts the requests.
+fn fake_plugin(
+    listener: std::net::TcpListener,
+    status: fn(usize) -> u16,
+) -> Arc<std::sync::atomic::AtomicUsize> {
     use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let handle = std::thread::spawn(move || {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
             let mut reader = BufReader::new(stream);
             let mut length = 0usize;
             loop {
@@ -983,17 +989,28 @@ fn erring_plugin() -> (String, std::thread::JoinHandle<()>) {
             } else {
                 "Succeeded"
             };
-            let reply =
-                json!({"node": {"phase": phase, "message": format!("{phase} here")}}).to_string();
+            let code = status(n);
+            let reply = if code == 200 {
+                json!({"node": {"phase": phase, "message": format!("{phase} here")}}).to_string()
+            } else {
+                "busy".to_owned()
+            };
             let mut stream = reader.into_inner();
             let _ = write!(
                 stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
                 reply.len()
             );
         }
     });
-    (url, handle)
+    count
+}
+
+/// [`fake_plugin`] answering 200 always, on a free port.
+fn erring_plugin() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    (url, fake_plugin(listener, |_| 200))
 }
 
 /// argo-workflows v4.0.5: an Error node is not a Failed one. A step group
@@ -1076,4 +1093,70 @@ fn omitted_tasks_chain_as_in_argo_and_unknown_task_results_are_refused() {
         err.contains("task result 'Completed' for task 'a' is invalid"),
         "{err}"
     );
+}
+
+/// `gameops run -p` of a one-step workflow against the plugin at `url`.
+fn one_step(url: &str) -> Output {
+    let dir = tempfile::tempdir().expect("dir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t").expect("token");
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: t-}\nspec:\n  entrypoint: main\n  templates:\n    - name: main\n      plugin: {gameops: {status: {gameServerSet: x}}}\n",
+    )
+    .expect("write");
+    gameops()
+        .arg("run")
+        .arg(&file)
+        .args([
+            "--templates",
+            TEMPLATES,
+            "--plugin",
+            url,
+            "--plugin-token-file",
+        ])
+        .arg(&token)
+        .output()
+        .expect("run")
+}
+
+/// Argo's agent (argo-workflows v4.0.5 workflow/util/plugins/plugin.go
+/// `Call`, with the backoff of workflow/executor/plugins/rpc/plugin.go)
+/// tries a call again while the plugin refuses connections or answers
+/// 503, and not after any other answer.
+#[test]
+fn plugin_calls_are_retried_as_argos_agent_retries_them() {
+    // 503 twice, then an answer.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let count = fake_plugin(listener, |n| if n < 2 { 503 } else { 200 });
+    let out = one_step(&url);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+
+    // A plugin that starts listening a moment after the run.
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind late");
+        fake_plugin(listener, |_| 200)
+    });
+    let out = one_step(&url);
+    assert!(
+        out.status.success(),
+        "connection refused is retried: {}",
+        text(&out)
+    );
+    assert_eq!(late.join().expect("late").load(Ordering::SeqCst), 1);
+
+    // A 500 is an answer: not tried again.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let count = fake_plugin(listener, |_| 500);
+    let out = one_step(&url);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("HTTP 500"), "{}", text(&out));
+    assert_eq!(count.load(Ordering::SeqCst), 1);
 }

@@ -13,6 +13,13 @@ use crate::argo::plugin::wire::{
 };
 use crate::argo::workflow::{Template, value_string};
 
+/// How long Argo's agent waits for one plugin call.
+pub(super) const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Tries of one call (the agent's backoff: `Steps: 5`).
+const ATTEMPTS: u32 = 5;
+/// The first wait between tries (`Duration: 1s`, `Factor: 2`).
+const FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What a reply means for the run.
 enum Next {
     /// The node finished.
@@ -104,12 +111,38 @@ impl Runner {
         }
     }
 
-    /// One call; an answer that is not a reply fails the node.
+    /// One call, sent as Argo's agent sends it
+    /// (argo-workflows v4.0.5 workflow/util/plugins/plugin.go `Call`): up to
+    /// [`ATTEMPTS`] tries, waiting 1 s, 2 s, 4 s, 8 s between them, while the
+    /// plugin refuses the connection, times out or answers 503; any other
+    /// answer that is not a reply fails the node.
     async fn post(
         &self,
         url: &str,
         body: &ExecuteTemplateArgs,
     ) -> Result<ExecuteTemplateReply, Node> {
+        let mut wait = FIRST_WAIT;
+        let mut attempt = 1;
+        loop {
+            match self.post_once(url, body).await {
+                Ok(reply) => return Ok(reply),
+                Err((node, transient)) if !transient || attempt >= ATTEMPTS => return Err(node),
+                Err((node, _)) => {
+                    tracing::debug!(url, attempt, message = %node.message, "plugin call: transient failure; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// One request; the error says whether trying again may help.
+    async fn post_once(
+        &self,
+        url: &str,
+        body: &ExecuteTemplateArgs,
+    ) -> Result<ExecuteTemplateReply, (Node, bool)> {
         let reply = self
             .http
             .post(url)
@@ -119,20 +152,29 @@ impl Runner {
             .await;
         match reply {
             Ok(r) if r.status().is_success() => r.json().await.map_err(|e| {
-                Node::failed(format!(
-                    "the plugin's reply is not an ExecuteTemplateReply: {e}"
-                ))
+                (
+                    Node::failed(format!(
+                        "the plugin's reply is not an ExecuteTemplateReply: {e}"
+                    )),
+                    false,
+                )
             }),
             Ok(r) => {
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
-                Err(Node::failed(format!(
-                    "the plugin answered HTTP {status}: {text}"
-                )))
+                let transient = status == reqwest::StatusCode::SERVICE_UNAVAILABLE;
+                Err((
+                    Node::failed(format!("the plugin answered HTTP {status}: {text}")),
+                    transient,
+                ))
             }
-            Err(e) => Err(Node::failed(format!(
-                "the plugin at {url} did not answer: {e}"
-            ))),
+            Err(e) => {
+                let transient = e.is_connect() || e.is_timeout();
+                Err((
+                    Node::failed(format!("the plugin at {url} did not answer: {e}")),
+                    transient,
+                ))
+            }
         }
     }
 }

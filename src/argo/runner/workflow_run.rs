@@ -49,7 +49,12 @@ impl Runner {
         Self {
             library,
             options,
-            http: reqwest::Client::new(),
+            // Argo's agent gives each plugin call 30 s
+            // (workflow/executor/plugins/rpc/plugin.go).
+            http: reqwest::Client::builder()
+                .timeout(super::call::CALL_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
             name: String::new(),
             uid,
             started: Instant::now(),
