@@ -165,12 +165,14 @@ pub struct RunOptions {
 pub struct NodeRecord {
     /// `template/step/...`.
     pub path: String,
-    /// `Succeeded`, `Failed`, `Skipped`, `Error`.
+    /// `Succeeded`, `Failed`, `Skipped`, `Omitted`, `Error`.
     pub phase: String,
     /// What it said.
     pub message: String,
     /// From start to end.
     pub duration: Duration,
+    /// When it ended.
+    pub finished_at: jiff::Timestamp,
 }
 
 /// How the run ended.

@@ -85,6 +85,7 @@ impl Runner {
                 phase: node.phase.clone(),
                 message: node.message.clone(),
                 duration: started.elapsed(),
+                finished_at: jiff::Timestamp::now(),
             });
         }
     }
@@ -265,8 +266,17 @@ impl Runner {
             .execute(owner.clone(), entry_template, parameters, entry.clone())
             .await;
         let exit = if let Some(exit) = &owner.spec.on_exit {
+            let failures = runner
+                .nodes
+                .lock()
+                .map(|n| failures(&n))
+                .unwrap_or_default();
             if let Ok(mut g) = runner.globals.lock() {
-                g.insert("workflow.status".into(), main.phase.clone());
+                g.insert(
+                    "workflow.status".into(),
+                    workflow_status(&main.phase).into(),
+                );
+                g.insert("workflow.failures".into(), failures);
             }
             let exit_template = find(&owner, exit).cloned().unwrap_or_default();
             let path = format!("{exit} (onExit)");
@@ -496,6 +506,45 @@ fn outputs(template: &Template, scope: &Scope, mut node: Node) -> Node {
     node
 }
 
+/// `workflow.status` in an exit handler: the workflow phase the
+/// entrypoint's node phase gives (operator.go `operate`: Skipped and
+/// Omitted are Succeeded).
+fn workflow_status(phase: &str) -> &'static str {
+    match phase {
+        "Failed" => "Failed",
+        "Error" => "Error",
+        _ => "Succeeded",
+    }
+}
+
+/// `workflow.failures` in an exit handler: the Failed and Error nodes as
+/// a JSON list of `{displayName, message, templateName, phase, podName,
+/// finishedAt}`, Go-quoted as operator.go `operate` passes it
+/// (`strconv.Quote`; the runner knows no template or pod names).
+fn failures(nodes: &[NodeRecord]) -> String {
+    let list: Vec<serde_json::Value> = nodes
+        .iter()
+        .filter(|n| n.phase == "Failed" || n.phase == "Error")
+        .map(|n| {
+            serde_json::json!({
+                "displayName": n.path.rsplit('/').next().unwrap_or(&n.path),
+                "message": n.message,
+                "templateName": "",
+                "phase": n.phase,
+                "podName": "",
+                "finishedAt": n.finished_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            })
+        })
+        .collect();
+    // A nil Go slice marshals as null.
+    let json = if list.is_empty() {
+        "null".to_owned()
+    } else {
+        serde_json::Value::Array(list).to_string()
+    };
+    serde_json::Value::String(json).to_string()
+}
+
 /// The spec a Workflow with a `workflowTemplateRef` runs: the
 /// WorkflowTemplate's, with the Workflow's own `entrypoint`, `onExit` and
 /// templates over it (argo-workflows v4.0.5 util/workflow `JoinWorkflowSpec`:
@@ -534,5 +583,45 @@ fn workflow_phase(main: &Node, exit: Option<&Node>) -> (String, String) {
         ("Succeeded", _) => ("Succeeded".to_owned(), main.message.clone()),
         ("Error", _) => ("Error".to_owned(), main.message.clone()),
         _ => ("Failed".to_owned(), main.message.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str, phase: &str) -> NodeRecord {
+        NodeRecord {
+            path: path.into(),
+            phase: phase.into(),
+            message: format!("{phase} here"),
+            duration: std::time::Duration::ZERO,
+            finished_at: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    /// operator.go `operate`: Failed and Error nodes, JSON, `strconv.Quote`d.
+    #[test]
+    fn failures_are_the_failed_and_errored_nodes_go_quoted() {
+        let nodes = [
+            record("main/a", "Succeeded"),
+            record("main/b", "Failed"),
+            record("main/c", "Error"),
+            record("main/d", "Omitted"),
+        ];
+        let quoted = failures(&nodes);
+        assert!(
+            quoted.starts_with("\"[{\\\"displayName\\\":\\\"b\\\""),
+            "{quoted}"
+        );
+        let json: String = serde_json::from_str(&quoted).unwrap();
+        let list: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[1]["phase"], "Error");
+        assert_eq!(list[0]["message"], "Failed here");
+        assert_eq!(list[0]["finishedAt"], "1970-01-01T00:00:00Z");
+        assert_eq!(failures(&nodes[..1]), "\"null\"", "a nil slice");
+        assert_eq!(workflow_status("Omitted"), "Succeeded");
+        assert_eq!(workflow_status("Error"), "Error");
     }
 }
