@@ -18,6 +18,12 @@ pub enum ExprError {
     /// A `{{…}}` reference with nothing behind it.
     #[error("{{{{{0}}}}} does not resolve to anything here")]
     Unresolved(String),
+    /// A `{{= expression}}`: Argo evaluates it with expr-lang; the runner
+    /// does not.
+    #[error(
+        "{{{{{0}}}}}: the local runner does not evaluate {{{{= ...}}}} expressions (Argo evaluates them with expr-lang); use a {{{{...}}}} reference instead"
+    )]
+    Expression(String),
     /// A `when` (or `depends`) that cannot be evaluated, as Argo says it.
     #[error("{0}")]
     When(String),
@@ -89,6 +95,10 @@ pub fn substitute(text: &str, scope: &BTreeMap<String, String>) -> Result<String
         let name = format!("{}{}", &c[1], &c[2]);
         match scope.get(&name) {
             Some(v) => v.clone(),
+            None if name.starts_with('=') => {
+                error.get_or_insert(ExprError::Expression(name));
+                String::new()
+            }
             None => {
                 error.get_or_insert(ExprError::Unresolved(name));
                 String::new()
@@ -387,6 +397,16 @@ mod tests {
         assert_eq!(
             substitute("{{inputs.parameters.nope}}", &scope()),
             Err(ExprError::Unresolved("inputs.parameters.nope".into()))
+        );
+        let e = substitute("{{= inputs.parameters.surge > 0 }}", &scope()).unwrap_err();
+        assert_eq!(
+            e,
+            ExprError::Expression("=inputs.parameters.surge > 0".into())
+        );
+        assert!(
+            e.to_string()
+                .contains("does not evaluate {{= ...}} expressions"),
+            "{e}"
         );
         let v = substitute_json(
             &serde_json::json!({"scale": {"delta": "{{inputs.parameters.surge}}", "n": 1}}),
