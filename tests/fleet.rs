@@ -211,7 +211,7 @@ async fn seed_scenario_by_hand_reaches_the_expected_table() {
 }
 
 #[tokio::test]
-async fn rolling_update_keeps_ready_floor_and_spares_allocated() {
+async fn agones_rolling_update_keeps_ready_floor_and_spares_allocated() {
     let server = Server::start_fleet(&[
         "--in-memory",
         "--sim-startup-ms",
@@ -222,7 +222,8 @@ async fn rolling_update_keeps_ready_floor_and_spares_allocated() {
     let client = server.client().await;
     let servers: Api<GameServer> = Api::namespaced(client.clone(), "default");
     let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
-    let strategy = "{type: RollingUpdate, rollingUpdate: {maxSurge: '25%', maxUnavailable: '25%'}}";
+    let strategy =
+        "{type: AgonesRollingUpdate, rollingUpdate: {maxSurge: '25%', maxUnavailable: '25%'}}";
     server.kubectl_ok(
         &["apply", "-f", "-"],
         Some(&gss_yaml("arena", 8, strategy, "game:v1")),
@@ -264,6 +265,51 @@ async fn rolling_update_keeps_ready_floor_and_spares_allocated() {
     assert!(
         samples > 5,
         "the rollout was sampled while it ran ({samples} samples)"
+    );
+}
+
+/// OKG's RollingUpdate recreates every old server, the Allocated one
+/// included, one unavailable at a time (kruise Advanced StatefulSet
+/// `rollingUpdateStatefulsetPods`, which OKG's GameServerSet drives).
+#[tokio::test]
+async fn okg_rolling_update_recreates_allocated_servers_too() {
+    let server = Server::start_fleet(&[
+        "--in-memory",
+        "--sim-startup-ms",
+        "300",
+        "--sim-jitter-ms",
+        "100",
+    ]);
+    let client = server.client().await;
+    let servers: Api<GameServer> = Api::namespaced(client.clone(), "default");
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
+    server.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&gss_yaml("okg", 3, "{type: RollingUpdate}", "game:v1")),
+    );
+    let start = all_ready(&servers, "okg", 3, "game:v1").await;
+    let busy = start.keys().next().cloned().expect("a server");
+    set_ops(&servers, &busy, "Allocated").await;
+    let busy_uid = servers
+        .get(&busy)
+        .await
+        .expect("get")
+        .metadata
+        .uid
+        .expect("uid");
+    set_image(&sets, "okg", "game:v2").await;
+    let done = all_ready(&servers, "okg", 3, "game:v2").await;
+    assert!(done.contains_key(&busy), "{done:?}");
+    let after = servers
+        .get(&busy)
+        .await
+        .expect("get")
+        .metadata
+        .uid
+        .expect("uid");
+    assert_ne!(
+        after, busy_uid,
+        "the Allocated server was recreated, as OKG does"
     );
 }
 

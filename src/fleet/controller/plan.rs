@@ -3,10 +3,12 @@
 //! arithmetic): how many servers to create, which to delete and why, which
 //! to start draining, which Allocated servers overflow `replicas`.
 //!
-//! Invariants every strategy keeps: an Allocated or Maintaining server is
-//! never deleted or replaced (only an explicit `Kill`, or a `NoDisruption`
-//! drain timeout, ends a server with a match); a scale-down takes OKG's order
-//! among the others.
+//! OKG's `RollingUpdate` recreates old servers as OKG's Advanced
+//! StatefulSet does, Allocated ones included. Invariants every other
+//! strategy keeps: an Allocated or Maintaining server is never deleted or
+//! replaced (only an explicit `Kill`, or a `NoDisruption` drain timeout,
+//! ends a server with a match); a scale-down takes OKG's order among the
+//! others.
 
 use std::time::Duration;
 
@@ -16,14 +18,18 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::fleet::{Server, deletion_order};
 use crate::api::OpsState;
 
-/// The update strategies gameops offers (OKG's two, Agones's Recreate and
-/// seed 000's NoDisruption).
+/// The update strategies gameops offers (OKG's two; the extensions
+/// Agones's rolling update, Agones's Recreate and NoDisruption).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
     /// Template changes leave running servers alone.
     OnDelete,
-    /// Replace old servers within surge and unavailability budgets.
+    /// OKG: recreate old servers, Allocated ones included, highest
+    /// updatePriority first, within `maxUnavailable` of `replicas`.
     RollingUpdate,
+    /// Agones: replace old servers that are not Allocated or Maintaining,
+    /// within surge and unavailability budgets.
+    AgonesRollingUpdate,
     /// Replace every non-Allocated old server at once.
     Recreate,
     /// Drain old servers; replace them without interrupting a match.
@@ -35,11 +41,12 @@ impl Strategy {
     pub fn parse(value: Option<&str>) -> Result<Self, String> {
         match value.unwrap_or("RollingUpdate") {
             "RollingUpdate" | "" => Ok(Self::RollingUpdate),
+            "AgonesRollingUpdate" => Ok(Self::AgonesRollingUpdate),
             "OnDelete" => Ok(Self::OnDelete),
             "Recreate" => Ok(Self::Recreate),
             "NoDisruption" => Ok(Self::NoDisruption),
             other => Err(format!(
-                "spec.updateStrategy.type {other:?} is not one of RollingUpdate, OnDelete, Recreate, NoDisruption"
+                "spec.updateStrategy.type {other:?} is not one of RollingUpdate, OnDelete (OpenKruiseGame's), AgonesRollingUpdate, Recreate, NoDisruption (gameops's extensions)"
             )),
         }
     }
@@ -183,7 +190,8 @@ pub fn plan(desired: &Desired, servers: &[Server], now: Timestamp) -> Result<Pla
                 .extend(names(&replaced).into_iter().map(|n| (n, Why::Replace)));
             scale(&kept, replicas, &mut plan);
         }
-        Strategy::RollingUpdate => rolling(desired, replicas, &live, &new, &old, &mut plan)?,
+        Strategy::RollingUpdate => okg_rolling(desired, replicas, &live, &old, &mut plan)?,
+        Strategy::AgonesRollingUpdate => rolling(desired, replicas, &live, &new, &old, &mut plan)?,
         Strategy::NoDisruption => no_disruption(desired, replicas, &new, &old, now, &mut plan)?,
     }
 
@@ -201,6 +209,73 @@ pub fn plan(desired: &Desired, servers: &[Server], now: Timestamp) -> Result<Pla
     Ok(plan)
 }
 
+/// OKG's `RollingUpdate`: its GameServerSet controller hands the template
+/// to an Advanced StatefulSet (kruise pkg/controller/statefulset
+/// `rollingUpdateStatefulsetPods`), which recreates old pods, Allocated
+/// servers included: highest `game.kruise.io/gs-update-priority` first,
+/// then highest ordinal; `partition` old ones kept; at most
+/// `maxUnavailable` (of `replicas`, rounded down, at least 1; default 1)
+/// unavailable at a time, a pod that is already unavailable costing
+/// nothing. No surge.
+fn okg_rolling(
+    desired: &Desired,
+    replicas: u32,
+    live: &[&Server],
+    old: &[&Server],
+    plan: &mut Plan,
+) -> Result<(), String> {
+    let mut updatable: Vec<&Server> = old.to_vec();
+    updatable.sort_by_key(|s| {
+        (
+            std::cmp::Reverse(s.update_priority),
+            std::cmp::Reverse(s.ordinal),
+        )
+    });
+    updatable.truncate((old.len() as u32).saturating_sub(desired.partition) as usize);
+    if updatable.is_empty() || desired.paused {
+        scale(live, replicas, plan);
+        return Ok(());
+    }
+    let max_unavailable = desired
+        .max_unavailable
+        .as_ref()
+        .map_or(Ok(1), |v| scaled(v, replicas, false))?
+        .max(1);
+    let mut unavailable = live.iter().filter(|s| !s.ready).count() as u32;
+    let mut deleted = 0u32;
+    for s in updatable {
+        if s.ready {
+            if unavailable >= max_unavailable {
+                break;
+            }
+            unavailable += 1;
+        }
+        deleted += 1;
+        plan.delete.push((s.name.clone(), Why::Replace));
+    }
+    // A recreated pod keeps its name (a StatefulSet's identity): the
+    // replacement comes at the freed ordinal once the deletion is seen.
+    let total_after = live.len() as u32 - deleted;
+    plan.create = replicas.saturating_sub(live.len() as u32);
+    if total_after > replicas {
+        let mut rest: Vec<Server> = live
+            .iter()
+            .filter(|s| !plan.delete.iter().any(|(n, _)| n == &s.name))
+            .map(|s| (*s).clone())
+            .collect();
+        deletion_order(&mut rest);
+        let excess = (total_after - replicas) as usize;
+        plan.delete.extend(
+            rest.into_iter()
+                .filter(|s| !s.protected())
+                .take(excess)
+                .map(|s| (s.name, Why::ScaleDown)),
+        );
+    }
+    Ok(())
+}
+
+/// Agones's rolling update (the `AgonesRollingUpdate` extension).
 fn rolling(
     desired: &Desired,
     replicas: u32,
@@ -551,7 +626,7 @@ mod tests {
             },
         ];
         for c in cases {
-            let mut d = desired(c.replicas, Strategy::RollingUpdate);
+            let mut d = desired(c.replicas, Strategy::AgonesRollingUpdate);
             d.max_surge = c.surge;
             d.max_unavailable = c.unavailable;
             d.partition = c.partition;
@@ -559,6 +634,62 @@ mod tests {
             assert_eq!(deleted(&p), c.want_delete, "{}", c.name);
             assert_eq!(p.create, c.want_create, "{}", c.name);
         }
+    }
+
+    /// kruise Advanced StatefulSet `rollingUpdateStatefulsetPods`, as OKG
+    /// drives it: Allocated servers are recreated too, highest
+    /// updatePriority then highest ordinal first, `maxUnavailable` of
+    /// `replicas` (rounded down, at least 1), an unavailable old server
+    /// costing nothing, `partition` old ones kept.
+    #[test]
+    fn okg_rolling_update_recreates_allocated_servers_in_priority_order() {
+        let servers = fleet(&[
+            (0, "r1", "Allocated", true),
+            (1, "r1", "None", true),
+            (2, "r1", "Maintaining", true),
+            (3, "r1", "None", false),
+        ]);
+        let d = desired(4, Strategy::RollingUpdate);
+        let p = plan(&d, &servers, Timestamp::now()).unwrap();
+        // s-3 is not Ready: replaced at no cost, and it already uses the
+        // one unavailability allowed.
+        assert_eq!(deleted(&p), ["s-3"]);
+        assert_eq!(p.create, 0, "recreated at its ordinal once it is gone");
+        let servers: Vec<Server> = servers
+            .into_iter()
+            .map(|mut s| {
+                s.ready = true;
+                s
+            })
+            .collect();
+        let p = plan(&d, &servers, Timestamp::now()).unwrap();
+        assert_eq!(
+            deleted(&p),
+            ["s-3"],
+            "then the highest ordinal, Allocated or not"
+        );
+        let mut servers = fleet(&[
+            (0, "r1", "Allocated", true),
+            (1, "r1", "None", true),
+            (2, "r1", "None", true),
+            (3, "r1", "None", true),
+        ]);
+        servers[0].update_priority = 5;
+        let mut d = desired(4, Strategy::RollingUpdate);
+        d.max_unavailable = Some(IntOrString::String("50%".into()));
+        let p = plan(&d, &servers, Timestamp::now()).unwrap();
+        assert_eq!(
+            deleted(&p),
+            ["s-0", "s-3"],
+            "the Allocated one first, by priority"
+        );
+        d.partition = 3;
+        let p = plan(&d, &servers, Timestamp::now()).unwrap();
+        assert_eq!(deleted(&p), ["s-0"], "partition keeps three old ones");
+        assert_eq!(
+            Strategy::parse(Some("AgonesRollingUpdate")).unwrap(),
+            Strategy::AgonesRollingUpdate
+        );
     }
 
     #[test]
@@ -679,7 +810,7 @@ mod properties {
     fn strategy() -> impl Strategy<Value = super::Strategy> {
         prop_oneof![
             Just(super::Strategy::OnDelete),
-            Just(super::Strategy::RollingUpdate),
+            Just(super::Strategy::AgonesRollingUpdate),
             Just(super::Strategy::Recreate),
             Just(super::Strategy::NoDisruption),
         ]
