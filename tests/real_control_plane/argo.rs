@@ -319,7 +319,7 @@ fn the_seamless_release_then_the_rollback_example_run_through_argos_controller_a
     assert_eq!(history[0]["to"], NEW_IMAGE, "{history:#}");
     assert_eq!(
         history[0]["workflow"],
-        format!("{}/{name}", super::GAME_NS),
+        format!("{}/{name}", ARGO_NS),
         "{history:#}"
     );
     assert_eq!(history[0]["outcome"], "Succeeded", "{history:#}");
