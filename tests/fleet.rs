@@ -313,6 +313,69 @@ async fn okg_rolling_update_recreates_allocated_servers_too() {
     );
 }
 
+/// OKG gameserverset_manager.go `computeToScaleGs` and `GameServerScale`:
+/// a server whose id becomes reserved is deleted and the set keeps its
+/// size at other ids; with `scaleDownStrategyType: ReserveIds` the ids a
+/// scale-down removes are added to `reserveGameServerIds` and not used
+/// again.
+#[tokio::test]
+async fn reserved_ids_are_deleted_and_scale_downs_backfill_them() {
+    let server = Server::start_fleet(&[
+        "--in-memory",
+        "--sim-startup-ms",
+        "200",
+        "--sim-jitter-ms",
+        "50",
+    ]);
+    let client = server.client().await;
+    let servers: Api<GameServer> = Api::namespaced(client.clone(), "default");
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), "default");
+    let yaml = gss_yaml("res", 3, "{type: OnDelete}", "game:v1").replace(
+        "  replicas: 3\n",
+        "  replicas: 3\n  scaleStrategy: {scaleDownStrategyType: ReserveIds}\n",
+    );
+    server.kubectl_ok(&["apply", "-f", "-"], Some(&yaml));
+    all_ready(&servers, "res", 3, "game:v1").await;
+
+    // Reserve id 1: res-1 goes, another id keeps the set at 3.
+    let patch = json!({"spec": {"reserveGameServerIds": [1]}});
+    sets.patch("res", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("reserve");
+    let names = eventually("res-1 replaced at another id", || async {
+        let f = fleet(&servers, "res").await;
+        (f.len() == 3 && !f.contains_key("res-1")).then_some(f)
+    })
+    .await;
+    assert!(names.contains_key("res-3"), "{names:?}");
+
+    // Scale down by one: the id removed joins the reserved ones.
+    let patch = json!({"spec": {"replicas": 2}});
+    sets.patch("res", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("scale");
+    let reserved = eventually("the removed id reserved", || async {
+        let gss = sets.get("res").await.ok()?;
+        let ids = serde_json::to_value(gss.spec.reserve_game_server_ids?).ok()?;
+        (ids.as_array()?.len() == 2).then_some(ids)
+    })
+    .await;
+    assert_eq!(reserved[0], 1, "{reserved}");
+    let removed = reserved[1].as_i64().expect("an id");
+    // Back to 3: neither reserved id comes back.
+    let patch = json!({"spec": {"replicas": 3}});
+    sets.patch("res", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("scale up");
+    let names = eventually("three servers again", || async {
+        let f = fleet(&servers, "res").await;
+        (f.len() == 3).then_some(f)
+    })
+    .await;
+    assert!(!names.contains_key("res-1"), "{names:?}");
+    assert!(!names.contains_key(&format!("res-{removed}")), "{names:?}");
+}
+
 #[tokio::test]
 async fn recreate_replaces_all_but_allocated_at_once() {
     let server = Server::start_fleet(FAST);

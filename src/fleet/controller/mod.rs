@@ -84,6 +84,8 @@ fn desired(gss: &GameServerSet) -> Result<Desired, String> {
         partition: rolling.and_then(|r| r.partition).unwrap_or(0).max(0) as u32,
         paused: rolling.and_then(|r| r.paused).unwrap_or(false),
         drain_timeout: drain,
+        reserved: fleet::reserved_ids(gss.spec.reserve_game_server_ids.as_deref().unwrap_or(&[]))
+            .map_err(|e| format!("spec.reserveGameServerIds: {e}"))?,
     };
     // Check the budgets now, so a typo is reported once rather than at every step.
     plan::surge(desired.max_surge.as_ref(), replicas)

@@ -107,6 +107,8 @@ pub struct Desired {
     pub paused: bool,
     /// How long a draining server may keep players.
     pub drain_timeout: Duration,
+    /// `reserveGameServerIds`: ordinals the set must not run.
+    pub reserved: Vec<u32>,
 }
 
 /// Why a server is deleted (becomes the event's reason and message).
@@ -122,6 +124,8 @@ pub enum Why {
     Drained,
     /// Drained too long: terminated with this many players.
     DrainTimeout(i32),
+    /// Its id is in `reserveGameServerIds`.
+    Reserved,
 }
 
 /// The outcome of planning.
@@ -176,7 +180,15 @@ pub fn plan(desired: &Desired, servers: &[Server], now: Timestamp) -> Result<Pla
         plan.delete
             .extend(names(&kills).into_iter().map(|n| (n, Why::Kill)));
     }
-    let live: Vec<&Server> = servers.iter().filter(|s| !s.is(OpsState::Kill)).collect();
+    // OKG (gameserverset_manager.go `computeToScaleGs`): a server whose id
+    // becomes reserved is deleted, whatever its state, and replaced at a
+    // free id.
+    let (reserved, live): (Vec<&Server>, Vec<&Server>) = servers
+        .iter()
+        .filter(|s| !s.is(OpsState::Kill))
+        .partition(|s| desired.reserved.contains(&s.ordinal));
+    plan.delete
+        .extend(names(&reserved).into_iter().map(|n| (n, Why::Reserved)));
     let (new, old): (Vec<&Server>, Vec<&Server>) =
         live.iter().partition(|s| s.revision == desired.revision);
 
@@ -413,6 +425,7 @@ mod tests {
             partition: 0,
             paused: false,
             drain_timeout: Duration::from_secs(3600),
+            reserved: Vec::new(),
         }
     }
 
@@ -692,6 +705,23 @@ mod tests {
         );
     }
 
+    /// gameserverset_manager.go `computeToScaleGs`: a server whose id is
+    /// reserved is deleted, Allocated or not, and the set keeps its size at
+    /// other ids.
+    #[test]
+    fn a_reserved_id_is_deleted_and_replaced_elsewhere() {
+        let servers = fleet(&[
+            (0, "r2", "None", true),
+            (1, "r2", "Allocated", true),
+            (2, "r2", "None", true),
+        ]);
+        let mut d = desired(3, Strategy::OnDelete);
+        d.reserved = vec![1];
+        let p = plan(&d, &servers, Timestamp::now()).unwrap();
+        assert_eq!(p.delete, [("s-1".to_owned(), Why::Reserved)]);
+        assert_eq!(p.create, 1);
+    }
+
     #[test]
     fn update_priority_orders_replacement() {
         let mut servers = fleet(&[
@@ -846,6 +876,7 @@ mod properties {
                 partition: 0,
                 paused: false,
                 drain_timeout: Duration::from_secs(3600),
+                reserved: Vec::new(),
             };
             let mut servers: Vec<Server> = Vec::new();
             let mut next_ordinal = 0;

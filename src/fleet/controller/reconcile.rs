@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
@@ -96,6 +97,9 @@ pub(super) async fn reconcile_set(gss: &GameServerSet, ctx: &Context) -> Result<
     {
         return Ok(Action::requeue(BUSY_REQUEUE));
     }
+    if !step.backfill_reserved(&plan).await? {
+        return Ok(Action::requeue(BUSY_REQUEUE));
+    }
     step.mark_draining(&plan.drain).await?;
     step.delete(&plan.delete, &observed).await?;
     step.create(&desired, &observed, plan.create).await?;
@@ -137,6 +141,7 @@ fn why_text(why: &Why) -> String {
         Why::Replace => "replaced by the current template".into(),
         Why::Drained => "drained: no players left".into(),
         Why::DrainTimeout(p) => format!("drain timeout passed with {p} players still connected"),
+        Why::Reserved => "its id is in spec.reserveGameServerIds".into(),
     }
 }
 
@@ -194,6 +199,56 @@ impl Step<'_> {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// `scaleStrategy.scaleDownStrategyType: ReserveIds` (OKG
+    /// gameserverset_manager.go `GameServerScale`): the ids a scale-down
+    /// removes are added to `spec.reserveGameServerIds`, so they are not
+    /// used again. Written before the deletions, at the set's
+    /// resourceVersion; `false`: the set changed meanwhile.
+    async fn backfill_reserved(&self, plan: &Plan) -> Result<bool, Error> {
+        let reserve_ids = self
+            .gss
+            .spec
+            .scale_strategy
+            .as_ref()
+            .and_then(|s| s.scale_down_strategy_type.as_deref())
+            == Some("ReserveIds");
+        let removed: Vec<u32> = plan
+            .delete
+            .iter()
+            .filter(|(_, why)| matches!(why, Why::ScaleDown | Why::Kill))
+            .filter_map(|(n, _)| fleet::ordinal_of(&self.name, n))
+            .collect();
+        if !reserve_ids || removed.is_empty() {
+            return Ok(true);
+        }
+        let mut ids: Vec<IntOrString> = self
+            .gss
+            .spec
+            .reserve_game_server_ids
+            .clone()
+            .unwrap_or_default();
+        let known = fleet::reserved_ids(&ids).unwrap_or_default();
+        for id in removed.into_iter().filter(|id| !known.contains(id)) {
+            ids.push(IntOrString::Int(i32::try_from(id).unwrap_or(i32::MAX)));
+        }
+        let patch = json!({
+            "metadata": {"resourceVersion": self.gss.metadata.resource_version},
+            "spec": {"reserveGameServerIds": ids},
+        });
+        match self
+            .sets()
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) => Err(api_err(format!(
+                "reserving the removed ids of {}",
+                self.name
+            ))(e)),
+        }
     }
 
     async fn mark_draining(&self, drain: &[String]) -> Result<(), Error> {
