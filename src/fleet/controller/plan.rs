@@ -212,12 +212,27 @@ pub fn plan(desired: &Desired, servers: &[Server], now: Timestamp) -> Result<Pla
         .filter(|s| s.is(OpsState::Allocated))
         .copied()
         .collect();
-    if allocated.len() as u32 > replicas {
-        // Old revisions overflow first, then the highest ordinals.
-        allocated.sort_by_key(|s| (s.revision == desired.revision, std::cmp::Reverse(s.ordinal)));
-        let excess = allocated.len() - replicas as usize;
-        plan.overflow = names(&allocated[..excess]);
-    }
+    // Old revisions overflow first, then the highest ordinals.
+    allocated.sort_by_key(|s| (s.revision == desired.revision, std::cmp::Reverse(s.ordinal)));
+    // Agones (pkg/gameserversets/allocation_overflow.go, run by the Fleet
+    // on every GameServerSet): Allocated servers beyond their set's
+    // replicas. A strategy that replaces old servers keeps them in an
+    // outdated set, which a finished rollout scales to 0: all of them
+    // overflow then.
+    let replacing = matches!(
+        desired.strategy,
+        Strategy::AgonesRollingUpdate | Strategy::Recreate | Strategy::NoDisruption
+    );
+    let outdated = if replacing {
+        allocated
+            .iter()
+            .filter(|s| s.revision != desired.revision)
+            .count()
+    } else {
+        0
+    };
+    let excess = (allocated.len().saturating_sub(replicas as usize)).max(outdated);
+    plan.overflow = names(&allocated[..excess]);
     Ok(plan)
 }
 
@@ -796,6 +811,27 @@ mod tests {
             p.delete.is_empty(),
             "allocated servers are never scaled away"
         );
+    }
+
+    /// Agones labels the Allocated servers of an outdated GameServerSet
+    /// after a rollout: those of old revisions, under a strategy that
+    /// replaces them; OnDelete keeps old servers in the set.
+    #[test]
+    fn allocation_overflow_marks_allocated_servers_of_old_revisions_after_a_rollout() {
+        let servers = fleet(&[
+            (0, "r1", "Allocated", true),
+            (1, "r2", "Allocated", true),
+            (2, "r2", "None", true),
+        ]);
+        let p = plan(
+            &desired(3, Strategy::AgonesRollingUpdate),
+            &servers,
+            Timestamp::now(),
+        )
+        .unwrap();
+        assert_eq!(p.overflow, ["s-0"]);
+        let p = plan(&desired(3, Strategy::OnDelete), &servers, Timestamp::now()).unwrap();
+        assert!(p.overflow.is_empty());
     }
 }
 
