@@ -102,6 +102,11 @@ fn start_run(srv: &Server, target: &str, params: &[&str]) -> Child {
 fn seeded_with_a_match(srv: &Server) -> String {
     srv.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
     status_until(srv, "3 Ready old servers", |s| ready_on(s, OLD) == 3);
+    allocate(srv)
+}
+
+/// A match on one server of `minecraft`, through the allocator: its name.
+fn allocate(srv: &Server) -> String {
     let allocation: Value = reqwest::blocking::Client::new()
         .post(format!("http://127.0.0.1:{}/v1/allocate", srv.service_port))
         .json(&json!({"namespace": "default", "selectors": [{"gameServerSet": "minecraft"}]}))
@@ -141,17 +146,7 @@ fn status_history_and_unlock_follow_a_release_and_its_rollback() {
         assert!(free.contains("holds no lease: nothing to free"), "{free}");
     }
 
-    let allocation: Value = reqwest::blocking::Client::new()
-        .post(format!("http://127.0.0.1:{}/v1/allocate", srv.service_port))
-        .json(&json!({"namespace": "default", "selectors": [{"gameServerSet": "minecraft"}]}))
-        .send()
-        .expect("allocate")
-        .json()
-        .expect("json");
-    let busy = allocation["gameServerName"]
-        .as_str()
-        .expect("a server")
-        .to_owned();
+    let busy = allocate(&srv);
 
     // The release waits in its drain for the match on `busy`.
     let release = start_run(

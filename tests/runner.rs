@@ -1021,31 +1021,13 @@ fn erring_plugin() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
 #[test]
 fn an_error_is_kept_apart_from_a_failure() {
     let (url, _plugin) = erring_plugin();
-    let dir = tempfile::tempdir().expect("dir");
-    let token = dir.path().join("token");
-    std::fs::write(&token, "t").expect("token");
-    let file = dir.path().join("wf.yaml");
     let run_with = |continue_on: &str, retry: &str| {
-        std::fs::write(
-            &file,
-            format!(
+        let out = run_at(
+            &url,
+            &format!(
                 "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{generateName: e-}}\nspec:\n  entrypoint: main\n  templates:\n    - name: main\n      steps:\n        - - name: a\n            template: boom\n            continueOn: {continue_on}\n        - - name: b\n            template: fine\n    - name: boom\n      retryStrategy: {retry}\n      plugin: {{gameops: {{status: {{gameServerSet: x}}}}}}\n    - name: fine\n      plugin: {{gameops: {{status: {{gameServerSet: x}}}}}}\n"
             ),
-        )
-        .expect("write");
-        let out = gameops()
-            .arg("run")
-            .arg(&file)
-            .args([
-                "--templates",
-                TEMPLATES,
-                "--plugin",
-                &url,
-                "--plugin-token-file",
-            ])
-            .arg(&token)
-            .output()
-            .expect("run");
+        );
         (out.status.success(), text(&out))
     };
     let (ok, said) = run_with("{failed: true}", "{limit: 2}");
@@ -1097,15 +1079,19 @@ fn omitted_tasks_chain_as_in_argo_and_unknown_task_results_are_refused() {
 
 /// `gameops run -p` of a one-step workflow against the plugin at `url`.
 fn one_step(url: &str) -> Output {
+    run_at(
+        url,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: t-}\nspec:\n  entrypoint: main\n  templates:\n    - name: main\n      plugin: {gameops: {status: {gameServerSet: x}}}\n",
+    )
+}
+
+/// `gameops run` of `workflow` against the plugin at `url`, with a token.
+fn run_at(url: &str, workflow: &str) -> Output {
     let dir = tempfile::tempdir().expect("dir");
     let token = dir.path().join("token");
     std::fs::write(&token, "t").expect("token");
     let file = dir.path().join("wf.yaml");
-    std::fs::write(
-        &file,
-        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: t-}\nspec:\n  entrypoint: main\n  templates:\n    - name: main\n      plugin: {gameops: {status: {gameServerSet: x}}}\n",
-    )
-    .expect("write");
+    std::fs::write(&file, workflow).expect("write");
     gameops()
         .arg("run")
         .arg(&file)
