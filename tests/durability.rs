@@ -272,6 +272,7 @@ async fn snapshot(base: &str) -> Vec<(String, Value)> {
         "/apis/game.kruise.io/v1alpha1/gameserversets",
         "/apis/game.kruise.io/v1alpha1/gameservers",
         "/api/v1/events",
+        "/api/v1/pods",
     ] {
         let list: Value = http
             .get(format!("{base}{path}"))
@@ -286,6 +287,31 @@ async fn snapshot(base: &str) -> Vec<(String, Value)> {
         out.push((path.to_owned(), list));
     }
     out
+}
+
+/// A snapshot once the fleet has settled: the controller creates the
+/// servers of `minecraft` and the simulator starts them a few seconds later
+/// (`SimulatorConfig::default`'s start-up delay), so the lists must keep
+/// their versions for longer than that before they are compared.
+async fn settled_snapshot(base: &str) -> Vec<(String, Value)> {
+    let versions = |s: &[(String, Value)]| -> Vec<Value> {
+        s.iter()
+            .map(|(_, l)| l["metadata"]["resourceVersion"].clone())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = snapshot(base).await;
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(5) {
+        assert!(Instant::now() < deadline, "the fleet never settled");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let next = snapshot(base).await;
+        if versions(&next) != versions(&last) {
+            quiet_since = Instant::now();
+        }
+        last = next;
+    }
+    last
 }
 
 /// Fills a server with a bit of everything: objects in two namespaces,
@@ -314,9 +340,11 @@ async fn populate(client: kube::Client) {
     )
     .await
     .unwrap();
+    // Forced, as Flux applies: the creator owns spec.replicas, so an
+    // unforced apply of another value is a conflict on kube-apiserver.
     sets.patch(
         "minecraft",
-        &PatchParams::apply("durability"),
+        &PatchParams::apply("durability").force(),
         &Patch::Apply(json!({
             "apiVersion": "game.kruise.io/v1alpha1", "kind": "GameServerSet",
             "metadata": {"name": "minecraft"}, "spec": {"replicas": 4},
@@ -501,7 +529,7 @@ async fn sigterm_restart_keeps_objects_and_versions_identical() {
     let url = format!("http://127.0.0.1:{port}");
     let first = Process::start(dir.path(), port);
     populate(client_of(dir.path().join("kubeconfig")).await).await;
-    let before = snapshot(&url).await;
+    let before = settled_snapshot(&url).await;
     // A watch left open must not hold the shutdown.
     let _open_watch = reqwest::Client::new()
         .get(format!(

@@ -172,6 +172,110 @@ spec: {replicas: 2, gameServerTemplate: {spec: {containers: [{name: c, image: 'x
     assert_eq!(managed, "5 kubectl Apply");
 }
 
+/// Field ownership as kube-apiserver keeps it (structured-merge-diff
+/// `merge/update.go`), seen through kubectl: Flux and Argo CD both apply
+/// server-side, each under its own field manager.
+#[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one story: apply, share, conflict, force, stop applying, scale"
+)]
+fn server_side_apply_tracks_field_ownership() {
+    let server = Server::start(&[]);
+    let flux = "apiVersion: game.kruise.io/v1alpha1
+kind: GameServerSet
+metadata: {name: owned, namespace: default, labels: {team: blue, tier: game}}
+spec: {replicas: 2, gameServerTemplate: {spec: {containers: [{name: c, image: 'x:v1'}]}}}
+";
+    let apply = |manager: &str, yaml: &str, extra: &[&str]| {
+        let mut args = vec![
+            "apply",
+            "--server-side",
+            "--field-manager",
+            manager,
+            "-f",
+            "-",
+        ];
+        args.extend_from_slice(extra);
+        server.kubectl_stdin(&args, Some(yaml))
+    };
+    let get = |path: &str| {
+        server.kubectl_ok(
+            &["get", "gss", "owned", "-o", &format!("jsonpath={path}")],
+            None,
+        )
+    };
+    assert!(apply("flux", flux, &[]).status.success());
+    // The same value from another manager is shared, not a conflict.
+    let argocd = "apiVersion: game.kruise.io/v1alpha1
+kind: GameServerSet
+metadata: {name: owned, namespace: default}
+spec: {replicas: 2}
+";
+    assert!(apply("argocd", argocd, &[]).status.success());
+    // A different value is a conflict that names the owner and the field,
+    // and changes nothing.
+    let refused = apply("argocd", &argocd.replace("replicas: 2", "replicas: 5"), &[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("Apply failed with 1 conflict: conflict with \"flux\": .spec.replicas"),
+        "{stderr}"
+    );
+    assert_eq!(get("{.spec.replicas}"), "2");
+    // Forced, the field changes hands.
+    assert!(
+        apply(
+            "argocd",
+            &argocd.replace("replicas: 2", "replicas: 5"),
+            &["--force-conflicts"]
+        )
+        .status
+        .success()
+    );
+    assert_eq!(get("{.spec.replicas}"), "5");
+    let owners = server.kubectl_ok(
+        &["get", "gss", "owned", "--show-managed-fields", "-o", "json"],
+        None,
+    );
+    let owners: serde_json::Value = serde_json::from_str(&owners).expect("json");
+    let flux_fields = owners["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+        .iter()
+        .find(|e| e["manager"] == "flux")
+        .expect("flux still owns fields")["fieldsV1"]
+        .clone();
+    assert!(
+        flux_fields["f:spec"].get("f:replicas").is_none(),
+        "{flux_fields}"
+    );
+    assert!(
+        flux_fields["f:metadata"]["f:labels"]
+            .get("f:team")
+            .is_some(),
+        "{flux_fields}"
+    );
+    // Flux stops applying a label it alone owned: the label goes; the
+    // replicas it no longer owns stay as Argo CD applied them.
+    let flux = flux
+        .replace("team: blue, ", "")
+        .replace("replicas: 2, ", "");
+    assert!(apply("flux", &flux, &[]).status.success());
+    assert_eq!(get("{.metadata.labels}"), r#"{"tier":"game"}"#);
+    assert_eq!(get("{.spec.replicas}"), "5");
+    // A client-side write takes the fields it changes from every applier;
+    // without --field-manager its manager is the User-Agent's product.
+    server.kubectl_ok(&["scale", "gss", "owned", "--replicas", "7"], None);
+    let refused = apply("argocd", &argocd.replace("replicas: 2", "replicas: 5"), &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("conflict with \"kubectl\" with subresource \"scale\""),
+        "{stderr}"
+    );
+    assert_eq!(get("{.spec.replicas}"), "7");
+}
+
 #[test]
 fn watch_prints_the_change() {
     let server = Server::start(&[]);

@@ -1012,6 +1012,12 @@ fn the_embedded_server_answers_as_kube_apiserver() {
     };
     assert_eq!(answer("create again").code, 409);
     assert_eq!(answer("replicas beyond int32").code, 422);
+    let conflict = answer("apply patch by another manager");
+    assert_eq!(
+        (conflict.code, conflict.fields),
+        (409, vec![".spec.replicas".to_owned()])
+    );
+    assert_eq!(answer("apply patch by another manager, forced").code, 200);
     let watch = answer("watch from the first version").what;
     assert!(watch.starts_with("watch MODIFIED"), "{watch}");
     let pods = answer("table of pods");

@@ -168,6 +168,11 @@ fn cases() -> Vec<Case> {
         case("strategic merge patch", Method::PATCH, &a, "application/strategic-merge-patch+json",
             json!({"spec": {"replicas": 6}}).to_string()),
         case("apply patch", Method::PATCH, &format!("{a}?fieldManager=diff"), "application/apply-patch+yaml", set("a", json!(5))),
+        // Another manager changing a field `diff` applied: a conflict.
+        case("apply patch by another manager", Method::PATCH, &format!("{a}?fieldManager=other"),
+            "application/apply-patch+yaml", set("a", json!(7))),
+        case("apply patch by another manager, forced", Method::PATCH,
+            &format!("{a}?fieldManager=other&force=true"), "application/apply-patch+yaml", set("a", json!(7))),
         case("watch from the first version", Method::GET,
             &format!("{SETS}?watch=1&resourceVersion={{rv}}&timeoutSeconds=1"), JSON, String::new()),
         case("status get", Method::GET, &format!("{a}/status"), JSON, String::new()),

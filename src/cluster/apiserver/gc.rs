@@ -1,5 +1,6 @@
 //! The garbage collector: when an object is deleted, every object whose
-//! `ownerReferences` all point at deleted objects is deleted too, in the
+//! `ownerReferences` all point at deleted objects is deleted too (and so is
+//! an object created or updated with only such owners), in the
 //! background (as Kubernetes's `propagationPolicy: Background`). It keeps an
 //! index of owners from the store's watch, so each deletion costs only the
 //! dependents it has.
@@ -77,21 +78,24 @@ impl Index {
             .get(uid)
             .into_iter()
             .flatten()
-            .filter(|k| {
-                self.owners
-                    .get(*k)
-                    .is_some_and(|os| os.iter().all(|o| !self.live.contains(o)))
-            })
+            .filter(|k| self.is_orphan(k))
             .cloned()
             .collect()
+    }
+
+    /// Whether `key` has owners and none of them is alive.
+    fn is_orphan(&self, key: &ObjectKey) -> bool {
+        self.owners
+            .get(key)
+            .is_some_and(|os| os.iter().all(|o| !self.live.contains(o)))
     }
 
     /// Every object none of whose owners are alive.
     fn all_orphans(&self) -> Vec<ObjectKey> {
         self.owners
-            .iter()
-            .filter(|(_, os)| os.iter().all(|o| !self.live.contains(o)))
-            .map(|(k, _)| k.clone())
+            .keys()
+            .filter(|k| self.is_orphan(k))
+            .cloned()
             .collect()
     }
 }
@@ -135,7 +139,17 @@ pub async fn run(cluster: Cluster) {
                             collect(&cluster, index.orphaned_by(&uid)).await;
                         }
                     }
-                    _ => index.put(event.key.clone(), &event.object),
+                    // An object whose owners are all gone already (a
+                    // controller created it from a stale view of its owner)
+                    // goes at once, as kube's collector deletes a dependent
+                    // of an absent owner (`garbagecollector.go`
+                    // `attemptToDeleteItem`, dangling references).
+                    _ => {
+                        index.put(event.key.clone(), &event.object);
+                        if index.is_orphan(&event.key) {
+                            collect(&cluster, vec![event.key.clone()]).await;
+                        }
+                    }
                 },
                 // Fell behind: rebuild the index from a fresh snapshot.
                 Err(RecvError::Lagged(_)) => break,
@@ -210,5 +224,8 @@ mod tests {
         index.remove(&ObjectKey::new("x", "ns", "b"), Some("b"));
         assert_eq!(index.orphaned_by("b").len(), 1);
         assert_eq!(index.all_orphans().len(), 2);
+        // A dependent of an owner that is already gone is an orphan at once.
+        index.put(ObjectKey::new("x", "ns", "e"), &obj("e", &["a"]));
+        assert!(index.is_orphan(&ObjectKey::new("x", "ns", "e")));
     }
 }

@@ -83,7 +83,15 @@ async fn handle(
         Some(t) => t,
         None => return discovery_path(path, headers),
     };
-    let params = Params::parse(uri.query())?;
+    let mut params = Params::parse(uri.query())?;
+    let applying = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/apply-patch"));
+    if matches!(*method, Method::POST | Method::PUT | Method::PATCH) && !applying {
+        params.field_manager = params
+            .field_manager
+            .or_else(|| Some(manager_from_user_agent(headers)));
+    }
     let format = request::format(headers);
     let decoded = || request::decode(&body, headers);
     match (method, target.name.is_some()) {
@@ -114,6 +122,27 @@ async fn handle(
             "{method} is not supported on {path}"
         ))),
     }
+}
+
+/// The field manager of a write that names none: the User-Agent up to its
+/// first `/`, printable characters only, at most 128 bytes
+/// (apiserver `endpoints/handlers/rest.go` `prefixFromUserAgent`).
+fn manager_from_user_agent(headers: &HeaderMap) -> String {
+    let agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let mut out = String::new();
+    for c in agent.split('/').next().unwrap_or("").chars() {
+        if c.is_control() {
+            continue;
+        }
+        if out.len() + c.len_utf8() > 128 {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Discovery paths that are not resource paths.

@@ -144,6 +144,15 @@ impl ApiError {
         e
     }
 
+    /// 409 for a server-side apply that would change fields other managers
+    /// own (apimachinery `errors.NewApplyConflict`: no name, one
+    /// `FieldManagerConflict` cause per field).
+    pub fn apply_conflict(message: String, causes: Vec<Value>) -> Self {
+        let mut e = Self::new(StatusCode::CONFLICT, "Conflict", message);
+        e.details = Some(json!({"causes": causes}));
+        e
+    }
+
     /// 422 naming every invalid field.
     pub fn invalid(kind_group: &str, name: &str, errors: Vec<FieldError>) -> Self {
         let list = if errors.len() == 1 {

@@ -7,6 +7,7 @@
 //! request never leaves a partial write. This file holds what the verbs share.
 
 mod delete;
+mod ownership;
 mod read;
 mod scale;
 mod write;

@@ -5,7 +5,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{
-    Cluster, json_response, meta, meta_mut, no_subresource, rv_of, spec_part, update_loop,
+    Cluster, json_response, meta, meta_mut, no_subresource, ownership, rv_of, spec_part,
+    update_loop,
 };
 use crate::cluster::apiserver::request::{Params, Target};
 use crate::cluster::apiserver::resources::ResourceDef;
@@ -74,6 +75,9 @@ pub(super) async fn write_scale(
             .unwrap_or(0);
         if spec_part(&next) != spec_part(&current.value) {
             meta_mut(&mut next).insert("generation".into(), json!(generation + 1));
+        }
+        if let Some(manager) = &params.field_manager {
+            ownership::record_update(def, &current.value, &mut next, (manager, Some("scale")));
         }
         Ok((next, wanted_rv.is_some()))
     })

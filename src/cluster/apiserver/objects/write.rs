@@ -4,8 +4,9 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use super::ownership;
 use super::scale::write_scale;
 use super::{
     Cluster, Written, check_subresource, check_type, key, meta, meta_mut, name_of, now, render_one,
@@ -37,28 +38,24 @@ pub async fn create(
         )));
     }
     let object = prepare_create(target, body)?;
-    store_new(cluster, target, object, None, params, format).await
+    store_new(cluster, target, object, false, params, format).await
 }
 
-/// The end of every create (POST, or an apply of a missing object):
-/// validates the prepared `object`, records the field manager's write (of
-/// `applied`, or of the whole object for a plain create), and stores it, or
-/// only renders it in a dry run.
+/// The end of every create (POST, or an apply of a missing object, whose
+/// `managedFields` the apply already set): validates the prepared `object`,
+/// records a plain create's field manager, and stores it, or only renders it
+/// in a dry run.
 async fn store_new(
     cluster: &Cluster,
     target: &Target,
     mut object: Value,
-    applied: Option<&Value>,
+    applied: bool,
     params: &Params,
     format: Format,
 ) -> Result<Response, ApiError> {
     let warnings = validate(target.def, &mut object, params.field_validation)?;
-    if let Some(manager) = &params.field_manager {
-        let (applied, operation) = match applied {
-            Some(body) => (body.clone(), "Apply"),
-            None => (object.clone(), "Update"),
-        };
-        record_manager(target.def, &mut object, &applied, manager, operation, None);
+    if !applied && let Some(manager) = &params.field_manager {
+        ownership::record_update(target.def, &json!({}), &mut object, (manager, None));
     }
     let name = object
         .pointer("/metadata/name")
@@ -120,7 +117,7 @@ pub async fn update(
         }
         let mut next = merge_update(def, &current.value, body.clone(), sub);
         if let Some(manager) = &params.field_manager {
-            record_manager(def, &mut next, &body, manager, "Update", sub);
+            ownership::record_update(def, &current.value, &mut next, (manager, sub));
         }
         Ok((next, wanted_rv.is_some()))
     })
@@ -128,7 +125,8 @@ pub async fn update(
     Ok(updated(target, format, written))
 }
 
-/// Applies a merge or JSON patch to a document.
+/// Applies a merge or JSON patch to a document (an apply patch as a merge:
+/// on the scale subresource, which keeps no field owners).
 fn apply_patch(doc: &Value, patch_type: PatchType, patch: &Value) -> Result<Value, ApiError> {
     let mut out = doc.clone();
     match patch_type {
@@ -177,7 +175,8 @@ pub async fn patch(
     let def = target.def;
     let sub = target.subresource.as_deref();
     check_subresource(def, sub)?;
-    if patch_type == PatchType::Apply && params.field_manager.is_none() {
+    let manager = params.field_manager.as_deref();
+    if patch_type == PatchType::Apply && manager.is_none() {
         return Err(ApiError::bad_request(
             "PATCH with application/apply-patch+yaml requires the fieldManager query parameter",
         ));
@@ -192,18 +191,25 @@ pub async fn patch(
         check_type(def, &mut body)?;
     }
     let pinned = pins_version(patch_type, &body)?;
-    let operation = match patch_type {
-        PatchType::Apply => "Apply",
-        _ => "Update",
-    };
     let written = update_loop(cluster, target, &name, params, |current| {
-        let patched = apply_patch(&current.value, patch_type, &body)?;
+        let patched = match (patch_type, manager) {
+            (PatchType::Apply, Some(manager)) => {
+                ownership::apply(def, &current.value, &body, (manager, sub), params.force)?
+            }
+            _ => apply_patch(&current.value, patch_type, &body)?,
+        };
         if rv_of(&patched)?.is_some_and(|rv| rv != current.rv) {
             return Err(ApiError::conflict(&def.qualified(), &name));
         }
+        let owners = patched.pointer("/metadata/managedFields").cloned();
         let mut next = merge_update(def, &current.value, patched, sub);
-        if let Some(manager) = &params.field_manager {
-            record_manager(def, &mut next, &body, manager, operation, sub);
+        match (patch_type, manager) {
+            // The apply set the owners (a status write keeps no other metadata).
+            (PatchType::Apply, _) => ownership::set_owners(&mut next, owners),
+            (_, Some(manager)) => {
+                ownership::record_update(def, &current.value, &mut next, (manager, sub));
+            }
+            (_, None) => {}
         }
         Ok((next, pinned))
     })
@@ -243,69 +249,16 @@ async fn apply_create(
             m.insert("name".into(), json!(name));
         }
     }
+    let manager = params.field_manager.as_deref().unwrap_or_default();
+    let object = ownership::apply(
+        target.def,
+        &json!({}),
+        &object,
+        (manager, None),
+        params.force,
+    )?;
     let object = prepare_create(target, object)?;
-    store_new(cluster, target, object, Some(&body), params, format).await
-}
-
-/// The `managedFields` set of an object: `f:` entries for every field
-/// (lists are atomic), without server-owned metadata.
-fn fields_v1(v: &Value, top: bool) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !(top && matches!(k.as_str(), "apiVersion" | "kind" | "status")))
-                .filter_map(|(k, child)| {
-                    if top && k == "metadata" {
-                        let kept: Map<String, Value> = child
-                            .as_object()?
-                            .iter()
-                            .filter(|(k, _)| matches!(k.as_str(), "labels" | "annotations"))
-                            .map(|(k, v)| (format!("f:{k}"), fields_v1(v, false)))
-                            .collect();
-                        return (!kept.is_empty())
-                            .then(|| ("f:metadata".to_owned(), Value::Object(kept)));
-                    }
-                    Some((format!("f:{k}"), fields_v1(child, false)))
-                })
-                .collect(),
-        ),
-        _ => json!({}),
-    }
-}
-
-/// Records a write by `manager` in `metadata.managedFields`.
-fn record_manager(
-    def: &ResourceDef,
-    object: &mut Value,
-    applied: &Value,
-    manager: &str,
-    operation: &str,
-    sub: Option<&str>,
-) {
-    let mut entry = json!({
-        "manager": manager,
-        "operation": operation,
-        "apiVersion": def.api_version(),
-        "time": now(),
-        "fieldsType": "FieldsV1",
-        "fieldsV1": fields_v1(applied, true),
-    });
-    if let Some(sub) = sub {
-        entry["subresource"] = json!(sub);
-    }
-    let m = meta_mut(object);
-    let mut list: Vec<Value> = m
-        .get("managedFields")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    list.retain(|e| {
-        !(e["manager"] == manager
-            && e["operation"] == operation
-            && e.get("subresource").and_then(Value::as_str) == sub)
-    });
-    list.push(entry);
-    m.insert("managedFields".into(), Value::Array(list));
+    store_new(cluster, target, object, true, params, format).await
 }
 
 /// Builds a new object for creation from a client's body.
@@ -423,10 +376,18 @@ fn merge_update(def: &ResourceDef, current: &Value, incoming: Value, sub: Option
             None => m.remove(owned),
         };
     }
+    // A write without managedFields keeps the stored ones; an empty list
+    // clears them.
     if !m.contains_key("managedFields")
         && let Some(mf) = cur_meta.get("managedFields")
     {
         m.insert("managedFields".into(), mf.clone());
+    }
+    if m.get("managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        m.remove("managedFields");
     }
     m.remove("resourceVersion");
     if def.status_subresource {
@@ -485,14 +446,5 @@ mod tests {
             "status writes never change spec"
         );
         assert_eq!(status["metadata"]["generation"], 1);
-    }
-
-    #[test]
-    fn managed_fields_name_the_applied_fields() {
-        let applied = json!({"apiVersion": "v", "kind": "K", "metadata": {"name": "m", "labels": {"a": "b"}}, "spec": {"replicas": 3, "x": [1]}});
-        assert_eq!(
-            fields_v1(&applied, true),
-            json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:spec": {"f:replicas": {}, "f:x": {}}})
-        );
     }
 }
