@@ -1,7 +1,8 @@
 //! What every HTTP surface of gameops shares, as tower layers and small
 //! routers: credentials checked in constant time (one [`AuthLayer`] for the
 //! API server, the plugin and the allocator's service port), the health
-//! routes, and the request body limit.
+//! routes, the request body limit, and the timeouts that close slow or
+//! silent connections.
 
 use std::sync::Arc;
 
@@ -138,6 +139,118 @@ pub fn close_slow_connections(
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
+}
+
+/// An acceptor that hands a connection on only once it has sent its first
+/// byte, and closes it when that takes [`HEADER_TIMEOUT`]: hyper's
+/// `header_read_timeout` starts only after hyper-util's HTTP version
+/// detection has read the first bytes, so a connection that sends nothing
+/// would otherwise hold a socket and a task for ever. Wraps the acceptor
+/// that makes the stream (TLS included: the wait follows the handshake).
+#[derive(Clone, Debug)]
+pub struct FirstByteAcceptor<A> {
+    inner: A,
+}
+
+impl<A> FirstByteAcceptor<A> {
+    /// Waits for the first byte of what `inner` accepts.
+    pub fn new(inner: A) -> Self {
+        Self { inner }
+    }
+}
+
+impl<A, I, S> axum_server::accept::Accept<I, S> for FirstByteAcceptor<A>
+where
+    A: axum_server::accept::Accept<I, S>,
+    A::Future: Send + 'static,
+    A::Stream: tokio::io::AsyncRead + Unpin + Send + 'static,
+    A::Service: Send + 'static,
+{
+    type Stream = FirstByte<A::Stream>;
+    type Service = A::Service;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = std::io::Result<(Self::Stream, Self::Service)>> + Send>,
+    >;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let accepted = self.inner.accept(stream, service);
+        Box::pin(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut stream, service) = accepted.await?;
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(HEADER_TIMEOUT, stream.read(&mut first)).await {
+                Ok(Ok(1)) => Ok((
+                    FirstByte {
+                        first: Some(first[0]),
+                        inner: stream,
+                    },
+                    service,
+                )),
+                Ok(Ok(_)) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            }
+        })
+    }
+}
+
+/// A stream that gives back the byte [`FirstByteAcceptor`] read first.
+#[derive(Debug)]
+pub struct FirstByte<S> {
+    first: Option<u8>,
+    inner: S,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstByte<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if buf.remaining() > 0
+            && let Some(b) = self.first.take()
+        {
+            buf.put_slice(&[b]);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstByte<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

@@ -230,14 +230,25 @@ fn with_a_token_the_allocator_requires_it() {
     assert_ne!(right.status().as_u16(), 401, "the token opens it");
 }
 
-/// A client that sends half a body, or half its headers, and stalls is
-/// cut off after 30 s (the body timeout; hyper's header read timeout), on
-/// the API port and on the service port, instead of holding its
-/// connection for ever.
+/// A client that sends half a body, half its headers, or nothing at all,
+/// and stalls is cut off after 30 s (the body timeout; hyper's header read
+/// timeout; the first-byte timeout), on the API port, the service port and
+/// the plugin sidecar's port, instead of holding its connection for ever.
 #[test]
 fn a_stalled_request_body_is_cut_off() {
     use std::io::{Read, Write};
     let server = Server::start(&["--in-memory"]);
+    let kubeconfig = std::fs::read_to_string(server.kubeconfig()).expect("kubeconfig");
+    let sidecar = common::sidecar::Sidecar::start(&kubeconfig, &[]);
+    let silent = |port: u16| {
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(45)))
+            .expect("timeout");
+        tcp
+    };
+    let mut silent_api = silent(server.api_port);
+    let mut silent_service = silent(server.service_port);
+    let mut silent_sidecar = silent(sidecar.port);
     let half = |port: u16, path: &str| {
         let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
         write!(
@@ -270,6 +281,9 @@ fn a_stalled_request_body_is_cut_off() {
         &mut service,
         &mut api_headers,
         &mut service_headers,
+        &mut silent_api,
+        &mut silent_service,
+        &mut silent_sidecar,
     ] {
         let mut answer = String::new();
         // The server answers (408) and closes, or just closes: either way

@@ -393,7 +393,11 @@ pub async fn run(options: &SidecarOptions) -> Result<(), SidecarError> {
         stop.await;
         stopper.graceful_shutdown(Some(GRACE));
     });
-    let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(handle);
+    let mut server = axum_server::from_tcp(listener.into_std()?)?
+        .handle(handle)
+        .acceptor(crate::http::FirstByteAcceptor::new(
+            axum_server::accept::DefaultAcceptor::new(),
+        ));
     crate::http::close_slow_connections(server.http_builder());
     server
         .serve(crate::http::slow_client_timeouts(routes).into_make_service())

@@ -376,8 +376,10 @@ impl Running {
                     )
                     .await?;
                     // TCP_NODELAY: small watch events must not wait for delayed ACKs.
-                    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
-                        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                    let acceptor = crate::http::FirstByteAcceptor::new(
+                        axum_server::tls_rustls::RustlsAcceptor::new(config)
+                            .acceptor(axum_server::accept::NoDelayAcceptor::new()),
+                    );
                     let mut server =
                         axum_server::from_tcp(self.api.into_std()?)?.acceptor(acceptor);
                     crate::http::close_slow_connections(server.http_builder());
@@ -385,8 +387,11 @@ impl Running {
                 }
                 None => {
                     // TCP_NODELAY: small watch events must not wait for delayed ACKs.
-                    let mut server = axum_server::from_tcp(self.api.into_std()?)?
-                        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                    let mut server = axum_server::from_tcp(self.api.into_std()?)?.acceptor(
+                        crate::http::FirstByteAcceptor::new(
+                            axum_server::accept::NoDelayAcceptor::new(),
+                        ),
+                    );
                     crate::http::close_slow_connections(server.http_builder());
                     server.serve(api_router.into_make_service()).await
                 }
@@ -419,7 +424,9 @@ impl Running {
                 .merge(allocator)
                 .merge(plugin),
         );
-        let mut service = axum_server::from_tcp(self.service.into_std()?)?;
+        let mut service = axum_server::from_tcp(self.service.into_std()?)?.acceptor(
+            crate::http::FirstByteAcceptor::new(axum_server::accept::DefaultAcceptor::new()),
+        );
         crate::http::close_slow_connections(service.http_builder());
         let service = service.serve(service_routes.into_make_service());
         tokio::select! {
