@@ -126,7 +126,7 @@ async fn handle(
 
 /// The field manager of a write that names none: the User-Agent up to its
 /// first `/`, printable characters only, at most 128 bytes
-/// (apiserver `endpoints/handlers/rest.go` `prefixFromUserAgent`).
+/// (apiserver `pkg/endpoints/handlers/create.go` `prefixFromUserAgent`).
 fn manager_from_user_agent(headers: &HeaderMap) -> String {
     let agent = headers
         .get(axum::http::header::USER_AGENT)

@@ -47,7 +47,7 @@ impl Entry {
     }
 
     /// How kube-apiserver names the manager in a conflict
-    /// (`fieldmanager/internal/conflict.go` `printManager`).
+    /// (apimachinery `pkg/util/managedfields/internal/conflict.go` `printManager`).
     fn describe(&self) -> String {
         let mut out = format!("{:?}", self.manager);
         if let Some(sub) = &self.subresource {
@@ -299,7 +299,8 @@ fn dotted(path: &[String]) -> String {
 }
 
 /// The 409 of an apply that would change fields other managers own
-/// (`fieldmanager/internal/conflict.go` `NewConflictError`).
+/// (apimachinery `pkg/util/managedfields/internal/conflict.go`
+/// `NewConflictError`).
 fn conflict_error(conflicts: &[(String, Path)]) -> ApiError {
     let message = match conflicts {
         [(manager, path)] => format!(
