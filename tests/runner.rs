@@ -1077,6 +1077,47 @@ fn omitted_tasks_chain_as_in_argo_and_unknown_task_results_are_refused() {
     );
 }
 
+/// argo-workflows v4.0.5 `util/template/expression_template.go`: a
+/// `{{= expression}}` is evaluated by expr-lang over the template's
+/// variables (strings, hence `asInt`), its result written in place (here a
+/// set's name and a `when`), and an expression expr-lang's checker refuses
+/// fails the step with "failed to evaluate expression".
+#[test]
+fn expressions_are_evaluated_as_argo_evaluates_them() {
+    let srv = Server::start(&["--in-memory"]);
+    srv.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("wf.yaml");
+    let workflow = |when: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{generateName: x-}}\nspec:\n  entrypoint: main\n  arguments: {{parameters: [{{name: n, value: '3'}}, {{name: kind, value: CRAFT}}]}}\n  templates:\n    - name: main\n      inputs: {{parameters: [{{name: n}}, {{name: kind}}]}}\n      steps:\n        - - name: look\n            template: look\n            when: \"{when}\"\n            arguments: {{parameters: [{{name: set, value: \"{{{{= 'mine' + lower(inputs.parameters.kind) }}}}\"}}]}}\n    - name: look\n      inputs: {{parameters: [{{name: set}}]}}\n      plugin: {{gameops: {{status: {{gameServerSet: '{{{{inputs.parameters.set}}}}'}}}}}}\n"
+        )
+    };
+    std::fs::write(&file, workflow("{{= asInt(inputs.parameters.n) * 2 > 5 }}")).expect("write");
+    let out = run(&srv, file.to_str().expect("path"), &[]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("main/look  Succeeded"),
+        "the set resolved to minecraft: {said}"
+    );
+
+    std::fs::write(&file, workflow("{{= asInt(inputs.parameters.n) > 5 }}")).expect("write");
+    let said = text(&run(&srv, file.to_str().expect("path"), &[]));
+    assert!(said.contains("main/look  Skipped"), "{said}");
+
+    std::fs::write(&file, workflow("{{= inputs.parameters.n > 5 }}")).expect("write");
+    let out = run(&srv, file.to_str().expect("path"), &[]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "failed to evaluate expression: invalid operation: > (mismatched types string and int)"
+        ),
+        "{said}"
+    );
+}
+
 /// `gameops run -p` of a one-step workflow against the plugin at `url`.
 fn one_step(url: &str) -> Output {
     run_at(

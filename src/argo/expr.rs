@@ -1,6 +1,7 @@
 //! Argo's template expressions, for the runner and lint alike: `{{name}}`
 //! references (substituted by the runner, resolved by lint, including the
-//! variables a `{{= expression}}` names), `when` conditions (the govaluate
+//! variables a `{{= expression}}` names; [`super::exprlang`] evaluates
+//! it), `when` conditions (the govaluate
 //! subset Argo templates use: `==` and `!=` over operands compared as
 //! strings once quotes are dropped) and DAG `depends` (`a`, `a.Succeeded`,
 //! `a.Failed`, ..., as Argo's enhanced depends logic reads them), both
@@ -18,12 +19,10 @@ pub enum ExprError {
     /// A `{{…}}` reference with nothing behind it.
     #[error("{{{{{0}}}}} does not resolve to anything here")]
     Unresolved(String),
-    /// A `{{= expression}}`: Argo evaluates it with expr-lang; the runner
-    /// does not.
-    #[error(
-        "{{{{{0}}}}}: the local runner does not evaluate {{{{= ...}}}} expressions (Argo evaluates them with expr-lang); use a {{{{...}}}} reference instead"
-    )]
-    Expression(String),
+    /// A `{{= expression}}` that does not evaluate (worded as Argo's
+    /// `failed to evaluate expression`), with why.
+    #[error("{{{{{0}}}}}: failed to evaluate expression: {1}")]
+    Expression(String, String),
     /// A `when` (or `depends`) that cannot be evaluated, as Argo says it.
     #[error("{0}")]
     When(String),
@@ -95,10 +94,13 @@ pub fn substitute(text: &str, scope: &BTreeMap<String, String>) -> Result<String
         let name = format!("{}{}", &c[1], &c[2]);
         match scope.get(&name) {
             Some(v) => v.clone(),
-            None if name.starts_with('=') => {
-                error.get_or_insert(ExprError::Expression(name));
-                String::new()
-            }
+            None if name.starts_with('=') => match super::exprlang::evaluate(&c[2], scope) {
+                Ok(v) => v,
+                Err(why) => {
+                    error.get_or_insert(ExprError::Expression(name, why));
+                    String::new()
+                }
+            },
             None => {
                 error.get_or_insert(ExprError::Unresolved(name));
                 String::new()
@@ -398,15 +400,15 @@ mod tests {
             substitute("{{inputs.parameters.nope}}", &scope()),
             Err(ExprError::Unresolved("inputs.parameters.nope".into()))
         );
+        // Expressions evaluate as Argo's (see exprlang.rs), errors included.
+        assert_eq!(
+            substitute("{{= asInt(inputs.parameters.surge) + 1 }}", &scope()),
+            Ok("4".into())
+        );
         let e = substitute("{{= inputs.parameters.surge > 0 }}", &scope()).unwrap_err();
         assert_eq!(
-            e,
-            ExprError::Expression("=inputs.parameters.surge > 0".into())
-        );
-        assert!(
-            e.to_string()
-                .contains("does not evaluate {{= ...}} expressions"),
-            "{e}"
+            e.to_string(),
+            "{{=inputs.parameters.surge > 0}}: failed to evaluate expression: invalid operation: > (mismatched types string and int)"
         );
         let v = substitute_json(
             &serde_json::json!({"scale": {"delta": "{{inputs.parameters.surge}}", "n": 1}}),
