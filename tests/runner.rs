@@ -1046,6 +1046,29 @@ fn an_error_is_kept_apart_from_a_failure() {
     assert!(said.contains("main/b"), "{said}");
 }
 
+/// argo-workflows v4.0.5 operator.go `processNodeRetries`: with an
+/// `expression` the policy defaults to Always, and once the limit allows
+/// another attempt the expression decides, over `retries` and `lastRetry.*`.
+#[test]
+fn a_retry_expression_decides_as_argos_controller_does() {
+    let (url, plugin) = erring_plugin();
+    let out = run_at(
+        &url,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: r-}\nspec:\n  entrypoint: boom\n  templates:\n    - name: boom\n      retryStrategy: {limit: 5, expression: \"lastRetry.status == 'Error' && asInt(retries) < 2\"}\n      plugin: {gameops: {status: {gameServerSet: x}}}\n",
+    );
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert_eq!(
+        plugin.load(Ordering::SeqCst),
+        3,
+        "two retries, then the expression is false: {said}"
+    );
+    assert!(
+        said.contains("retryStrategy.expression evaluated to false"),
+        "{said}"
+    );
+}
+
 /// argo-workflows v4.0.5 DAGs: a task whose `depends` does not hold is
 /// Omitted (dag.go `executeDAGTask`), an Omitted task does not satisfy a
 /// bare name (ancestry.go `expandDependency`), so what depends on it is

@@ -19,19 +19,37 @@ use serde_json::Value;
 /// `inputs.parameters.surge`): the text Argo would put in its place, or
 /// what is wrong, worded as Argo words it.
 pub fn evaluate(source: &str, scope: &BTreeMap<String, String>) -> Result<String, String> {
+    match run(source, scope)? {
+        Value::Null => Err(format!("failed to evaluate expression {source:?}")),
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(go_number(&n)),
+        other => Ok(other.to_string()),
+    }
+}
+
+/// Evaluates a condition as Argo's `argoexpr.EvalBool` does (a
+/// `retryStrategy.expression`).
+pub fn evaluate_bool(source: &str, scope: &BTreeMap<String, String>) -> Result<bool, String> {
+    match run(source, scope)? {
+        Value::Bool(b) => Ok(b),
+        other => Err(format!(
+            "unable to cast expression result '{}' to bool",
+            match other {
+                Value::String(s) => s,
+                other => other.to_string(),
+            }
+        )),
+    }
+}
+
+fn run(source: &str, scope: &BTreeMap<String, String>) -> Result<Value, String> {
     let tokens = lex(source)?;
     let mut parser = Parser { tokens, at: 0 };
     let ast = parser.ternary()?;
     if let Some(t) = parser.tokens.get(parser.at) {
         return Err(format!("unexpected token {t:?}"));
     }
-    let env = environment(scope);
-    match eval(&ast, &env)? {
-        Value::Null => Err(format!("failed to evaluate expression {source:?}")),
-        Value::String(s) => Ok(s),
-        Value::Number(n) => Ok(go_number(&n)),
-        other => Ok(other.to_string()),
-    }
+    eval(&ast, &environment(scope))
 }
 
 /// Go's JSON form of a number (`2`, not `2.0`).
@@ -722,5 +740,13 @@ mod tests {
         assert!(err("asInt('x')").contains("invalid syntax"));
         assert!(err("sprig.trim(' a ')").contains("does not evaluate sprig.trim()"));
         assert!(err("1 +").contains("unexpected end"));
+        assert_eq!(
+            evaluate_bool("workflow.status == 'Failed'", &scope()),
+            Ok(true)
+        );
+        assert_eq!(
+            evaluate_bool("workflow.status", &scope()),
+            Err("unable to cast expression result 'Failed' to bool".into())
+        );
     }
 }

@@ -11,8 +11,11 @@
 //!   `cap`; no attempt is made past `maxDuration` after the first started,
 //!   nor a wait that would end past it.
 //!
-//! `expression` (expr-lang) is not evaluated: a template using it is
-//! refused before the run starts.
+//! - `expression` (expr-lang, [`crate::argo::exprlang`]): checked last, once
+//!   the limit and backoff allow another attempt; false stops with
+//!   "retryStrategy.expression evaluated to false". It sees `retries` and
+//!   `lastRetry.exitCode` (`-1`: a plugin node has none), `.status`,
+//!   `.duration` (seconds) and `.message` (`buildRetryStrategyLocalScope`).
 
 use std::time::Duration;
 
@@ -97,11 +100,6 @@ pub fn check(s: &RetryStrategy) -> Result<(), String> {
                 "retryStrategy.retryPolicy {other} is not a valid RetryPolicy: use Always, OnFailure, OnError or OnTransientError"
             ));
         }
-    }
-    if s.expression.as_deref().is_some_and(|e| !e.is_empty()) {
-        return Err(
-            "retryStrategy.expression is not evaluated by the local runner (Argo evaluates it with expr-lang); use limit and retryPolicy".into(),
-        );
     }
     if let Some(b) = &s.backoff {
         match &b.duration {
@@ -193,6 +191,31 @@ pub fn next(
         return Next::Stop(Some("No more retries left".into()));
     }
     Next::Retry(wait)
+}
+
+/// Whether a `retryStrategy.expression` allows another attempt after
+/// `attempts` attempts, the last ending in `phase` with `message` after
+/// `last`; an expression that does not evaluate is the node's error, as in
+/// Argo.
+pub fn expression_allows(
+    s: &RetryStrategy,
+    attempts: u32,
+    (phase, message, last): (&str, &str, Duration),
+) -> Result<bool, String> {
+    let Some(expression) = s.expression.as_deref().filter(|e| !e.is_empty()) else {
+        return Ok(true);
+    };
+    let scope = std::collections::BTreeMap::from([
+        ("retries".to_owned(), (attempts - 1).to_string()),
+        ("lastRetry.exitCode".to_owned(), "-1".to_owned()),
+        ("lastRetry.status".to_owned(), phase.to_owned()),
+        (
+            "lastRetry.duration".to_owned(),
+            last.as_secs_f64().to_string(),
+        ),
+        ("lastRetry.message".to_owned(), message.to_owned()),
+    ]);
+    crate::argo::exprlang::evaluate_bool(expression, &scope)
 }
 
 #[cfg(test)]
@@ -287,8 +310,37 @@ mod tests {
         );
     }
 
+    /// operator.go `buildRetryStrategyLocalScope`: the scope an expression
+    /// sees; a plugin node has no exit code (`-1`); a non-bool result is
+    /// `EvalBool`'s error.
     #[test]
-    fn what_argo_refuses_or_the_runner_cannot_do_is_said_before_the_run() {
+    fn the_expression_sees_the_last_attempt() {
+        let allows = |e: &str, phase: &str| {
+            expression_allows(
+                &strategy(json!({"expression": e})),
+                3,
+                (phase, "quota exceeded", Duration::from_millis(1500)),
+            )
+        };
+        assert_eq!(allows("lastRetry.status == 'Error'", "Error"), Ok(true));
+        assert_eq!(allows("lastRetry.status == 'Error'", "Failed"), Ok(false));
+        assert_eq!(allows("asInt(retries) < 2", "Failed"), Ok(false));
+        assert_eq!(
+            allows(
+                "asInt(lastRetry.exitCode) == -1 && lastRetry.message contains 'quota'",
+                "Failed"
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            allows("asFloat(lastRetry.duration) > 1", "Failed"),
+            Ok(true)
+        );
+        assert!(allows("lastRetry.message", "Failed").is_err_and(|e| e.contains("to bool")));
+    }
+
+    #[test]
+    fn what_argo_refuses_is_said_before_the_run() {
         assert!(check(&strategy(json!({"limit": 3, "retryPolicy": "OnFailure"}))).is_ok());
         let e = check(&strategy(json!({"retryPolicy": "Sometimes"}))).unwrap_err();
         assert!(e.contains("Sometimes is not a valid RetryPolicy"), "{e}");
@@ -296,10 +348,11 @@ mod tests {
         assert!(e.contains("no base duration specified"), "{e}");
         let e = check(&strategy(json!({"backoff": {"duration": "soon"}}))).unwrap_err();
         assert!(e.contains("\"soon\" is not a duration"), "{e}");
-        let e = check(&strategy(json!({"expression": "lastRetry.exitCode > 1"}))).unwrap_err();
         assert!(
-            e.contains("retryStrategy.expression is not evaluated"),
-            "{e}"
+            check(&strategy(
+                json!({"expression": "lastRetry.status == 'Error'"})
+            ))
+            .is_ok()
         );
         let e = check(&strategy(json!({"limit": "many"}))).unwrap_err();
         assert!(

@@ -319,14 +319,41 @@ impl Runner {
         Box::pin(async move {
             let started = Instant::now();
             let strategy = template.retry_strategy.clone();
+            let mut attempt_started = started;
             let mut node = self
                 .clone()
                 .attempt(owner.clone(), &template, &inputs, &path)
                 .await;
             let mut attempts: u32 = 1;
             while let Some(s) = strategy.as_ref().filter(|_| !node.ok()) {
-                match super::retry::next(s, attempts, started.elapsed(), &node.phase, &node.message)
-                {
+                let next = match super::retry::next(
+                    s,
+                    attempts,
+                    started.elapsed(),
+                    &node.phase,
+                    &node.message,
+                ) {
+                    super::retry::Next::Retry(wait) => {
+                        let last = (
+                            node.phase.as_str(),
+                            node.message.as_str(),
+                            attempt_started.elapsed(),
+                        );
+                        match super::retry::expression_allows(s, attempts, last) {
+                            Ok(true) => super::retry::Next::Retry(wait),
+                            Ok(false) => super::retry::Next::Stop(Some(
+                                "retryStrategy.expression evaluated to false".into(),
+                            )),
+                            // processNodeRetries' error: the node errs.
+                            Err(e) => {
+                                node.phase = "Error".into();
+                                super::retry::Next::Stop(Some(e))
+                            }
+                        }
+                    }
+                    stop => stop,
+                };
+                match next {
                     super::retry::Next::Stop(why) => {
                         if let Some(why) = why {
                             node.message = format!("{}; {why}", node.message);
@@ -351,6 +378,7 @@ impl Runner {
                         tokio::time::sleep(wait).await;
                     }
                 }
+                attempt_started = Instant::now();
                 node = self
                     .clone()
                     .attempt(owner.clone(), &template, &inputs, &path)
