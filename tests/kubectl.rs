@@ -400,6 +400,81 @@ fn create_duplicate_json_patch_scale_and_strategic_merge() {
     assert_eq!(replicas, "6", "a refused patch changes nothing");
 }
 
+/// `kubectl delete --cascade=foreground` as on kube-apiserver (store.go
+/// `updateForGracefulDeletionAndFinalizers`; garbagecollector.go
+/// `processDeletingDependentsItem`): the set stays, terminating with the
+/// `foregroundDeletion` finalizer, while a server that blocks it is still
+/// there (here held by a finalizer of its own), and goes once it is gone.
+#[test]
+fn foreground_deletion_waits_for_the_dependents() {
+    let server = Server::start(&[]);
+    seed(&server);
+    let hold = |finalizers: &str| {
+        let patch = format!(r#"{{"metadata":{{"finalizers":{finalizers}}}}}"#);
+        let args = ["patch", "gs", "minecraft-1", "--type=merge", "-p", &patch];
+        server.kubectl_ok(&args, None);
+    };
+    hold(r#"["example.com/hold"]"#);
+    let delete = [
+        "delete",
+        "gss",
+        "minecraft",
+        "--cascade=foreground",
+        "--wait=false",
+    ];
+    server.kubectl_ok(&delete, None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = server.kubectl_ok(&["get", "gs", "-o", "name"], None);
+        if left.trim() == "gameserver.game.kruise.io/minecraft-1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the free servers were not deleted: {left}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let set = server.kubectl_ok(
+        &[
+            "get",
+            "gss",
+            "minecraft",
+            "-o",
+            "jsonpath={.metadata.finalizers} {.metadata.deletionTimestamp}",
+        ],
+        None,
+    );
+    assert!(
+        set.starts_with(r#"["foregroundDeletion"] 20"#),
+        "the set waits: {set}"
+    );
+    let held = server.kubectl_ok(
+        &[
+            "get",
+            "gs",
+            "minecraft-1",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ],
+        None,
+    );
+    assert!(!held.is_empty(), "the held server is terminating");
+    // Released, the server goes, and then the set.
+    hold("null");
+    server.kubectl_ok(
+        &["wait", "--for=delete", "gss/minecraft", "--timeout=20s"],
+        None,
+    );
+    assert_eq!(
+        server.kubectl_ok(&["get", "gs", "-o", "name"], None).trim(),
+        ""
+    );
+    // Deleting again what is already gone is a 404, as on a cluster.
+    let again = server.kubectl(&["delete", "gss", "minecraft", "--cascade=foreground"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("NotFound"));
+}
+
 #[test]
 fn delete_cascades_to_owned_gameservers() {
     let server = Server::start(&[]);

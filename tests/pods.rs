@@ -246,6 +246,26 @@ fn the_pods_go_with_their_set() {
     ready_pods(&server, 3);
     server.kubectl_ok(&["delete", "gss", "minecraft"], None);
     until("no pod is left", || pod_rows(&server).is_empty());
+    // In the foreground, kubectl returns once the set is gone, and the set
+    // goes only after its servers and their pods (GameServer and Pod refs
+    // block their owners' deletion, as OKG sets them).
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    ready_pods(&server, 3);
+    server.kubectl_ok(
+        &[
+            "delete",
+            "gss",
+            "minecraft",
+            "--cascade=foreground",
+            "--timeout=30s",
+        ],
+        None,
+    );
+    assert!(pod_rows(&server).is_empty(), "pods left after the set");
+    assert_eq!(
+        server.kubectl_ok(&["get", "gs", "-o", "name"], None).trim(),
+        ""
+    );
 }
 
 /// `gameops fleet` attached to an API server without a fleet of its own

@@ -1018,6 +1018,11 @@ fn the_embedded_server_answers_as_kube_apiserver() {
         (409, vec![".spec.replicas".to_owned()])
     );
     assert_eq!(answer("apply patch by another manager, forced").code, 200);
+    let foreground = answer("delete b in the foreground");
+    assert_eq!(
+        (foreground.code, foreground.what.as_str()),
+        (200, "GameServerSet")
+    );
     let watch = answer("watch from the first version").what;
     assert!(watch.starts_with("watch MODIFIED"), "{watch}");
     let pods = answer("table of pods");

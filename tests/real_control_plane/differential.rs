@@ -194,6 +194,9 @@ fn cases() -> Vec<Case> {
         case("delete with wrong uid", Method::DELETE, &a, JSON,
             json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "not-the-uid"}}).to_string()),
         case("create b", Method::POST, SETS, JSON, set("b", json!(1))),
+        // The answer is the object, terminating with `foregroundDeletion`.
+        case("delete b in the foreground", Method::DELETE, &format!("{SETS}/b"), JSON,
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}).to_string()),
         case("deletecollection by label", Method::DELETE, &format!("{SETS}?labelSelector=diff%3Dyes"), JSON, String::new()),
         // A client that still holds `a` writes after another one deleted it.
         case("patch after another client deleted it", Method::PATCH, &a, MERGE,

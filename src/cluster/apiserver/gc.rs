@@ -1,8 +1,16 @@
-//! The garbage collector: when an object is deleted, every object whose
-//! `ownerReferences` all point at deleted objects is deleted too (and so is
-//! an object created or updated with only such owners), in the
-//! background (as Kubernetes's `propagationPolicy: Background`). It keeps an
-//! index of owners from the store's watch, so each deletion costs only the
+//! The garbage collector, as kube's (`pkg/controller/garbagecollector`):
+//! - when an object is deleted, every object whose `ownerReferences` all
+//!   point at deleted objects is deleted too (and so is an object created
+//!   or updated with only such owners);
+//! - an object deleted in the foreground (`propagationPolicy: Foreground`:
+//!   a `deletionTimestamp` and the `foregroundDeletion` finalizer) has its
+//!   dependents deleted first (in the foreground themselves when they block
+//!   it and have dependents of their own; a dependent with another live
+//!   owner only loses its reference), and goes once none that blocks it
+//!   (`blockOwnerDeletion`) is left.
+//!
+//! Deletions honour finalizers as a client's DELETE does. It keeps an index
+//! of owners from the store's watch, so each deletion costs only the
 //! dependents it has.
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +34,54 @@ fn owner_uids(object: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The finalizer of a deletion in the foreground.
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+fn finalizers(object: &Value) -> Vec<&str> {
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn terminating(object: &Value) -> bool {
+    object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+}
+
+/// Whether an object is being deleted in the foreground.
+fn waits_for_dependents(object: &Value) -> bool {
+    terminating(object) && finalizers(object).contains(&FOREGROUND)
+}
+
+/// What a DELETE of `object` writes (kube-apiserver `store.go`
+/// `updateForGracefulDeletionAndFinalizers`): `None` when it goes at once;
+/// else the object marked terminating, with `foregroundDeletion` added for
+/// a deletion in the foreground, kept until its finalizers are removed.
+pub fn mark_deleting(object: &Value, foreground: bool) -> Option<Value> {
+    let present = finalizers(object);
+    if present.is_empty() && !foreground {
+        return None;
+    }
+    let mut next = object.clone();
+    let m = super::objects::meta_mut(&mut next);
+    if foreground && !present.contains(&FOREGROUND) {
+        let mut list: Vec<Value> = present.iter().map(|f| Value::from(*f)).collect();
+        list.push(Value::from(FOREGROUND));
+        m.insert("finalizers".into(), Value::Array(list));
+    }
+    if m.get("deletionTimestamp").is_none_or(Value::is_null) {
+        m.insert(
+            "deletionTimestamp".into(),
+            Value::from(super::objects::now()),
+        );
+        m.insert("deletionGracePeriodSeconds".into(), Value::from(0));
+    }
+    Some(next)
+}
+
 fn object_key(object: &StoredObject, resource: &'static str) -> ObjectKey {
     ObjectKey::new(resource, object.namespace(), object.name())
 }
@@ -34,6 +90,10 @@ fn object_key(object: &StoredObject, resource: &'static str) -> ObjectKey {
 #[derive(Default)]
 struct Index {
     live: HashSet<String>,
+    /// Each live object's key, by uid.
+    keys: HashMap<String, ObjectKey>,
+    /// Objects being deleted in the foreground, by uid.
+    waiting: HashSet<String>,
     owners: HashMap<ObjectKey, Vec<String>>,
     dependents: HashMap<String, HashSet<ObjectKey>>,
 }
@@ -43,6 +103,12 @@ impl Index {
         self.remove(&key, None);
         if let Some(uid) = object.uid() {
             self.live.insert(uid.to_owned());
+            self.keys.insert(uid.to_owned(), key.clone());
+            if waits_for_dependents(&object.value) {
+                self.waiting.insert(uid.to_owned());
+            } else {
+                self.waiting.remove(uid);
+            }
         }
         let owners = owner_uids(&object.value);
         for o in &owners {
@@ -59,6 +125,8 @@ impl Index {
     fn remove(&mut self, key: &ObjectKey, uid: Option<&str>) {
         if let Some(uid) = uid {
             self.live.remove(uid);
+            self.keys.remove(uid);
+            self.waiting.remove(uid);
         }
         if let Some(owners) = self.owners.remove(key) {
             for o in owners {
@@ -100,14 +168,32 @@ impl Index {
     }
 }
 
+/// Deletes `key` as a client's DELETE would (see [`mark_deleting`]).
+async fn delete_object(
+    cluster: &Cluster,
+    key: &ObjectKey,
+    foreground: bool,
+) -> Result<(), StoreError> {
+    let Some(current) = cluster.store.get(key) else {
+        return Err(StoreError::NotFound);
+    };
+    let op = match mark_deleting(&current.value, foreground) {
+        Some(value) if value != current.value => Op::Update {
+            value,
+            expect_rv: current.rv,
+        },
+        Some(_) => return Ok(()),
+        None => Op::Delete {
+            expect_rv: Some(current.rv),
+        },
+    };
+    cluster.store.write(key.clone(), op).await.map(|_| ())
+}
+
 async fn collect(cluster: &Cluster, keys: Vec<ObjectKey>) {
     for key in keys {
-        match cluster
-            .store
-            .write(key.clone(), Op::Delete { expect_rv: None })
-            .await
-        {
-            Ok(_) => {
+        match delete_object(cluster, &key, false).await {
+            Ok(()) => {
                 tracing::debug!(cluster = %cluster.name, object = %key.name, "garbage-collected a dependent")
             }
             Err(StoreError::NotFound) => {}
@@ -115,6 +201,100 @@ async fn collect(cluster: &Cluster, keys: Vec<ObjectKey>) {
                 tracing::warn!(cluster = %cluster.name, object = %key.name, error = %e, "garbage collection failed; retried on the next sweep")
             }
         }
+    }
+}
+
+/// Whether `dependent`'s reference to `owner` blocks the owner's deletion.
+fn blocks(dependent: &Value, owner: &str) -> bool {
+    dependent
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|r| r["uid"] == owner && r["blockOwnerDeletion"] == true)
+}
+
+/// One step of the foreground deletion of `uid` (`attemptToDeleteItem` and
+/// `processDeletingDependentsItem`): deletes its dependents, and once none
+/// that blocks it is left, removes its `foregroundDeletion` finalizer.
+async fn advance_foreground(cluster: &Cluster, index: &Index, uid: &str) {
+    let mut blocked = false;
+    let dependents: Vec<ObjectKey> = index
+        .dependents
+        .get(uid)
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    for key in dependents {
+        let Some(dependent) = cluster.store.get(&key) else {
+            continue;
+        };
+        let other_owner = owner_uids(&dependent.value)
+            .iter()
+            .any(|o| o != uid && index.live.contains(o) && !index.waiting.contains(o));
+        if other_owner {
+            release(cluster, &key, &dependent, uid).await;
+            continue;
+        }
+        let blocking = blocks(&dependent.value, uid);
+        blocked |= blocking;
+        if terminating(&dependent.value) {
+            continue;
+        }
+        let has_dependents = dependent
+            .uid()
+            .is_some_and(|d| index.dependents.contains_key(d));
+        if let Err(e) = delete_object(cluster, &key, blocking && has_dependents).await {
+            tracing::debug!(object = %key.name, error = %e, "a dependent could not be deleted yet; retried on its next change");
+        }
+    }
+    if blocked {
+        return;
+    }
+    let Some(key) = index.keys.get(uid) else {
+        return;
+    };
+    let Some(owner) = cluster.store.get(key) else {
+        return;
+    };
+    let mut next = owner.value.clone();
+    let left: Vec<Value> = finalizers(&owner.value)
+        .into_iter()
+        .filter(|f| *f != FOREGROUND)
+        .map(Value::from)
+        .collect();
+    let op = if left.is_empty() {
+        Op::Delete {
+            expect_rv: Some(owner.rv),
+        }
+    } else {
+        super::objects::meta_mut(&mut next).insert("finalizers".into(), Value::Array(left));
+        Op::Update {
+            value: next,
+            expect_rv: owner.rv,
+        }
+    };
+    if let Err(e) = cluster.store.write(key.clone(), op).await {
+        tracing::debug!(object = %key.name, error = %e, "the foreground deletion is finished on the object's next change");
+    }
+}
+
+/// Removes `dependent`'s reference to `owner`.
+async fn release(cluster: &Cluster, key: &ObjectKey, dependent: &StoredObject, owner: &str) {
+    let mut next = dependent.value.clone();
+    if let Some(refs) = next
+        .pointer_mut("/metadata/ownerReferences")
+        .and_then(Value::as_array_mut)
+    {
+        refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner));
+    }
+    let op = Op::Update {
+        value: next,
+        expect_rv: dependent.rv,
+    };
+    if let Err(e) = cluster.store.write(key.clone(), op).await {
+        tracing::debug!(object = %key.name, error = %e, "could not release a dependent yet");
     }
 }
 
@@ -129,6 +309,9 @@ pub async fn run(cluster: Cluster) {
             index.put(object_key(object, resource), object);
         }
         collect(&cluster, index.all_orphans()).await;
+        for uid in index.waiting.clone() {
+            advance_foreground(&cluster, &index, &uid).await;
+        }
         loop {
             match live.recv().await {
                 Ok(event) => match event.kind {
@@ -137,6 +320,11 @@ pub async fn run(cluster: Cluster) {
                         index.remove(&event.key, uid.as_deref());
                         if let Some(uid) = uid {
                             collect(&cluster, index.orphaned_by(&uid)).await;
+                        }
+                        for owner in owner_uids(&event.object.value) {
+                            if index.waiting.contains(&owner) {
+                                advance_foreground(&cluster, &index, &owner).await;
+                            }
                         }
                     }
                     // An object whose owners are all gone already (a
@@ -148,6 +336,11 @@ pub async fn run(cluster: Cluster) {
                         index.put(event.key.clone(), &event.object);
                         if index.is_orphan(&event.key) {
                             collect(&cluster, vec![event.key.clone()]).await;
+                        }
+                        if let Some(uid) = event.object.uid()
+                            && index.waiting.contains(uid)
+                        {
+                            advance_foreground(&cluster, &index, uid).await;
                         }
                     }
                 },

@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Cluster, json_response, key, meta_mut, name_of, now, store_error};
+use super::{Cluster, json_response, key, name_of, store_error};
+use crate::cluster::apiserver::gc;
 use crate::cluster::apiserver::request::{Params, Target};
 use crate::cluster::apiserver::selector::Selection;
 use crate::cluster::apiserver::status::ApiError;
@@ -16,6 +17,7 @@ struct DeleteOptions {
     uid: Option<String>,
     rv: Option<u64>,
     orphan: bool,
+    foreground: bool,
 }
 
 fn delete_options(body: Option<&Value>, params: &Params) -> Result<DeleteOptions, ApiError> {
@@ -49,13 +51,15 @@ fn delete_options(body: Option<&Value>, params: &Params) -> Result<DeleteOptions
             .and_then(Value::as_str)
             .and_then(|s| s.parse().ok()),
         orphan,
+        foreground: policy.as_deref() == Some("Foreground"),
     })
 }
 
 /// DELETE of one object. Objects with finalizers are marked with a
 /// `deletionTimestamp` and go once their finalizers are removed; dependents
-/// (ownerReferences) are removed in the background by the garbage collector,
-/// or released when the policy is Orphan.
+/// (ownerReferences) are removed by the garbage collector, in the
+/// background, or first when the policy is Foreground (the object waits
+/// with the `foregroundDeletion` finalizer), or released when it is Orphan.
 pub async fn delete(
     cluster: &Cluster,
     target: &Target,
@@ -120,31 +124,19 @@ async fn delete_once(
     {
         crate::cluster::apiserver::gc::orphan_dependents(cluster, uid).await;
     }
-    let has_finalizers = current
-        .value
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| !f.is_empty());
-    let op = if has_finalizers {
-        if current
-            .value
-            .pointer("/metadata/deletionTimestamp")
-            .is_some()
-        {
+    let foreground = options.foreground && !options.orphan;
+    let op = match gc::mark_deleting(&current.value, foreground) {
+        // Already terminating as asked: nothing to write.
+        Some(next) if next == current.value => {
             return Ok(json_response(StatusCode::OK, current.json.clone()));
         }
-        let mut next = current.value.clone();
-        let m = meta_mut(&mut next);
-        m.insert("deletionTimestamp".into(), json!(now()));
-        m.insert("deletionGracePeriodSeconds".into(), json!(0));
-        Op::Update {
+        Some(next) => Op::Update {
             value: next,
             expect_rv: current.rv,
-        }
-    } else {
-        Op::Delete {
+        },
+        None => Op::Delete {
             expect_rv: Some(current.rv),
-        }
+        },
     };
     let written = cluster
         .store

@@ -93,7 +93,7 @@ fn meta(v: &Value) -> Option<&Map<String, Value>> {
     v.get("metadata").and_then(Value::as_object)
 }
 
-fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
+pub(in crate::cluster::apiserver) fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
     if !v.get("metadata").is_some_and(Value::is_object) {
         v["metadata"] = json!({});
     }
