@@ -772,6 +772,76 @@ async fn list_pages_with_continue_tokens() {
     assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), want);
 }
 
+/// Later pages show the objects as they were when the first page was
+/// listed (kube-apiserver reads the continue token's etcd revision); a
+/// token older than the server's history is a 410 `Expired`, as a
+/// compacted revision is, and kube-rs's callers start the list again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn later_pages_show_the_first_pages_snapshot() {
+    let mut server = Server::start(&[]);
+    let api: Api<GameServer> = Api::namespaced(server.client().await, NS);
+    for i in 0..6 {
+        api.create(
+            &PostParams::default(),
+            &gs(&format!("snap-{i}"), None, None),
+        )
+        .await
+        .unwrap();
+    }
+    let first = api.list(&ListParams::default().limit(2)).await.unwrap();
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    let list_rv = first.metadata.resource_version.clone().expect("a version");
+    // Changes after the first page: a delete, a create, an update.
+    api.delete("snap-3", &DeleteParams::default())
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &gs("snap-9", None, None))
+        .await
+        .unwrap();
+    api.patch(
+        "snap-4",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"late": "yes"}}})),
+    )
+    .await
+    .unwrap();
+    let rest = api
+        .list(&ListParams::default().continue_token(&token))
+        .await
+        .unwrap();
+    let names: Vec<String> = rest.items.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names, ["snap-2", "snap-3", "snap-4", "snap-5"]);
+    assert_eq!(
+        rest.metadata.resource_version.as_deref(),
+        Some(list_rv.as_str())
+    );
+    let snap4 = &rest.items[2];
+    assert!(
+        snap4.labels().get("late").is_none(),
+        "snap-4 as it was at the first page"
+    );
+    // Now, without the token: the changes are there.
+    let now: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    assert_eq!(
+        now,
+        ["snap-0", "snap-1", "snap-2", "snap-4", "snap-5", "snap-9"]
+    );
+    // After a restart the history starts again: the old token has expired.
+    server.restart();
+    let api: Api<GameServer> = Api::namespaced(server.client().await, NS);
+    let expired = api
+        .list(&ListParams::default().continue_token(&token))
+        .await;
+    assert_eq!(api_err(expired), (410, "Expired".to_owned()));
+}
+
 // --------------------------------------------------------------- watches
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

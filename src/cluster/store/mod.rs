@@ -326,6 +326,43 @@ impl Store {
         (items, state.rv)
     }
 
+    /// The objects [`Store::list`] gave at resourceVersion `rv`: the current
+    /// ones with every later change undone from the watch history, as etcd
+    /// reads a past revision (kube-apiserver lists a `continue` page at the
+    /// first page's revision). Versions older than the history are
+    /// [`Expired`], as a compacted revision is.
+    pub fn list_at(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        rv: u64,
+    ) -> Result<Vec<Arc<StoredObject>>, Expired> {
+        let (current, now) = self.list(resource, namespace);
+        let state = self.read();
+        if rv < state.oldest_watchable || rv > now {
+            return Err(Expired {
+                requested: rv,
+                oldest: state.oldest_watchable,
+            });
+        }
+        let mut at: BTreeMap<(String, String), Option<Arc<StoredObject>>> = current
+            .into_iter()
+            .map(|o| ((o.namespace().to_owned(), o.name().to_owned()), Some(o)))
+            .collect();
+        // Undo the changes after `rv`, newest first: what remains for each
+        // object is what it was before its first change after `rv`.
+        let skip = state.history.partition_point(|e| e.object.rv <= rv);
+        for event in state.history.iter().skip(skip).rev() {
+            if event.key.resource == resource
+                && namespace.is_none_or(|ns| ns == event.key.namespace)
+            {
+                let id = (event.key.namespace.clone(), event.key.name.clone());
+                at.insert(id, event.previous.clone());
+            }
+        }
+        Ok(at.into_values().flatten().collect())
+    }
+
     /// Applies one change and waits until it is durable and visible.
     pub async fn write(&self, key: ObjectKey, op: Op) -> Result<Arc<StoredObject>, StoreError> {
         let (reply, rx) = oneshot::channel();

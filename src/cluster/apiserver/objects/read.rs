@@ -46,7 +46,13 @@ struct Continue {
     after: (String, String),
 }
 
-/// LIST, with selectors and paging.
+/// kube-apiserver's 410 for a continue token older than its history
+/// (apiserver `storage/etcd3/errors.go` `continueExpired`; it may also offer
+/// an inconsistent continuation, which this server does not).
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";
+
+/// LIST, with selectors and paging: each page of one list shows the
+/// objects as they were when its first page was listed.
 pub async fn list(
     cluster: &Cluster,
     target: &Target,
@@ -70,8 +76,19 @@ pub async fn list(
                 })
         })
         .transpose()?;
-    let (items, current_rv) = cluster.store.list(def.plural, target.namespace.as_deref());
-    let list_rv = after.as_ref().map_or(current_rv, |c| c.rv);
+    let ns = target.namespace.as_deref();
+    let (items, list_rv) = match &after {
+        // A later page lists the first page's version (etcd3 store.go
+        // `GetList` reads the continue token's revision).
+        Some(c) => (
+            cluster
+                .store
+                .list_at(def.plural, ns, c.rv)
+                .map_err(|_| ApiError::expired(CONTINUE_EXPIRED))?,
+            c.rv,
+        ),
+        None => cluster.store.list(def.plural, ns),
+    };
     let mut selected = items.iter().filter(|o| {
         after.as_ref().is_none_or(|c| list_position(o) > c.after) && selection.matches(&o.value)
     });
