@@ -239,6 +239,64 @@ fn a_crashing_image_shows_crash_loop_back_off_with_restarts() {
     });
 }
 
+/// kube-apiserver's `ValidatePodUpdate` (kubernetes
+/// pkg/apis/core/validation/validation.go): a pod's image may change in
+/// place (OKG's in-place update does that), the rest of its spec may not,
+/// and a refused update changes nothing.
+#[test]
+fn a_pods_spec_is_immutable_but_for_images() {
+    let server = fleet();
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    ready_pods(&server, 3);
+    let policy = || {
+        server.kubectl_ok(
+            &[
+                "get",
+                "pod",
+                "minecraft-0",
+                "-o",
+                "jsonpath={.spec.restartPolicy}",
+            ],
+            None,
+        )
+    };
+    let refused = server.kubectl(&[
+        "patch",
+        "pod",
+        "minecraft-0",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/restartPolicy","value":"Never"}]"#,
+    ]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(r#"Pod "minecraft-0" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"#),
+        "{err}"
+    );
+    assert_eq!(policy(), "Always", "nothing changed");
+    let more = server.kubectl(&[
+        "patch", "pod", "minecraft-0", "--type=json", "-p",
+        r#"[{"op":"add","path":"/spec/containers/-","value":{"name":"extra","image":"busybox:1"}}]"#,
+    ]);
+    let err = String::from_utf8_lossy(&more.stderr);
+    assert!(
+        err.contains("spec.containers: Forbidden: pod updates may not add or remove containers"),
+        "{err}"
+    );
+    server.kubectl_ok(
+        &[
+            "patch",
+            "pod",
+            "minecraft-0",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/spec/activeDeadlineSeconds","value":600}]"#,
+        ],
+        None,
+    );
+}
+
 #[test]
 fn the_pods_go_with_their_set() {
     let server = fleet();

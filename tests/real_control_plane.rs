@@ -1018,6 +1018,9 @@ fn the_embedded_server_answers_as_kube_apiserver() {
         (409, vec![".spec.replicas".to_owned()])
     );
     assert_eq!(answer("apply patch by another manager, forced").code, 200);
+    let spec = answer("pod spec patch");
+    assert_eq!((spec.code, spec.fields), (422, vec!["spec".to_owned()]));
+    assert_eq!(answer("pod image patch").code, 200);
     let foreground = answer("delete b in the foreground");
     assert_eq!(
         (foreground.code, foreground.what.as_str()),

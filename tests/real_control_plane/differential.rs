@@ -212,6 +212,10 @@ fn cases() -> Vec<Case> {
         Case { accept: TABLE, ..case("table of pods", Method::GET, PODS, JSON, String::new()) },
         case("pod status patch", Method::PATCH, &format!("{PODS}/p/status"), MERGE,
             json!({"status": {"phase": "Running"}}).to_string()),
+        case("pod image patch", Method::PATCH, &format!("{PODS}/p"), "application/json-patch+json",
+            json!([{"op": "replace", "path": "/spec/containers/0/image", "value": "nginx:2"}]).to_string()),
+        case("pod spec patch", Method::PATCH, &format!("{PODS}/p"), "application/json-patch+json",
+            json!([{"op": "replace", "path": "/spec/restartPolicy", "value": "Never"}]).to_string()),
         case("pod delete", Method::DELETE, &format!("{PODS}/p"), JSON, String::new()),
     ]
 }

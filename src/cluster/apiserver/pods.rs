@@ -1,7 +1,8 @@
 //! What kube-apiserver does for core/v1 Pods beyond storing them: the
 //! defaults and status of a new pod ([`prepare_create`], kubernetes
 //! pkg/apis/core/v1/defaults.go and pkg/registry/core/pod/strategy.go
-//! `PrepareForCreate`), and the row `kubectl get pods` prints, as kube-apiserver builds it
+//! `PrepareForCreate`), the spec changes an update may make
+//! ([`check_update`]), and the row `kubectl get pods` prints, as kube-apiserver builds it
 //! (kubernetes pkg/printers/internalversion/printers.go, `printPod` and
 //! `podColumnDefinitions`): READY counts ready running containers, STATUS
 //! is the phase overridden by the pod's reason and then by the last
@@ -11,7 +12,114 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::status::FieldError;
 use super::table::{age, human_duration};
+
+/// What may change in a pod's spec (kubernetes
+/// pkg/apis/core/validation/validation.go `updatablePodSpecFields`).
+const UPDATABLE: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// Checks an update of a pod's spec as kube-apiserver does
+/// (validation.go `ValidatePodUpdate`): no container added or removed; only
+/// the images, `activeDeadlineSeconds` (set, or lowered), tolerations
+/// (added) and a negative `terminationGracePeriodSeconds` (to 1) may change.
+pub fn check_update(old: &Value, new: &Value) -> Vec<FieldError> {
+    let (Some(old_spec), Some(new_spec)) = (old.get("spec"), new.get("spec")) else {
+        return Vec::new();
+    };
+    if old_spec == new_spec {
+        return Vec::new();
+    }
+    for list in ["containers", "initContainers"] {
+        let count = |s: &Value| s.get(list).and_then(Value::as_array).map_or(0, Vec::len);
+        if count(old_spec) != count(new_spec) {
+            return vec![FieldError::forbidden(
+                &format!("spec.{list}"),
+                "pod updates may not add or remove containers",
+            )];
+        }
+    }
+    let mut errors: Vec<FieldError> = deadline_error(old_spec, new_spec).into_iter().collect();
+    let tolerations = |s: &Value| {
+        s.get("tolerations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let added = tolerations(new_spec);
+    if tolerations(old_spec).iter().any(|t| !added.contains(t)) {
+        errors.push(FieldError::forbidden(
+            "spec.tolerations",
+            "existing toleration can not be modified except its tolerationSeconds",
+        ));
+    }
+    // The rest must be as it was once the updatable fields are put back.
+    if &put_back(new_spec, old_spec) != old_spec {
+        errors.push(FieldError::forbidden(
+            "spec",
+            &format!("pod updates may not change fields other than {UPDATABLE}"),
+        ));
+    }
+    errors
+}
+
+/// `activeDeadlineSeconds` may be set, or lowered, and nothing else.
+fn deadline_error(old_spec: &Value, new_spec: &Value) -> Option<FieldError> {
+    let deadline = |s: &Value| s.get("activeDeadlineSeconds").and_then(Value::as_i64);
+    let field = "spec.activeDeadlineSeconds";
+    match (deadline(old_spec), deadline(new_spec)) {
+        (_, Some(n)) if !(0..=i64::from(i32::MAX)).contains(&n) => Some(FieldError::invalid(
+            field,
+            &json!(n),
+            "must be between 0 and 2147483647, inclusive",
+        )),
+        (Some(o), Some(n)) if n > o => Some(FieldError::invalid(
+            field,
+            &json!(n),
+            "must be less than or equal to previous value",
+        )),
+        (Some(_), None) => Some(FieldError::invalid(
+            field,
+            &Value::Null,
+            "must not update from a positive integer to nil value",
+        )),
+        _ => None,
+    }
+}
+
+/// The new spec with the old values of the fields an update may change
+/// (validation.go's `mungedPodSpec`).
+fn put_back(new_spec: &Value, old_spec: &Value) -> Value {
+    let mut munged = new_spec.clone();
+    for list in ["containers", "initContainers"] {
+        if let (Some(new_list), Some(old_list)) = (
+            munged.get_mut(list).and_then(Value::as_array_mut),
+            old_spec.get(list).and_then(Value::as_array),
+        ) {
+            for (n, o) in new_list.iter_mut().zip(old_list) {
+                n["image"] = o.get("image").cloned().unwrap_or(Value::Null);
+            }
+        }
+    }
+    for field in ["activeDeadlineSeconds", "tolerations"] {
+        match old_spec.get(field) {
+            Some(v) => munged[field] = v.clone(),
+            None => {
+                if let Some(m) = munged.as_object_mut() {
+                    m.remove(field);
+                }
+            }
+        }
+    }
+    let grace = |s: &Value| {
+        s.get("terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+    };
+    if grace(old_spec).is_some_and(|g| g < 0) && grace(&munged) == Some(1) {
+        munged["terminationGracePeriodSeconds"] = old_spec["terminationGracePeriodSeconds"].clone();
+    }
+    munged
+}
 
 /// A new pod as kube-apiserver stores it: the defaults of its spec and
 /// containers filled in, `status` replaced by `Pending` with its QoS class.

@@ -42,6 +42,15 @@ impl FieldError {
         }
     }
 
+    /// A change the API does not allow (`field.Forbidden`).
+    pub fn forbidden(field: &str, detail: &str) -> Self {
+        Self {
+            field: field.to_owned(),
+            reason: "FieldValueForbidden",
+            message: format!("Forbidden: {detail}"),
+        }
+    }
+
     /// A value over a size limit (`field.TooLong`: the value is omitted).
     pub fn too_long(field: &str, max_bytes: usize) -> Self {
         Self {

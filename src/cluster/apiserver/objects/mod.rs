@@ -273,6 +273,12 @@ async fn commit_update(
     params: &Params,
 ) -> Result<Result<Written, StoreError>, ApiError> {
     let warnings = validate(target.def, &mut next, params.field_validation)?;
+    if target.def.group.is_empty() && target.def.kind == "Pod" && target.subresource.is_none() {
+        let errors = crate::cluster::apiserver::pods::check_update(&current.value, &next);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(&target.def.kind_group(), name, errors));
+        }
+    }
     if params.dry_run || same_content(&next, &current.value) {
         let body = if params.dry_run {
             Bytes::from(serde_json::to_vec(&next).unwrap_or_default())
