@@ -297,6 +297,47 @@ fn a_pods_spec_is_immutable_but_for_images() {
     );
 }
 
+/// Strategic merge on a Pod, as kube-apiserver applies it to built-in
+/// types (apimachinery `strategicpatch`): what `kubectl set image` and
+/// plain `kubectl patch` send. A custom resource still answers 415.
+#[test]
+fn kubectl_set_image_and_patch_use_strategic_merge_on_pods() {
+    let server = Server::start(&["--in-memory"]);
+    server.kubectl_ok(&["run", "web", "--image=nginx:1", "--labels=app=web"], None);
+    let image = || {
+        server.kubectl_ok(
+            &[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.spec.containers[0].image} {.metadata.labels}",
+            ],
+            None,
+        )
+    };
+    let out = server.kubectl_ok(&["set", "image", "pod/web", "web=nginx:2"], None);
+    assert_eq!(out.trim(), "pod/web image updated");
+    assert_eq!(image(), r#"nginx:2 {"app":"web"}"#);
+    server.kubectl_ok(
+        &["patch", "pod", "web", "-p", r#"{"metadata":{"labels":{"tier":"front"}},"spec":{"containers":[{"name":"web","image":"nginx:3"}]}}"#],
+        None,
+    );
+    assert_eq!(image(), r#"nginx:3 {"app":"web","tier":"front"}"#);
+    server.kubectl_ok(&["apply", "-f", "-"], Some(MINECRAFT_GSS));
+    let refused = server.kubectl(&[
+        "patch",
+        "gss",
+        "minecraft",
+        "-p",
+        r#"{"spec":{"replicas":4}}"#,
+    ]);
+    assert!(
+        !refused.status.success(),
+        "no strategic merge on a custom resource"
+    );
+}
+
 #[test]
 fn the_pods_go_with_their_set() {
     let server = fleet();

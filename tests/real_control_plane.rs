@@ -1021,6 +1021,8 @@ fn the_embedded_server_answers_as_kube_apiserver() {
     let spec = answer("pod spec patch");
     assert_eq!((spec.code, spec.fields), (422, vec!["spec".to_owned()]));
     assert_eq!(answer("pod image patch").code, 200);
+    assert_eq!(answer("pod strategic merge patch").code, 200);
+    assert_eq!(answer("strategic merge patch").code, 415);
     let foreground = answer("delete b in the foreground");
     assert_eq!(
         (foreground.code, foreground.what.as_str()),

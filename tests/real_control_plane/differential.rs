@@ -214,6 +214,8 @@ fn cases() -> Vec<Case> {
             json!({"status": {"phase": "Running"}}).to_string()),
         case("pod image patch", Method::PATCH, &format!("{PODS}/p"), "application/json-patch+json",
             json!([{"op": "replace", "path": "/spec/containers/0/image", "value": "nginx:2"}]).to_string()),
+        case("pod strategic merge patch", Method::PATCH, &format!("{PODS}/p"), "application/strategic-merge-patch+json",
+            json!({"metadata": {"labels": {"tier": "front"}}, "spec": {"containers": [{"name": "c", "image": "nginx:3"}]}}).to_string()),
         case("pod spec patch", Method::PATCH, &format!("{PODS}/p"), "application/json-patch+json",
             json!([{"op": "replace", "path": "/spec/restartPolicy", "value": "Never"}]).to_string()),
         case("pod delete", Method::DELETE, &format!("{PODS}/p"), JSON, String::new()),

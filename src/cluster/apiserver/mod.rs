@@ -16,6 +16,7 @@ pub mod request;
 pub mod resources;
 pub mod selector;
 pub mod status;
+pub mod strategic;
 pub mod table;
 pub mod validation;
 pub mod watch;
@@ -103,7 +104,7 @@ async fn handle(
             objects::update(cluster, &target, &params, decoded()?, format).await
         }
         (&Method::PATCH, true) => {
-            let patch_type = request::patch_type(headers)?;
+            let patch_type = request::patch_type(headers, target.def.group.is_empty())?;
             objects::patch(cluster, &target, &params, patch_type, decoded()?, format).await
         }
         (&Method::DELETE, named) => {

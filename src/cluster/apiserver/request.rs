@@ -220,15 +220,19 @@ pub enum PatchType {
     Json,
     /// Server-side apply.
     Apply,
+    /// Strategic merge (built-in types only).
+    Strategic,
 }
 
-/// The patch type of a PATCH request; strategic merge and unknown types
-/// are refused with 415 as the API server does for custom resources.
-pub fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
+/// The patch type of a PATCH request; strategic merge on a custom resource
+/// (`builtin` false) and unknown types are refused with 415 as the API
+/// server does.
+pub fn patch_type(headers: &HeaderMap, builtin: bool) -> Result<PatchType, ApiError> {
     match content_type(headers).as_str() {
         "application/merge-patch+json" => Ok(PatchType::Merge),
         "application/json-patch+json" => Ok(PatchType::Json),
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(PatchType::Apply),
+        "application/strategic-merge-patch+json" if builtin => Ok(PatchType::Strategic),
         "application/strategic-merge-patch+json" => Err(ApiError::unsupported_media(
             "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
         )),
@@ -251,6 +255,7 @@ pub fn decode(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
             | "application/yaml"
             | "application/merge-patch+json"
             | "application/json-patch+json"
+            | "application/strategic-merge-patch+json"
             | "application/apply-patch+yaml"
     ) {
         return Err(ApiError::unsupported_media(format!(
@@ -323,17 +328,18 @@ mod tests {
     }
 
     #[test]
-    fn strategic_merge_is_refused_with_415() {
+    fn strategic_merge_is_refused_with_415_on_custom_resources() {
         let mut h = HeaderMap::new();
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/strategic-merge-patch+json"),
         );
-        assert_eq!(patch_type(&h).unwrap_err().code.as_u16(), 415);
+        assert_eq!(patch_type(&h, false).unwrap_err().code.as_u16(), 415);
+        assert_eq!(patch_type(&h, true).unwrap(), PatchType::Strategic);
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/apply-patch+yaml; charset=utf-8"),
         );
-        assert_eq!(patch_type(&h).unwrap(), PatchType::Apply);
+        assert_eq!(patch_type(&h, false).unwrap(), PatchType::Apply);
     }
 }

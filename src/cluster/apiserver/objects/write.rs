@@ -136,6 +136,11 @@ fn apply_patch(doc: &Value, patch_type: PatchType, patch: &Value) -> Result<Valu
             }
             json_patch::merge(&mut out, patch);
         }
+        PatchType::Strategic => {
+            out = crate::cluster::apiserver::strategic::merge(doc, patch).map_err(|e| {
+                ApiError::bad_request(format!("the strategic merge patch is malformed: {e}"))
+            })?;
+        }
         PatchType::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("the JSON patch is malformed: {e}")))?;
@@ -154,7 +159,7 @@ fn apply_patch(doc: &Value, patch_type: PatchType, patch: &Value) -> Result<Valu
 /// (then a lost race is a conflict, not a retry).
 fn pins_version(patch_type: PatchType, body: &Value) -> Result<bool, ApiError> {
     Ok(match patch_type {
-        PatchType::Merge | PatchType::Apply => rv_of(body)?.is_some(),
+        PatchType::Merge | PatchType::Apply | PatchType::Strategic => rv_of(body)?.is_some(),
         PatchType::Json => body.as_array().is_some_and(|ops| {
             ops.iter()
                 .any(|op| op["path"] == "/metadata/resourceVersion")
