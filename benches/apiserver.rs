@@ -110,6 +110,7 @@ impl Server {
             simulator: None,
             config: Default::default(),
             write_plugin_token: true,
+            event_ttl: gameops::cluster::apiserver::event_ttl::DEFAULT_TTL,
         };
         let running: Running = start(&options).await.expect("server starts");
         let cluster = running.clusters[0].clone();

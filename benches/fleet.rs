@@ -100,6 +100,7 @@ impl Server {
             }),
             config: Default::default(),
             write_plugin_token: true,
+            event_ttl: gameops::cluster::apiserver::event_ttl::DEFAULT_TTL,
         };
         let running: Running = start(&options).await.expect("server starts");
         let api = format!("http://{}", running.api_addr);

@@ -92,6 +92,7 @@ impl Bench {
             simulator: None,
             config: Default::default(),
             write_plugin_token: false,
+            event_ttl: gameops::cluster::apiserver::event_ttl::DEFAULT_TTL,
         };
         let running: Running = start(&options).await.expect("server starts");
         let token = running.plugin_token().to_owned();

@@ -181,12 +181,23 @@ struct ServeArgs {
     /// Do not run the fleet controller (GameServerSets then create no GameServers).
     #[arg(long)]
     no_controller: bool,
+    /// How long an Event lives after its last write, as kube-apiserver's
+    /// --event-ttl (a Go duration: 1h, 30m, 90s).
+    #[arg(long, default_value = "1h", value_parser = go_duration)]
+    event_ttl: std::time::Duration,
     #[command(flatten)]
     simulation: SimulationArgs,
     #[command(flatten)]
     config: gameops::cli::ConfigArgs,
     #[command(flatten)]
     log: LogArgs,
+}
+
+/// A positive Go duration (`1h`, `30m`, `1m30s`).
+fn go_duration(text: &str) -> Result<std::time::Duration, String> {
+    gameops::argo::plugin::wire::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a positive duration (e.g. 1h, 30m, 1m30s)"))
 }
 
 /// The simulated fleet of the embedded clusters.
@@ -351,6 +362,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 simulator: args.simulation.config()?,
                 config: args.config.load()?,
                 write_plugin_token: true,
+                event_ttl: args.event_ttl,
             };
             let running = serve::start(&options).await.map_err(|e| e.to_string())?;
             running.serve().await.map_err(|e| e.to_string())

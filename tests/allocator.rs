@@ -56,6 +56,7 @@ impl Env {
             simulator: None,
             config: Default::default(),
             write_plugin_token: true,
+            event_ttl: gameops::cluster::apiserver::event_ttl::DEFAULT_TTL,
         };
         let running = serve::start(&options).await.expect("start the API server");
         let mut clients = HashMap::new();

@@ -276,6 +276,36 @@ spec: {replicas: 2}
     assert_eq!(get("{.spec.replicas}"), "7");
 }
 
+/// Events expire as kube-apiserver's `--event-ttl` has them (each write
+/// gives an event a lease of that length); a bad TTL refuses to start.
+#[test]
+fn events_expire_after_the_event_ttl() {
+    let server = Server::start(&["--event-ttl", "5s"]);
+    let event = "apiVersion: v1
+kind: Event
+metadata: {name: minecraft.ttl, namespace: default}
+involvedObject: {kind: GameServerSet, name: minecraft, namespace: default}
+reason: Scaled
+message: scaled to 4
+type: Normal
+";
+    server.kubectl_ok(&["create", "-f", "-"], Some(event));
+    let names = || server.kubectl_ok(&["get", "events", "-o", "name"], None);
+    assert_eq!(names().trim(), "event/minecraft.ttl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !names().trim().is_empty() {
+        assert!(Instant::now() < deadline, "the event outlived its TTL");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_gameops"))
+        .args(["serve", "--in-memory", "--event-ttl", "soon"])
+        .output()
+        .expect("run gameops");
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("\"soon\" is not a positive duration"), "{err}");
+}
+
 #[test]
 fn watch_prints_the_change() {
     let server = Server::start(&[]);

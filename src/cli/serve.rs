@@ -44,6 +44,9 @@ pub struct ServeOptions {
     /// gameops.yaml: registries and environments (`resolveTag`,
     /// `promoteTag`, the Flux endpoint).
     pub config: Arc<crate::registry::config::Config>,
+    /// How long an Event lives after its last write (kube-apiserver's
+    /// `--event-ttl`).
+    pub event_ttl: Duration,
     /// Write the executor plugin's token to `DATA_DIR/plugin-token` for
     /// callers in other processes; off, it is only handed over in-process
     /// ([`Running::plugin_token`]) and nothing is written.
@@ -64,6 +67,7 @@ impl Default for ServeOptions {
             simulator: Some(crate::fleet::simulator::SimulatorConfig::default()),
             config: Arc::default(),
             write_plugin_token: true,
+            event_ttl: apiserver::event_ttl::DEFAULT_TTL,
         }
     }
 }
@@ -168,6 +172,7 @@ pub struct Running {
     tls: Option<crate::cluster::tls::TlsMaterial>,
     controller: bool,
     simulator: Option<crate::fleet::simulator::SimulatorConfig>,
+    event_ttl: Duration,
     resolver: Arc<crate::registry::Resolver>,
     plugin_token: String,
     /// The metrics served at `/metrics`.
@@ -186,12 +191,7 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
             })?),
             None => None,
         };
-    if !options.api_listen.ip().is_loopback() && token.is_none() {
-        return Err(ServeError::Unprotected(options.api_listen));
-    }
-    if !options.listen.ip().is_loopback() && token.is_none() {
-        return Err(ServeError::UnprotectedService(options.listen));
-    }
+    check_protected(options, token.is_some())?;
     let names = check_names(&options.clusters)?;
     let data_dir = private_data_dir(options)?;
     let mut clusters = Vec::new();
@@ -251,10 +251,22 @@ pub async fn start(options: &ServeOptions) -> Result<Running, ServeError> {
         tls,
         controller: options.controller,
         simulator: options.simulator.clone(),
+        event_ttl: options.event_ttl,
         plugin_token,
         resolver: Arc::new(crate::registry::Resolver::new(options.config.clone())?),
         metrics: Arc::new(Metrics::new()),
     })
+}
+
+/// Off loopback, both ports need the token.
+fn check_protected(options: &ServeOptions, has_token: bool) -> Result<(), ServeError> {
+    if !options.api_listen.ip().is_loopback() && !has_token {
+        return Err(ServeError::Unprotected(options.api_listen));
+    }
+    if !options.listen.ip().is_loopback() && !has_token {
+        return Err(ServeError::UnprotectedService(options.listen));
+    }
+    Ok(())
 }
 
 /// A fresh random token for the executor plugin, new on every start.
@@ -340,6 +352,7 @@ impl Running {
             let servers = Arc::new(ServerCache::cluster_wide(client.clone()));
             caches.push((cluster.name.clone(), client, servers));
             tasks.spawn(apiserver::gc::run(cluster.clone()));
+            tasks.spawn(apiserver::event_ttl::run(cluster.clone(), self.event_ttl));
             if self.controller {
                 let client = self.client(&cluster.name).await?;
                 tasks.spawn(crate::fleet::controller::run(

@@ -7,6 +7,7 @@
 
 pub mod access_review;
 pub mod discovery;
+pub mod event_ttl;
 pub mod gc;
 pub mod objectmeta;
 pub mod objects;
