@@ -5,13 +5,10 @@
 //! no outcome yet is asked about: its lease and its Argo `Workflow`.
 
 use jiff::Timestamp;
-use kube::Client;
-use kube::api::Api;
 use serde::Serialize;
 
 use super::status::{Format, clock, human, table};
 use super::target::TargetArgs;
-use crate::api::GameServerSet;
 use crate::ops::history::{self, HistoryEntry};
 use crate::ops::ledger::{self, Holder};
 
@@ -122,21 +119,10 @@ pub fn render(set: &str, rows: &[Row]) -> String {
     table(&cells)
 }
 
-/// The set `name` in `namespace`, or a sentence saying why not.
-pub async fn get(client: &Client, namespace: &str, name: &str) -> Result<GameServerSet, String> {
-    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), namespace);
-    sets.get(name).await.map_err(|e| match &e {
-        kube::Error::Api(a) if a.code == 404 => format!(
-            "GameServerSet {namespace}/{name} does not exist; list them with kubectl get gss -n {namespace}"
-        ),
-        _ => format!("cannot read GameServerSet {namespace}/{name}: {e}"),
-    })
-}
-
 /// Runs `gameops history`.
 pub async fn run(a: HistoryArgs) -> Result<(), String> {
     let (client, namespace) = a.target.connect().await?;
-    let gss = get(&client, &namespace, &a.set).await?;
+    let gss = super::target::get_set(&client, &namespace, &a.set).await?;
     let lease = ledger::lease(&gss);
     let holder = match &lease {
         Some(l) => Some(ledger::holder(&client, l).await),

@@ -405,7 +405,7 @@ pub async fn read(
     let sets: Api<GameServerSet> = Api::namespaced(client.clone(), namespace);
     let servers: Api<GameServer> = Api::namespaced(client.clone(), namespace);
     let chosen = match set {
-        Some(name) => vec![super::history::get(client, namespace, name).await?],
+        Some(name) => vec![super::target::get_set(client, namespace, name).await?],
         None => {
             sets.list(&ListParams::default())
                 .await

@@ -1,12 +1,15 @@
 //! The cluster and namespace an operator's command looks at, chosen as
 //! kubectl chooses them: `--kubeconfig` (else `KUBECONFIG`, else
 //! `~/.kube/config`, else the pod's ServiceAccount), `--context` (else the
-//! current one) and `-n` (else the context's namespace, else `default`).
+//! current one) and `-n` (else the context's namespace, else `default`);
+//! and the set it names.
 
 use std::path::PathBuf;
 
-use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+
+use crate::api::GameServerSet;
 
 /// Where `status`, `history` and `unlock` look.
 #[derive(clap::Args, Debug, Clone)]
@@ -62,4 +65,19 @@ impl TargetArgs {
         let client = Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
         Ok((client, namespace))
     }
+}
+
+/// The set `name` in `namespace`, or a sentence saying why not.
+pub async fn get_set(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<GameServerSet, String> {
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), namespace);
+    sets.get(name).await.map_err(|e| match &e {
+        kube::Error::Api(a) if a.code == 404 => format!(
+            "GameServerSet {namespace}/{name} does not exist; list them with kubectl get gss -n {namespace}"
+        ),
+        _ => format!("cannot read GameServerSet {namespace}/{name}: {e}"),
+    })
 }

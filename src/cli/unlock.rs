@@ -92,7 +92,7 @@ pub async fn run(a: UnlockArgs) -> Result<(), String> {
     let set = format!("{namespace}/{}", a.set);
     let api: Api<GameServerSet> = Api::namespaced(client.clone(), &namespace);
     for _ in 0..ATTEMPTS {
-        let gss = super::history::get(&client, &namespace, &a.set).await?;
+        let gss = super::target::get_set(&client, &namespace, &a.set).await?;
         let Some(lease) = ledger::lease(&gss) else {
             println!("GameServerSet {set} holds no lease: nothing to free.");
             return Ok(());

@@ -13,8 +13,6 @@ use crate::argo::plugin::wire::{
 };
 use crate::argo::workflow::{Template, value_string};
 
-/// How long Argo's agent waits for one plugin call.
-pub(super) const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Tries of one call (the agent's backoff: `Steps: 5`).
 const ATTEMPTS: u32 = 5;
 /// The first wait between tries (`Duration: 1s`, `Factor: 2`).

@@ -28,6 +28,9 @@ pub use workflow_run::Runner;
 
 use crate::argo::workflow::Document;
 
+/// How long Argo's agent waits for one plugin call.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why a run could not start, or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -52,7 +52,7 @@ impl Runner {
             // Argo's agent gives each plugin call 30 s
             // (workflow/executor/plugins/rpc/plugin.go).
             http: reqwest::Client::builder()
-                .timeout(super::call::CALL_TIMEOUT)
+                .timeout(super::CALL_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
             name: String::new(),

@@ -6,6 +6,7 @@
 //! clusters (one kubeconfig context each).
 
 pub mod access_review;
+pub mod age;
 pub mod discovery;
 pub mod event_ttl;
 pub mod gc;

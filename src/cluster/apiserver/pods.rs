@@ -12,8 +12,8 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::age::{age, human_duration};
 use super::status::FieldError;
-use super::table::{age, human_duration};
 
 /// What may change in a pod's spec (kubernetes
 /// pkg/apis/core/validation/validation.go `updatablePodSpecFields`).

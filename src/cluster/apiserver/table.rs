@@ -4,83 +4,8 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::age::age;
 use super::resources::{Printer, ResourceDef};
-
-/// Formats a duration as Kubernetes does (`duration.HumanDuration`):
-/// `27s`, `2m18s`, `15m`, `3h5m`, `2d4h`, `3y`.
-///
-/// ```
-/// use gameops::cluster::apiserver::table::human_duration;
-///
-/// assert_eq!(human_duration(138), "2m18s");
-/// assert_eq!(human_duration(27), "27s");
-/// ```
-pub fn human_duration(seconds: i64) -> String {
-    if seconds < -1 {
-        return "<invalid>".into();
-    }
-    if seconds < 0 {
-        return "0s".into();
-    }
-    if seconds < 120 {
-        return format!("{seconds}s");
-    }
-    let minutes = seconds / 60;
-    if minutes < 10 {
-        let s = seconds % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
-    }
-    if minutes < 180 {
-        return format!("{minutes}m");
-    }
-    let hours = seconds / 3600;
-    if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 24 * 8 {
-        let h = hours % 24;
-        return if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{h}h", hours / 24)
-        };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    }
-    if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        return if dy == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{dy}d", hours / 24 / 365)
-        };
-    }
-    format!("{}y", hours / 24 / 365)
-}
-
-/// The age of an RFC 3339 timestamp, or `<unknown>`.
-pub(super) fn age(value: Option<&Value>, now: Timestamp) -> Value {
-    match value
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse::<Timestamp>().ok())
-    {
-        Some(t) => Value::String(human_duration(now.duration_since(t).as_secs())),
-        None => Value::String("<unknown>".into()),
-    }
-}
 
 /// Column definitions, NAME first.
 pub fn columns(def: &ResourceDef) -> Vec<Value> {
@@ -284,28 +209,6 @@ pub fn table<'a>(
 mod tests {
     use super::*;
     use crate::cluster::apiserver::resources::find;
-
-    #[test]
-    fn ages_format_like_kubectl() {
-        let cases = [
-            (-5, "<invalid>"),
-            (-1, "0s"),
-            (0, "0s"),
-            (27, "27s"),
-            (119, "119s"),
-            (138, "2m18s"),
-            (180, "3m"),
-            (900, "15m"),
-            (3 * 3600 + 300, "3h5m"),
-            (10 * 3600, "10h"),
-            (2 * 86400 + 4 * 3600, "2d4h"),
-            (30 * 86400, "30d"),
-            (3 * 365 * 86400, "3y"),
-        ];
-        for (s, want) in cases {
-            assert_eq!(human_duration(s), want, "{s}");
-        }
-    }
 
     #[test]
     fn gameserver_rows_follow_okg_columns() {
