@@ -53,8 +53,24 @@ static STACK: LazyLock<Stack> = LazyLock::new(|| start_stack(true));
 static SECOND_STACK: LazyLock<Stack> = LazyLock::new(|| start_stack(false));
 
 /// `scripts/real-stack up` in a temporary folder, with Argo's workflow
-/// controller when `argo`; taken down when this test binary exits.
+/// controller when `argo`; taken down when this test binary exits. The
+/// script picks free ports before the components bind them, so another
+/// process can take one in between: that failure is tried again, on new
+/// ports.
 fn start_stack(argo: bool) -> Stack {
+    for _ in 0..2 {
+        match try_start_stack(argo) {
+            Ok(stack) => return stack,
+            Err(why) if why.contains("address already in use") => {
+                eprintln!("real-stack: a port was taken meanwhile; starting again on new ports");
+            }
+            Err(why) => panic!("{why}"),
+        }
+    }
+    try_start_stack(argo).unwrap_or_else(|why| panic!("{why}"))
+}
+
+fn try_start_stack(argo: bool) -> Result<Stack, String> {
     let dir = tempfile::Builder::new()
         .prefix("gameops-real-stack-")
         .tempdir()
@@ -82,11 +98,11 @@ fn start_stack(argo: bool) -> Stack {
         if !keep {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        panic!(
+        return Err(format!(
             "scripts/real-stack up {} failed:\n{}",
             dir.display(),
             String::from_utf8_lossy(&out.stderr)
-        );
+        ));
     }
     let printed = String::from_utf8_lossy(&out.stdout);
     let kubeconfig = PathBuf::from(printed.trim());
@@ -96,7 +112,7 @@ fn start_stack(argo: bool) -> Stack {
         "up prints the path of DIR/kubeconfig"
     );
     assert!(kubeconfig.is_file(), "the admin kubeconfig is written");
-    Stack { dir, kubeconfig }
+    Ok(Stack { dir, kubeconfig })
 }
 
 impl Stack {
