@@ -29,37 +29,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::ledger::{self, Change};
 use super::progress::{self, MAX_TIMEOUT_SECONDS, Progress};
 use super::select::{self, Patched, Selection, deleting, ops_state, players};
-use super::{Call, Outcome, name_list, okg_marks, values};
+use super::{Call, Outcome, name_list, okg_marks};
 use crate::api::{GameServer, GameServerSet};
 
 /// How soon Argo asks again.
 const POLL: Duration = Duration::from_secs(2);
 
-/// `plugin.gameops.drain`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Args {
-    /// Drain servers running none of these (`CONTAINER/IMAGE`).
-    #[serde(default, deserialize_with = "values::list")]
-    not_image: Option<Vec<String>>,
-    /// Or those running any of these.
-    #[serde(default, deserialize_with = "values::list")]
-    image: Option<Vec<String>>,
-    /// How long to keep waiting, from the first request.
-    #[serde(default, deserialize_with = "values::whole")]
-    timeout_seconds: Option<u64>,
-    /// `WaitToBeDeleted` or `Kill`.
-    then: Option<String>,
-    /// Lower `spec.replicas` by the number moved.
-    #[serde(default, deserialize_with = "values::flag")]
-    scale_down: Option<bool>,
-}
+use super::table::DrainArgs as Args;
 
 /// The arguments, checked.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::history::{self, HistoryEntry, ROLLED_BACK};
@@ -19,18 +18,7 @@ use super::ledger::{self, Change};
 use super::{Call, Caller, Outcome};
 use crate::api::{GameServerSet, normalise_image};
 
-/// `plugin.gameops.patchImage`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Args {
-    /// The container (default: the template's first).
-    container: Option<String>,
-    /// The new image.
-    image: Option<String>,
-    /// Patch a set whose update strategy is not `OnDelete` anyway.
-    #[serde(default, deserialize_with = "super::values::flag")]
-    allow_rolling_update: Option<bool>,
-}
+use super::table::PatchImageArgs as Args;
 
 /// Update strategies under which a new template image never replaces a
 /// running server: `OnDelete` (OKG, seed 001) and `NoDisruption` (gameops's

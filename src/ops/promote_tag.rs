@@ -7,22 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use super::Outcome;
 use crate::registry::Resolver;
 
-/// `plugin.gameops.promoteTag`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Args {
-    /// `host/path`.
-    repository: Option<String>,
-    /// The tag or digest to promote.
-    from: Option<String>,
-    /// The tag to point at it.
-    to: Option<String>,
-}
+use super::table::PromoteTagArgs as Args;
 
 /// Runs the op.
 pub async fn run(resolver: &Resolver, args: Args) -> Outcome {

@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::ledger::{self, Change};
@@ -28,14 +27,7 @@ use super::{Call, Outcome, name_list, progress};
 /// How soon Argo asks again while OKG has not seen every mark.
 const POLL: Duration = Duration::from_secs(2);
 
-/// `plugin.gameops.removeRetired`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Args {
-    /// How long to wait for OKG to see the marks.
-    #[serde(default, deserialize_with = "super::values::whole")]
-    timeout_seconds: Option<u64>,
-}
+use super::table::RemoveRetiredArgs as Args;
 
 /// How far to lower `replicas`: the marked servers beyond the deletions
 /// already under way (`servers` above `replicas`).

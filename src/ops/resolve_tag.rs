@@ -4,23 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use super::Outcome;
-use crate::registry::filter::Filter;
 use crate::registry::{ResolveError, Resolver};
 
-/// `plugin.gameops.resolveTag`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Args {
-    /// A configured environment.
-    environment: Option<String>,
-    /// Or a repository (`host/path`) ...
-    repository: Option<String>,
-    /// ... with a filter (Flux OCIArtifactTag fields, plus pattern/extract/order).
-    filter: Option<Filter>,
-}
+use super::table::ResolveTagArgs as Args;
 
 /// How a registry failure ends the call.
 pub fn failure(e: ResolveError) -> Outcome {

@@ -7,26 +7,14 @@
 //! `previousImage` and `revision`.
 
 use jiff::Timestamp;
-use serde::Deserialize;
 
 use super::history::{self, HistoryEntry};
 use super::ledger::{self, Change};
 use super::patch_image;
-use super::{Call, Caller, Outcome, values};
+use super::{Call, Caller, Outcome};
 use crate::api::{GameServerSet, images_match};
 
-/// `plugin.gameops.rollback`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Args {
-    /// Restore the newest history entry with this image.
-    to_image: Option<String>,
-    /// Or go this many changes back (default 1).
-    #[serde(default, deserialize_with = "values::whole")]
-    steps: Option<u64>,
-    /// The container (default: the template's first).
-    container: Option<String>,
-}
+use super::table::RollbackArgs as Args;
 
 fn listing(entries: &[&HistoryEntry]) -> String {
     entries

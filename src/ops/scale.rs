@@ -4,23 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use serde_json::json;
 
 use super::ledger::{self, Change};
 use super::{Call, Outcome};
 
-/// `plugin.gameops.scale`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Args {
-    /// The new replicas.
-    #[serde(default, deserialize_with = "super::values::integer")]
-    replicas: Option<i64>,
-    /// Or a change to the current replicas.
-    #[serde(default, deserialize_with = "super::values::integer")]
-    delta: Option<i64>,
-}
+use super::table::ScaleArgs as Args;
 
 /// The replicas `args` asks for, given the current ones.
 fn target(args: &Args, current: i32) -> Result<i32, String> {

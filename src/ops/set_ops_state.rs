@@ -17,32 +17,14 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::ledger::{self, Change};
-use super::select::{self, Patched, Select, Selection, deleting, ops_state};
-use super::{Call, Outcome, name_list, values};
+use super::select::{self, Patched, Selection, deleting, ops_state};
+use super::{Call, Outcome, name_list};
 use crate::api::GameServer;
 
-/// `plugin.gameops.setOpsState`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Args {
-    /// Which servers.
-    select: Option<Select>,
-    /// The opsState to set.
-    ops_state: Option<String>,
-    /// At most this many (lowest ordinals first).
-    #[serde(default, deserialize_with = "values::whole")]
-    limit: Option<u64>,
-    /// Report only.
-    #[serde(default, deserialize_with = "values::flag")]
-    dry_run: Option<bool>,
-    /// Set an opsState OpenKruiseGame does not define anyway.
-    #[serde(default, deserialize_with = "values::flag")]
-    allow_custom_state: Option<bool>,
-}
+use super::table::SetOpsStateArgs as Args;
 
 /// Servers the call already changed, and those it may change, by ordinal.
 fn plan<'a, S: Borrow<GameServer>>(
@@ -213,8 +195,8 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::select::CHANGED_BY_ANNOTATION;
     use crate::ops::select::tests::{NEW, OLD, server};
+    use crate::ops::select::{CHANGED_BY_ANNOTATION, Select};
     use serde_json::json;
 
     fn names(servers: &[&GameServer]) -> Vec<String> {

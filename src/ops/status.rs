@@ -5,8 +5,6 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use super::{Call, Outcome};
 use crate::api::GameServer;
 use crate::api::image::reported_image;
@@ -14,10 +12,7 @@ use crate::api::image::reported_image;
 /// The summary's key for servers no status reports an image for yet.
 const NOT_KNOWN: &str = "(image not known yet)";
 
-/// `plugin.gameops.status` takes only the common arguments.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Args {}
+use super::table::StatusArgs as Args;
 
 /// Counts per image `container` runs (as its status reports it; kubelet
 /// lists statuses by name, so the first need not be the game's):

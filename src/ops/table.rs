@@ -4,6 +4,7 @@
 //! ([`super::run`]) and the ops, `gameops lint`, the runner's pre-check
 //! ([`super::check`]) and the README drift test all read it.
 
+use super::args::op_args;
 use super::progress::MAX_TIMEOUT_SECONDS;
 
 /// The ops, one variant each: dispatch matches on it, so an op in the
@@ -133,53 +134,155 @@ pub struct OpSpec {
 impl OpSpec {
     /// Every argument it takes: [`COMMON`] (for an op on a set), then its own.
     pub fn all_args(&self) -> impl Iterator<Item = &'static Arg> + use<> {
-        let common: &'static [Arg] = if self.on_set { &COMMON } else { &[] };
+        let common: &'static [Arg] = if self.on_set { COMMON } else { &[] };
         common.iter().chain(self.args)
     }
 }
 
-const fn arg(name: &'static str, ty: Ty) -> Arg {
-    Arg {
-        name,
-        ty,
-        range: None,
-        default: None,
+impl Arg {
+    /// An argument without a range or a literal default.
+    pub const fn new(name: &'static str, ty: Ty) -> Self {
+        Self {
+            name,
+            ty,
+            range: None,
+            default: None,
+        }
+    }
+
+    /// With the numbers it may take, and why.
+    #[must_use]
+    pub const fn range(self, min: i128, max: i128, why: &'static str) -> Self {
+        Self {
+            range: Some(Range { min, max, why }),
+            ..self
+        }
+    }
+
+    /// With the value it takes when left out.
+    #[must_use]
+    pub const fn default(self, value: Literal) -> Self {
+        Self {
+            default: Some(value),
+            ..self
+        }
     }
 }
 
-const fn flag(name: &'static str, default: bool) -> Arg {
-    Arg {
-        name,
-        ty: Ty::Flag,
-        range: None,
-        default: Some(Literal::Flag(default)),
+op_args! {
+    /// The arguments every op on a set takes (`gameServerSet` is required).
+    Common {
+        /// The GameServerSet to act on.
+        game_server_set "gameServerSet": Text,
+        /// Its namespace (default: the workflow's).
+        namespace "namespace": Text,
+        /// The cluster (default: the plugin's own).
+        cluster "cluster": Text,
+    }
+    /// `patchImage`'s own arguments.
+    PatchImageArgs {
+        /// The new image.
+        image "image": Image,
+        /// The container (default: the template's first).
+        container "container": Text,
+        /// Patch a set whose update strategy is not `OnDelete` anyway.
+        allow_rolling_update "allowRollingUpdate": Flag.default(Literal::Flag(ALLOW_ROLLING_UPDATE)),
+    }
+    /// `scale`'s own arguments.
+    ScaleArgs {
+        /// The new replicas.
+        replicas "replicas": Int.range(0, MAX, REPLICAS),
+        /// Or a change to the current replicas.
+        delta "delta": Int,
+    }
+    /// `waitReady`'s own arguments.
+    WaitReadyArgs {
+        /// The image (default: the template's first container's).
+        image "image": Image,
+        /// Ready servers needed.
+        count "count": Whole,
+        /// Or a percentage of `spec.replicas`, rounded up.
+        percent "percent": Whole.range(0, 100, PERCENT),
+        /// How long to wait, from the first request.
+        timeout_seconds "timeoutSeconds": Whole.range(1, DAY, TIMEOUT),
+        /// Crashed servers of the image that fail the wait at once.
+        crash_threshold "crashThreshold": Whole
+            .range(1, MAX, CRASHES)
+            .default(Literal::Whole(CRASH_THRESHOLD)),
+    }
+    /// `setOpsState`'s own arguments.
+    SetOpsStateArgs {
+        /// Which servers.
+        select "select": Selector,
+        /// The opsState to set.
+        ops_state "opsState": OpsState,
+        /// At most this many (lowest ordinals first).
+        limit "limit": Whole,
+        /// Report only.
+        dry_run "dryRun": Flag.default(Literal::Flag(DRY_RUN)),
+        /// Set an opsState OpenKruiseGame does not define anyway.
+        allow_custom_state "allowCustomState": Flag.default(Literal::Flag(ALLOW_CUSTOM_STATE)),
+    }
+    /// `drain`'s own arguments.
+    DrainArgs {
+        /// Drain servers running none of these (`CONTAINER/IMAGE`).
+        not_image "notImage": Entries,
+        /// Or those running any of these.
+        image "image": Entries,
+        /// How long to keep waiting, from the first request.
+        timeout_seconds "timeoutSeconds": Whole.range(1, DAY, TIMEOUT),
+        /// `WaitToBeDeleted` or `Kill`.
+        then "then": Then,
+        /// Lower `spec.replicas` by the number moved.
+        scale_down "scaleDown": Flag.default(Literal::Flag(SCALE_DOWN)),
+    }
+    /// `rollback`'s own arguments.
+    RollbackArgs {
+        /// Restore the newest history entry with this image.
+        to_image "toImage": Image,
+        /// Or go this many changes back.
+        steps "steps": Whole
+            .range(1, MAX, STEPS)
+            .default(Literal::Whole(ROLLBACK_STEPS)),
+        /// The container (default: the template's first).
+        container "container": Text,
+    }
+    /// `status` takes no arguments of its own.
+    StatusArgs {}
+    /// `unlock`'s own arguments.
+    UnlockArgs {
+        /// How the workflow ended, for the image history.
+        outcome "outcome": Text,
+    }
+    /// `removeRetired`'s own arguments.
+    RemoveRetiredArgs {
+        /// How long to wait for OKG to see the marks.
+        timeout_seconds "timeoutSeconds": Whole
+            .range(1, DAY, TIMEOUT)
+            .default(Literal::Whole(REMOVE_RETIRED_TIMEOUT)),
+    }
+    /// `resolveTag`'s arguments.
+    ResolveTagArgs {
+        /// A configured environment.
+        environment "environment": Text,
+        /// Or a repository (`host/path`) ...
+        repository "repository": Text,
+        /// ... with a filter (Flux OCIArtifactTag fields, plus pattern/extract/order).
+        filter "filter": TagFilter,
+    }
+    /// `promoteTag`'s arguments.
+    PromoteTagArgs {
+        /// `host/path`.
+        repository "repository": Text,
+        /// The tag or digest to promote.
+        from "from": Text,
+        /// The tag to point at it.
+        to "to": Text,
     }
 }
 
-const fn whole_or(name: &'static str, default: u64, min: i128, why: &'static str) -> Arg {
-    Arg {
-        name,
-        ty: Ty::Whole,
-        range: Some(Range { min, max: MAX, why }),
-        default: Some(Literal::Whole(default)),
-    }
-}
-
-const fn bounded(name: &'static str, ty: Ty, min: i128, max: i128, why: &'static str) -> Arg {
-    Arg {
-        name,
-        ty,
-        range: Some(Range { min, max, why }),
-        default: None,
-    }
-}
-
-/// The arguments every op on a set takes (`gameServerSet` is required).
-pub const COMMON: [Arg; 3] = [
-    arg("gameServerSet", Ty::Text),
-    arg("namespace", Ty::Text),
-    arg("cluster", Ty::Text),
-];
+/// The arguments every op on a set takes.
+pub const COMMON: &[Arg] = Common::ARGS;
 
 /// The opsStates OpenKruiseGame knows.
 pub const OPS_STATES: [&str; 5] = [
@@ -218,11 +321,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::PatchImage,
         name: "patchImage",
         on_set: true,
-        args: &[
-            arg("image", Ty::Image),
-            arg("container", Ty::Text),
-            flag("allowRollingUpdate", ALLOW_ROLLING_UPDATE),
-        ],
+        args: PatchImageArgs::ARGS,
         exactly_one: &[&["image"]],
         at_most_one: &[],
         outputs: &["previousImage", "revision"],
@@ -231,10 +330,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::Scale,
         name: "scale",
         on_set: true,
-        args: &[
-            bounded("replicas", Ty::Int, 0, MAX, REPLICAS),
-            arg("delta", Ty::Int),
-        ],
+        args: ScaleArgs::ARGS,
         exactly_one: &[&["replicas", "delta"]],
         at_most_one: &[],
         outputs: &["replicas"],
@@ -243,13 +339,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::WaitReady,
         name: "waitReady",
         on_set: true,
-        args: &[
-            arg("image", Ty::Image),
-            arg("count", Ty::Whole),
-            bounded("percent", Ty::Whole, 0, 100, PERCENT),
-            bounded("timeoutSeconds", Ty::Whole, 1, DAY, TIMEOUT),
-            whole_or("crashThreshold", CRASH_THRESHOLD, 1, CRASHES),
-        ],
+        args: WaitReadyArgs::ARGS,
         exactly_one: &[&["count", "percent"], &["timeoutSeconds"]],
         at_most_one: &[],
         outputs: &["ready"],
@@ -258,13 +348,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::SetOpsState,
         name: "setOpsState",
         on_set: true,
-        args: &[
-            arg("select", Ty::Select),
-            arg("opsState", Ty::OpsState),
-            arg("limit", Ty::Whole),
-            flag("dryRun", DRY_RUN),
-            flag("allowCustomState", ALLOW_CUSTOM_STATE),
-        ],
+        args: SetOpsStateArgs::ARGS,
         exactly_one: &[&["select"], &["opsState"]],
         at_most_one: &[],
         outputs: &["count", "names"],
@@ -273,13 +357,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::Drain,
         name: "drain",
         on_set: true,
-        args: &[
-            arg("notImage", Ty::Entries),
-            arg("image", Ty::Entries),
-            bounded("timeoutSeconds", Ty::Whole, 1, DAY, TIMEOUT),
-            arg("then", Ty::Then),
-            flag("scaleDown", SCALE_DOWN),
-        ],
+        args: DrainArgs::ARGS,
         exactly_one: &[&["notImage", "image"], &["timeoutSeconds"], &["then"]],
         at_most_one: &[],
         outputs: &["drained", "remaining"],
@@ -288,11 +366,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::Rollback,
         name: "rollback",
         on_set: true,
-        args: &[
-            arg("toImage", Ty::Image),
-            whole_or("steps", ROLLBACK_STEPS, 1, STEPS),
-            arg("container", Ty::Text),
-        ],
+        args: RollbackArgs::ARGS,
         exactly_one: &[],
         at_most_one: &[&["toImage", "steps"]],
         outputs: &["image", "previousImage", "revision"],
@@ -301,7 +375,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::Status,
         name: "status",
         on_set: true,
-        args: &[],
+        args: StatusArgs::ARGS,
         exactly_one: &[],
         at_most_one: &[],
         outputs: &["summary", "total", "ready"],
@@ -310,7 +384,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::Unlock,
         name: "unlock",
         on_set: true,
-        args: &[arg("outcome", Ty::Text)],
+        args: UnlockArgs::ARGS,
         exactly_one: &[],
         at_most_one: &[],
         outputs: &["freed"],
@@ -319,16 +393,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::RemoveRetired,
         name: "removeRetired",
         on_set: true,
-        args: &[Arg {
-            name: "timeoutSeconds",
-            ty: Ty::Whole,
-            range: Some(Range {
-                min: 1,
-                max: DAY,
-                why: TIMEOUT,
-            }),
-            default: Some(Literal::Whole(REMOVE_RETIRED_TIMEOUT)),
-        }],
+        args: RemoveRetiredArgs::ARGS,
         exactly_one: &[],
         at_most_one: &[],
         outputs: &["removed", "replicas"],
@@ -337,11 +402,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::ResolveTag,
         name: "resolveTag",
         on_set: false,
-        args: &[
-            arg("environment", Ty::Text),
-            arg("repository", Ty::Text),
-            arg("filter", Ty::Filter),
-        ],
+        args: ResolveTagArgs::ARGS,
         exactly_one: &[&["environment", "repository"]],
         at_most_one: &[],
         outputs: &["tag", "digest", "image"],
@@ -350,11 +411,7 @@ pub const OPS: [OpSpec; 11] = [
         op: Op::PromoteTag,
         name: "promoteTag",
         on_set: false,
-        args: &[
-            arg("repository", Ty::Text),
-            arg("from", Ty::Text),
-            arg("to", Ty::Text),
-        ],
+        args: PromoteTagArgs::ARGS,
         exactly_one: &[&["repository"], &["from"], &["to"]],
         at_most_one: &[],
         outputs: &["image", "digest", "previousDigest", "changed"],

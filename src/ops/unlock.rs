@@ -10,20 +10,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use serde_json::json;
 
 use super::history;
 use super::ledger::{LEASE_ANNOTATION, lease};
 use super::{Call, Outcome};
 
-/// `plugin.gameops.unlock`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Args {
-    /// How the workflow ended, for the image history.
-    outcome: Option<String>,
-}
+use super::table::UnlockArgs as Args;
 
 /// Runs the op.
 pub async fn run(call: &Call<'_>, args: Args) -> Outcome {

@@ -27,36 +27,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Deserialize;
 
 use super::patch_image;
 use super::progress::{self, MAX_TIMEOUT_SECONDS};
 use super::select::{self, current_state, deleting, runs_image};
-use super::{Call, Outcome, values};
+use super::{Call, Outcome};
 use crate::api::{GameServer, ImageRef};
 
 /// How soon Argo asks again.
 const POLL: Duration = Duration::from_secs(2);
 
-/// `plugin.gameops.waitReady`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Args {
-    /// The image (default: the template's first container's).
-    image: Option<String>,
-    /// Ready servers needed.
-    #[serde(default, deserialize_with = "values::whole")]
-    count: Option<u64>,
-    /// Or a percentage of `spec.replicas`, rounded up.
-    #[serde(default, deserialize_with = "values::whole")]
-    percent: Option<u64>,
-    /// How long to wait, from the first request.
-    #[serde(default, deserialize_with = "values::whole")]
-    timeout_seconds: Option<u64>,
-    /// Crashed servers of the image that fail the wait at once (default 1).
-    #[serde(default, deserialize_with = "values::whole")]
-    crash_threshold: Option<u64>,
-}
+use super::table::WaitReadyArgs as Args;
 
 /// The arguments, checked.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,0 +1,187 @@
+//! How an op's arguments are defined: [`op_args!`] declares,
+//! once, the struct an op reads its arguments into and the op-table rows
+//! that describe them (name, type, range, default), so the two cannot
+//! drift apart. The struct reads as serde's derive with
+//! `deny_unknown_fields` would, with the same messages, each argument
+//! through the [`Kind`] its row names.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::select::Select;
+use super::table::Ty;
+use super::values;
+use crate::registry::filter::Filter;
+
+/// An argument type: its row type and how it reads a JSON value.
+pub trait Kind {
+    /// What the op gets.
+    type Value;
+    /// Its type in the op table.
+    const TY: Ty;
+    /// Reads `value`; `null` is an argument not given.
+    ///
+    /// # Errors
+    /// A value of another type, worded as serde words it.
+    fn read(value: Value) -> Result<Option<Self::Value>, serde_json::Error>;
+}
+
+/// Declares argument kinds that read plainly with serde.
+macro_rules! plain_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident => $value:ty, $ty:ident;)*) => {$(
+        $(#[doc = $doc])*
+        #[derive(Debug)]
+        pub struct $kind;
+        impl Kind for $kind {
+            type Value = $value;
+            const TY: Ty = Ty::$ty;
+            fn read(value: Value) -> Result<Option<$value>, serde_json::Error> {
+                Option::<$value>::deserialize(value)
+            }
+        }
+    )*};
+}
+
+/// Declares argument kinds that read with a function of [`values`].
+macro_rules! lenient_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident => $value:ty, $ty:ident, $read:path;)*) => {$(
+        $(#[doc = $doc])*
+        #[derive(Debug)]
+        pub struct $kind;
+        impl Kind for $kind {
+            type Value = $value;
+            const TY: Ty = Ty::$ty;
+            fn read(value: Value) -> Result<Option<$value>, serde_json::Error> {
+                $read(value)
+            }
+        }
+    )*};
+}
+
+plain_kinds! {
+    /// A string.
+    Text => String, Text;
+    /// An image reference.
+    Image => String, Image;
+    /// An opsState.
+    OpsState => String, OpsState;
+    /// `WaitToBeDeleted` or `Kill`.
+    Then => String, Then;
+    /// `setOpsState`'s `select`.
+    Selector => Select, Select;
+    /// `resolveTag`'s filter.
+    TagFilter => Filter, Filter;
+}
+
+lenient_kinds! {
+    /// A signed whole number, or a string of one.
+    Int => i64, Int, values::integer;
+    /// A whole number, or a string of one.
+    Whole => u64, Whole, values::whole;
+    /// true or false, or a string of one.
+    Flag => bool, Flag, values::flag;
+    /// `CONTAINER/IMAGE` entries: a comma-separated string or a list.
+    Entries => Vec<String>, Entries, values::list;
+}
+
+/// Declares an op's arguments once: a struct with one `Option` field per
+/// argument (`field "wireName": Kind`, then `.range(min, max, why)` or
+/// `.default(literal)` for the row), its `ARGS` (the op-table rows, in
+/// order) and a `Deserialize` that refuses any other key.
+macro_rules! op_args {
+    ($(
+        $(#[doc = $sdoc:literal])*
+        $name:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $field:ident $wire:literal : $kind:ident $(.$setting:ident($($value:expr),*))*
+            ),* $(,)?
+        }
+    )*) => {$(
+        $(#[doc = $sdoc])*
+        #[derive(Debug, Default)]
+        pub struct $name {
+            $(
+                $(#[doc = $doc])*
+                pub $field: Option<<$crate::ops::args::$kind as $crate::ops::args::Kind>::Value>,
+            )*
+        }
+
+        impl $name {
+            /// Its rows of the op table, in order.
+            pub const ARGS: &'static [$crate::ops::table::Arg] = &[$(
+                $crate::ops::table::Arg::new(
+                    $wire,
+                    <$crate::ops::args::$kind as $crate::ops::args::Kind>::TY,
+                )$(.$setting($($value),*))*,
+            )*];
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                use ::serde::de::Error as _;
+                const FIELDS: &[&str] = &[$($wire),*];
+                let map = ::serde_json::Map::<String, ::serde_json::Value>::deserialize(d)?;
+                #[allow(unused_mut, reason = "an op without arguments sets nothing")]
+                let mut out = Self::default();
+                #[allow(unused_variables, reason = "an op without arguments reads no value")]
+                for (key, value) in map {
+                    match key.as_str() {
+                        $($wire => {
+                            out.$field = <$crate::ops::args::$kind as $crate::ops::args::Kind>::read(value)
+                                .map_err(D::Error::custom)?;
+                        })*
+                        _ => return Err(D::Error::unknown_field(&key, FIELDS)),
+                    }
+                }
+                Ok(out)
+            }
+        }
+    )*};
+}
+
+pub(crate) use op_args;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::ops::table::{Arg, Literal, Ty};
+
+    super::op_args! {
+        /// Two arguments.
+        Sample {
+            /// A number.
+            count "count": Whole.range(1, 9, "one to nine"),
+            /// A flag.
+            dry_run "dryRun": Flag.default(Literal::Flag(false)),
+        }
+        /// None.
+        Nothing {}
+    }
+
+    /// The rows and the reader come from one declaration, and the reader
+    /// answers as serde's derive with `deny_unknown_fields` does.
+    #[test]
+    fn one_declaration_gives_the_rows_and_the_reader() {
+        assert_eq!(
+            Sample::ARGS,
+            [
+                Arg::new("count", Ty::Whole).range(1, 9, "one to nine"),
+                Arg::new("dryRun", Ty::Flag).default(Literal::Flag(false)),
+            ]
+        );
+        let s: Sample = serde_json::from_value(json!({"count": "3", "dryRun": null})).unwrap();
+        assert_eq!((s.count, s.dry_run), (Some(3), None));
+        let e = serde_json::from_value::<Sample>(json!({"count": 1, "tag": "x"})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown field `tag`, expected `count` or `dryRun`"
+        );
+        let e = serde_json::from_value::<Sample>(json!({"count": "three"})).unwrap_err();
+        assert!(e.to_string().contains("whole number"), "{e}");
+        assert!(Nothing::ARGS.is_empty());
+        let e = serde_json::from_value::<Nothing>(json!({"x": 1})).unwrap_err();
+        assert_eq!(e.to_string(), "unknown field `x`, there are no fields");
+    }
+}
