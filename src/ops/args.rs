@@ -5,6 +5,8 @@
 //! `deny_unknown_fields` would, with the same messages, each argument
 //! through the [`Kind`] its row names.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -71,6 +73,8 @@ plain_kinds! {
     Selector => Select, Select;
     /// `resolveTag`'s filter.
     TagFilter => Filter, Filter;
+    /// Labels and their values.
+    Labels => BTreeMap<String, String>, Labels;
 }
 
 lenient_kinds! {
@@ -82,6 +86,8 @@ lenient_kinds! {
     Flag => bool, Flag, values::flag;
     /// `CONTAINER/IMAGE` entries: a comma-separated string or a list.
     Entries => Vec<String>, Entries, values::list;
+    /// Ordinals: numbers and ranges, in a list or a comma-separated string.
+    Ordinals => Vec<u64>, Ordinals, values::ordinals;
 }
 
 /// Declares an op's arguments once: a struct with one `Option` field per

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::select::Select;
-use super::table::{self, OPS_STATES, OpSpec, SELECT_KEYS, THEN, Ty};
+use super::table::{self, OPS_STATES, OpSpec, THEN, Ty};
 use super::values;
 use crate::registry::filter::Filter;
 
@@ -369,7 +369,7 @@ fn literal_problem(ty: Ty, value: &Value) -> Option<String> {
         },
         Ty::OpsState => one_of(&OPS_STATES),
         Ty::Then => one_of(&THEN),
-        Ty::Select | Ty::Filter | Ty::Entries => None,
+        Ty::Select | Ty::Filter | Ty::Entries | Ty::Ordinals | Ty::Labels => None,
     }
 }
 
@@ -448,13 +448,14 @@ fn check_select(value: &Value, field: &str, out: &mut Problems) {
     };
     for (key, v) in map {
         let key_field = join(field, key);
-        if !SELECT_KEYS.contains(&key.as_str()) {
+        let keys = || Select::ARGS.iter().map(|a| a.name);
+        if !keys().any(|k| k == key) {
             out.add(
                 key_field,
                 format!(
                     "select has no field {key}{}; it has {}",
-                    suggest(key, SELECT_KEYS),
-                    SELECT_KEYS.join(", ")
+                    suggest(key, keys()),
+                    keys().collect::<Vec<_>>().join(", ")
                 ),
             );
             continue;

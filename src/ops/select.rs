@@ -27,12 +27,12 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams, Patch};
-use serde::Deserialize;
 use serde_json::json;
 
+use super::args::op_args;
 use super::cas::plugin_params;
 use super::cas::{WriteError, classify};
-use super::{Call, Outcome, values};
+use super::{Call, Outcome};
 use crate::api::{GameServer, GameServerSet, ImageRef, OWNER_GSS_LABEL};
 
 /// Annotation on a GameServer: the fingerprint of the call that last
@@ -199,28 +199,24 @@ pub fn changed_by(gs: &GameServer, fingerprint: &str) -> bool {
         .is_some_and(|f| f == fingerprint)
 }
 
-/// `setOpsState`'s `select`, as written in the template.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Select {
-    /// Exact `spec.opsState` (absent counts as `None`).
-    ops_state: Option<String>,
-    /// `CONTAINER/IMAGE` entries the server must run none of.
-    #[serde(default, deserialize_with = "values::list")]
-    not_image: Option<Vec<String>>,
-    /// `CONTAINER/IMAGE` entries the server must run one of.
-    #[serde(default, deserialize_with = "values::list")]
-    image: Option<Vec<String>>,
-    /// Ordinals.
-    #[serde(default, deserialize_with = "values::ordinals")]
-    ids: Option<Vec<u64>>,
-    /// Exact `status.currentState` (absent counts as `Unknown`).
-    current_state: Option<String>,
-    /// Labels the server must carry, with these values.
-    labels: Option<BTreeMap<String, String>>,
-    /// `spec.networkDisabled` (absent counts as false).
-    #[serde(default, deserialize_with = "values::flag")]
-    network_disabled: Option<bool>,
+op_args! {
+    /// `setOpsState`'s `select`, as written in the template.
+    Select {
+        /// Exact `spec.opsState` (absent counts as `None`).
+        ops_state "opsState": OpsState,
+        /// `CONTAINER/IMAGE` entries the server must run none of.
+        not_image "notImage": Entries,
+        /// `CONTAINER/IMAGE` entries the server must run one of.
+        image "image": Entries,
+        /// Ordinals.
+        ids "ids": Ordinals,
+        /// Exact `status.currentState` (absent counts as `Unknown`).
+        current_state "currentState": Text,
+        /// Labels the server must carry, with these values.
+        labels "labels": Labels,
+        /// `spec.networkDisabled` (absent counts as false).
+        network_disabled "networkDisabled": Flag,
+    }
 }
 
 /// A checked selection; every given field must match.

@@ -58,6 +58,10 @@ pub enum Ty {
     Select,
     /// `resolveTag`'s tag filter.
     Filter,
+    /// Ordinals (`select.ids`).
+    Ordinals,
+    /// Labels and their values (`select.labels`).
+    Labels,
 }
 
 /// The numbers a whole-number argument may take, and why.
@@ -295,17 +299,6 @@ pub const OPS_STATES: [&str; 5] = [
 
 /// The values of `drain`'s `then`.
 pub const THEN: [&str; 2] = ["WaitToBeDeleted", "Kill"];
-
-/// The fields of `setOpsState`'s `select`.
-pub const SELECT_KEYS: [&str; 7] = [
-    "opsState",
-    "notImage",
-    "image",
-    "ids",
-    "currentState",
-    "labels",
-    "networkDisabled",
-];
 
 const DAY: i128 = MAX_TIMEOUT_SECONDS as i128;
 const MAX: i128 = i128::MAX;

@@ -376,7 +376,7 @@ fn form(arg: &Arg) -> Option<String> {
         Ty::Image => "an image reference such as registry.example.com/game/server:v1.2.3".into(),
         Ty::OpsState => format!("one of {}", OPS_STATES.join(", ")),
         Ty::Then => THEN.join(" or "),
-        Ty::Entries | Ty::Select | Ty::Filter => return None,
+        Ty::Entries | Ty::Select | Ty::Filter | Ty::Ordinals | Ty::Labels => return None,
     })
 }
 
