@@ -419,6 +419,16 @@ mod tests {
             "metadata": {"name": "a", "namespace": "default"}, "spec": spec})
     }
 
+    /// `spec` applied over `current` by `manager`.
+    fn apply_as(
+        current: &Value,
+        spec: Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<Value, ApiError> {
+        apply(def(), current, &set(spec), (manager, None), force)
+    }
+
     fn managers(object: &Value) -> Vec<(String, String, Value)> {
         object["metadata"]["managedFields"]
             .as_array()
@@ -436,14 +446,8 @@ mod tests {
 
     #[test]
     fn an_apply_owns_what_it_sends_and_removes_what_it_stops_sending() {
-        let first = apply(
-            def(),
-            &json!({}),
-            &set(json!({"replicas": 3, "x": 1})),
-            ("flux", None),
-            false,
-        )
-        .expect("apply");
+        let first =
+            apply_as(&json!({}), json!({"replicas": 3, "x": 1}), "flux", false).expect("apply");
         assert_eq!(
             managers(&first),
             [(
@@ -452,14 +456,7 @@ mod tests {
                 json!({"f:spec": {"f:replicas": {}, "f:x": {}}})
             )]
         );
-        let second = apply(
-            def(),
-            &first,
-            &set(json!({"replicas": 3})),
-            ("flux", None),
-            false,
-        )
-        .expect("apply");
+        let second = apply_as(&first, json!({"replicas": 3}), "flux", false).expect("apply");
         assert_eq!(
             second["spec"],
             json!({"replicas": 3}),
@@ -469,32 +466,11 @@ mod tests {
 
     #[test]
     fn a_changed_field_of_another_manager_conflicts_unless_forced() {
-        let first = apply(
-            def(),
-            &json!({}),
-            &set(json!({"replicas": 3})),
-            ("flux", None),
-            false,
-        )
-        .expect("apply");
+        let first = apply_as(&json!({}), json!({"replicas": 3}), "flux", false).expect("apply");
         // The same value is shared, not a conflict.
-        let shared = apply(
-            def(),
-            &first,
-            &set(json!({"replicas": 3})),
-            ("argocd", None),
-            false,
-        )
-        .expect("shared");
+        let shared = apply_as(&first, json!({"replicas": 3}), "argocd", false).expect("shared");
         assert_eq!(managers(&shared).len(), 2);
-        let e = apply(
-            def(),
-            &first,
-            &set(json!({"replicas": 5})),
-            ("argocd", None),
-            false,
-        )
-        .expect_err("a conflict");
+        let e = apply_as(&first, json!({"replicas": 5}), "argocd", false).expect_err("a conflict");
         assert_eq!(e.code, axum::http::StatusCode::CONFLICT);
         assert_eq!(
             e.message,
@@ -503,14 +479,7 @@ mod tests {
         let causes = &e.details.as_ref().expect("details")["causes"];
         assert_eq!(causes[0]["type"], "FieldManagerConflict");
         assert_eq!(causes[0]["field"], ".spec.replicas");
-        let forced = apply(
-            def(),
-            &first,
-            &set(json!({"replicas": 5})),
-            ("argocd", None),
-            true,
-        )
-        .expect("forced");
+        let forced = apply_as(&first, json!({"replicas": 5}), "argocd", true).expect("forced");
         assert_eq!(forced["spec"]["replicas"], 5);
         assert_eq!(
             managers(&forced),
@@ -525,43 +494,17 @@ mod tests {
 
     #[test]
     fn a_field_another_manager_still_owns_is_not_removed() {
-        let first = apply(
-            def(),
-            &json!({}),
-            &set(json!({"replicas": 3, "x": 1})),
-            ("flux", None),
-            false,
-        )
-        .expect("apply");
-        let both = apply(
-            def(),
-            &first,
-            &set(json!({"x": 1})),
-            ("argocd", None),
-            false,
-        )
-        .expect("shared");
-        let after = apply(
-            def(),
-            &both,
-            &set(json!({"replicas": 3})),
-            ("flux", None),
-            false,
-        )
-        .expect("apply");
+        let first =
+            apply_as(&json!({}), json!({"replicas": 3, "x": 1}), "flux", false).expect("apply");
+        let both = apply_as(&first, json!({"x": 1}), "argocd", false).expect("shared");
+        let after = apply_as(&both, json!({"replicas": 3}), "flux", false).expect("apply");
         assert_eq!(after["spec"], json!({"replicas": 3, "x": 1}));
     }
 
     #[test]
     fn an_update_takes_the_fields_it_changes() {
-        let first = apply(
-            def(),
-            &json!({}),
-            &set(json!({"replicas": 3, "x": 1})),
-            ("flux", None),
-            false,
-        )
-        .expect("apply");
+        let first =
+            apply_as(&json!({}), json!({"replicas": 3, "x": 1}), "flux", false).expect("apply");
         let mut next = first.clone();
         next["spec"]["replicas"] = json!(4);
         record_update(def(), &first, &mut next, ("kubectl-scale", None));
@@ -581,14 +524,8 @@ mod tests {
             ]
         );
         // Flux applying replicas again now conflicts with the scaler.
-        let e = apply(
-            def(),
-            &next,
-            &set(json!({"replicas": 3, "x": 1})),
-            ("flux", None),
-            false,
-        )
-        .expect_err("conflict");
+        let e =
+            apply_as(&next, json!({"replicas": 3, "x": 1}), "flux", false).expect_err("conflict");
         assert!(
             e.message
                 .contains("conflict with \"kubectl-scale\" using game.kruise.io/v1alpha1 at "),
