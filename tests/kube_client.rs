@@ -1693,3 +1693,103 @@ async fn an_object_leaving_a_selection_is_deleted_with_its_last_matching_content
         moved.metadata.resource_version
     );
 }
+
+/// Server-side apply resent concurrently by several managers, as Flux,
+/// Argo CD and a workflow may do at once. Each apply is one
+/// compare-and-swap, so none is lost: managers applying different fields
+/// all keep theirs, and of managers racing for one unowned field with
+/// different values exactly one wins and every other gets the 409 that
+/// names the winner (apimachinery `conflict.go`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_server_side_applies_lose_nothing() {
+    let server = Server::start(&["--in-memory"]);
+    let api: Api<GameServerSet> = Api::namespaced(server.client().await, NS);
+    api.create(&PostParams::default(), &gss("race", 1))
+        .await
+        .expect("create");
+    let apply = |manager: String, body: Value| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let params = PatchParams::apply(&manager);
+            let result = api.patch("race", &params, &Patch::Apply(&body)).await;
+            (manager, result)
+        })
+    };
+    let body = |labels: Value| {
+        json!({"apiVersion": "game.kruise.io/v1alpha1", "kind": "GameServerSet",
+            "metadata": {"name": "race", "labels": labels}})
+    };
+    // Different fields: every manager keeps its own.
+    let own: Vec<_> = (0..8)
+        .map(|i| {
+            apply(
+                format!("owner-{i}"),
+                body(json!({format!("owner-{i}"): "x"})),
+            )
+        })
+        .collect();
+    for task in own {
+        let (manager, result) = task.await.expect("task");
+        result.unwrap_or_else(|e| panic!("{manager}: {e}"));
+    }
+    let set = api.get("race").await.expect("get");
+    for i in 0..8 {
+        let key = format!("owner-{i}");
+        assert_eq!(
+            set.labels().get(&key).map(String::as_str),
+            Some("x"),
+            "{key}"
+        );
+        let entry = set
+            .managed_fields()
+            .iter()
+            .find(|e| e.manager.as_deref() == Some(key.as_str()))
+            .unwrap_or_else(|| panic!("no managedFields entry for {key}"));
+        let fields = serde_json::to_string(&entry.fields_v1).expect("fieldsV1");
+        assert!(fields.contains(&format!("f:{key}")), "{key}: {fields}");
+    }
+    // One field, different values: exactly one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|i| apply(format!("racer-{i}"), body(json!({"race": format!("v{i}")}))))
+        .collect();
+    let mut winners = Vec::new();
+    let mut refused = Vec::new();
+    for task in racers {
+        match task.await.expect("task") {
+            (manager, Ok(_)) => winners.push(manager),
+            (manager, Err(e)) => refused.push((manager, api_err::<()>(Err(e)))),
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners {winners:?}, refused {refused:?}");
+    let winner = &winners[0];
+    let set = api.get("race").await.expect("get");
+    let value = set.labels().get("race").cloned().unwrap_or_default();
+    assert_eq!(format!("racer-{}", &value[1..]), *winner);
+    for (manager, (code, reason)) in &refused {
+        assert_eq!((*code, reason.as_str()), (409, "Conflict"), "{manager}");
+    }
+    // The losers' answers name the winner, and their apply took nothing.
+    let again = api
+        .patch(
+            "race",
+            &PatchParams::apply("racer-late"),
+            &Patch::Apply(&body(json!({"race": "late"}))),
+        )
+        .await;
+    match again {
+        Err(kube::Error::Api(s)) => assert!(
+            s.message.contains(&format!("conflict with \"{winner}\"")),
+            "{}",
+            s.message
+        ),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(
+        set.managed_fields()
+            .iter()
+            .all(|e| !refused.iter().any(|(m, _)| e.manager.as_deref() == Some(m))),
+        "a refused apply left an entry"
+    );
+    // Every owner's label survived the race.
+    assert!((0..8).all(|i| set.labels().contains_key(&format!("owner-{i}"))));
+}

@@ -437,7 +437,7 @@ fn create_duplicate_json_patch_scale_and_strategic_merge() {
 /// there (here held by a finalizer of its own), and goes once it is gone.
 #[test]
 fn foreground_deletion_waits_for_the_dependents() {
-    let server = Server::start(&[]);
+    let mut server = Server::start(&[]);
     seed(&server);
     let hold = |finalizers: &str| {
         let patch = format!(r#"{{"metadata":{{"finalizers":{finalizers}}}}}"#);
@@ -490,7 +490,26 @@ fn foreground_deletion_waits_for_the_dependents() {
         None,
     );
     assert!(!held.is_empty(), "the held server is terminating");
+    // A restart in the middle (SIGKILL): the set still waits for its
+    // dependent, as the collector resumes every waiting owner on start.
+    server.restart();
+    let set_after = server.kubectl_ok(
+        &[
+            "get",
+            "gss",
+            "minecraft",
+            "-o",
+            "jsonpath={.metadata.finalizers} {.metadata.deletionTimestamp}",
+        ],
+        None,
+    );
+    assert_eq!(set_after, set, "the restart changed the waiting set");
     // Released, the server goes, and then the set.
+    let hold = |finalizers: &str| {
+        let patch = format!(r#"{{"metadata":{{"finalizers":{finalizers}}}}}"#);
+        let args = ["patch", "gs", "minecraft-1", "--type=merge", "-p", &patch];
+        server.kubectl_ok(&args, None);
+    };
     hold("null");
     server.kubectl_ok(
         &["wait", "--for=delete", "gss/minecraft", "--timeout=20s"],
