@@ -435,6 +435,12 @@ fn create_duplicate_json_patch_scale_and_strategic_merge() {
 /// `processDeletingDependentsItem`): the set stays, terminating with the
 /// `foregroundDeletion` finalizer, while a server that blocks it is still
 /// there (here held by a finalizer of its own), and goes once it is gone.
+/// `{.metadata.finalizers} {.metadata.deletionTimestamp}` of `object`.
+fn terminating(server: &Server, object: &str) -> String {
+    let path = "jsonpath={.metadata.finalizers} {.metadata.deletionTimestamp}";
+    server.kubectl_ok(&["get", object, "-o", path], None)
+}
+
 #[test]
 fn foreground_deletion_waits_for_the_dependents() {
     let mut server = Server::start(&[]);
@@ -465,44 +471,20 @@ fn foreground_deletion_waits_for_the_dependents() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let set = server.kubectl_ok(
-        &[
-            "get",
-            "gss",
-            "minecraft",
-            "-o",
-            "jsonpath={.metadata.finalizers} {.metadata.deletionTimestamp}",
-        ],
-        None,
-    );
+    let set = terminating(&server, "gss/minecraft");
     assert!(
         set.starts_with(r#"["foregroundDeletion"] 20"#),
         "the set waits: {set}"
     );
-    let held = server.kubectl_ok(
-        &[
-            "get",
-            "gs",
-            "minecraft-1",
-            "-o",
-            "jsonpath={.metadata.deletionTimestamp}",
-        ],
-        None,
+    let held = terminating(&server, "gs/minecraft-1");
+    assert!(
+        held.contains(" 20"),
+        "the held server is terminating: {held}"
     );
-    assert!(!held.is_empty(), "the held server is terminating");
     // A restart in the middle (SIGKILL): the set still waits for its
     // dependent, as the collector resumes every waiting owner on start.
     server.restart();
-    let set_after = server.kubectl_ok(
-        &[
-            "get",
-            "gss",
-            "minecraft",
-            "-o",
-            "jsonpath={.metadata.finalizers} {.metadata.deletionTimestamp}",
-        ],
-        None,
-    );
+    let set_after = terminating(&server, "gss/minecraft");
     assert_eq!(set_after, set, "the restart changed the waiting set");
     // Released, the server goes, and then the set.
     let hold = |finalizers: &str| {
