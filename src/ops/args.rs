@@ -1,7 +1,7 @@
-//! How an op's arguments are defined: [`op_args!`] declares,
-//! once, the struct an op reads its arguments into and the op-table rows
-//! that describe them (name, type, range, default), so the two cannot
-//! drift apart. The struct reads as serde's derive with
+//! How an op's arguments are defined: what a row of the op table says of
+//! one ([`Arg`]: name, [`Ty`], range, literal default), and [`op_args!`],
+//! which declares, once, the struct an op reads its arguments into and
+//! its rows, so the two cannot drift apart. The struct reads as serde's derive with
 //! `deny_unknown_fields` would, with the same messages, each argument
 //! through the [`Kind`] its row names.
 
@@ -10,10 +10,101 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::select::Select;
-use super::table::Ty;
 use super::values;
 use crate::registry::filter::Filter;
+
+/// What an argument's value must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// A string.
+    Text,
+    /// A signed whole number, or a string of one.
+    Int,
+    /// A whole number (not negative), or a string of one.
+    Whole,
+    /// true or false, or a string of one.
+    Flag,
+    /// An image reference.
+    Image,
+    /// `CONTAINER/IMAGE` entries: a string (comma-separated) or a list.
+    Entries,
+    /// An opsState OpenKruiseGame knows (the op table's `OPS_STATES`).
+    OpsState,
+    /// `WaitToBeDeleted` or `Kill`.
+    Then,
+    /// `setOpsState`'s `select`.
+    Select,
+    /// `resolveTag`'s tag filter.
+    Filter,
+    /// Ordinals (`select.ids`).
+    Ordinals,
+    /// Labels and their values (`select.labels`).
+    Labels,
+}
+
+/// The numbers a whole-number argument may take, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// The least.
+    pub min: i128,
+    /// The most.
+    pub max: i128,
+    /// Why, for a value outside.
+    pub why: &'static str,
+}
+
+/// One argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arg {
+    /// Its key under `plugin.gameops.<op>`.
+    pub name: &'static str,
+    /// What its value must be.
+    pub ty: Ty,
+    /// For numbers: the values it may take.
+    pub range: Option<Range>,
+    /// The value an argument left out takes, when that is a literal (other
+    /// defaults, such as "the first container", are the op's to find).
+    pub default: Option<Literal>,
+}
+
+/// A literal default value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Literal {
+    /// A whole number.
+    Whole(u64),
+    /// true or false.
+    Flag(bool),
+}
+
+impl Arg {
+    /// An argument without a range or a literal default.
+    pub const fn new(name: &'static str, ty: Ty) -> Self {
+        Self {
+            name,
+            ty,
+            range: None,
+            default: None,
+        }
+    }
+
+    /// With the numbers it may take, and why.
+    #[must_use]
+    pub const fn range(self, min: i128, max: i128, why: &'static str) -> Self {
+        Self {
+            range: Some(Range { min, max, why }),
+            ..self
+        }
+    }
+
+    /// With the value it takes when left out.
+    #[must_use]
+    pub const fn default(self, value: Literal) -> Self {
+        Self {
+            default: Some(value),
+            ..self
+        }
+    }
+}
 
 /// An argument type: its row type and how it reads a JSON value.
 pub trait Kind {
@@ -69,8 +160,6 @@ plain_kinds! {
     OpsState => String, OpsState;
     /// `WaitToBeDeleted` or `Kill`.
     Then => String, Then;
-    /// `setOpsState`'s `select`.
-    Selector => Select, Select;
     /// `resolveTag`'s filter.
     TagFilter => Filter, Filter;
     /// Labels and their values.
@@ -109,16 +198,16 @@ macro_rules! op_args {
         pub struct $name {
             $(
                 $(#[doc = $doc])*
-                pub $field: Option<<$crate::ops::args::$kind as $crate::ops::args::Kind>::Value>,
+                pub $field: Option<<$kind as $crate::ops::args::Kind>::Value>,
             )*
         }
 
         impl $name {
             /// Its rows of the op table, in order.
-            pub const ARGS: &'static [$crate::ops::table::Arg] = &[$(
-                $crate::ops::table::Arg::new(
+            pub const ARGS: &'static [$crate::ops::args::Arg] = &[$(
+                $crate::ops::args::Arg::new(
                     $wire,
-                    <$crate::ops::args::$kind as $crate::ops::args::Kind>::TY,
+                    <$kind as $crate::ops::args::Kind>::TY,
                 )$(.$setting($($value),*))*,
             )*];
         }
@@ -134,7 +223,7 @@ macro_rules! op_args {
                 for (key, value) in map {
                     match key.as_str() {
                         $($wire => {
-                            out.$field = <$crate::ops::args::$kind as $crate::ops::args::Kind>::read(value)
+                            out.$field = <$kind as $crate::ops::args::Kind>::read(value)
                                 .map_err(D::Error::custom)?;
                         })*
                         _ => return Err(D::Error::unknown_field(&key, FIELDS)),
@@ -152,7 +241,7 @@ pub(crate) use op_args;
 mod tests {
     use serde_json::json;
 
-    use crate::ops::table::{Arg, Literal, Ty};
+    use crate::ops::args::{Arg, Flag, Literal, Ty, Whole};
 
     super::op_args! {
         /// Two arguments.

@@ -29,7 +29,7 @@ use futures::StreamExt;
 use kube::api::{Api, ListParams, Patch};
 use serde_json::json;
 
-use super::args::op_args;
+use super::args::{Entries, Flag, Kind, Labels, OpsState, Ordinals, Text, Ty, op_args};
 use super::cas::plugin_params;
 use super::cas::{WriteError, classify};
 use super::{Call, Outcome};
@@ -216,6 +216,18 @@ op_args! {
         labels "labels": Labels,
         /// `spec.networkDisabled` (absent counts as false).
         network_disabled "networkDisabled": Flag,
+    }
+}
+
+/// The argument kind of a `select` ([`Select`]).
+#[derive(Debug)]
+pub struct Selector;
+
+impl Kind for Selector {
+    type Value = Select;
+    const TY: Ty = Ty::Select;
+    fn read(value: serde_json::Value) -> Result<Option<Select>, serde_json::Error> {
+        serde::Deserialize::deserialize(value)
     }
 }
 

@@ -4,8 +4,11 @@
 //! ([`super::run`]) and the ops, `gameops lint`, the runner's pre-check
 //! ([`super::check`]) and the README drift test all read it.
 
-use super::args::op_args;
+pub use super::args::{Arg, Literal, Range, Ty};
+
+use super::args::{Entries, Flag, Image, Int, OpsState, TagFilter, Text, Then, Whole, op_args};
 use super::progress::MAX_TIMEOUT_SECONDS;
+use super::select::Selector;
 
 /// The ops, one variant each: dispatch matches on it, so an op in the
 /// table without code (or code without a row) does not compile.
@@ -33,69 +36,6 @@ pub enum Op {
     ResolveTag,
     /// `promoteTag`.
     PromoteTag,
-}
-
-/// What an argument's value must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ty {
-    /// A string.
-    Text,
-    /// A signed whole number, or a string of one.
-    Int,
-    /// A whole number (not negative), or a string of one.
-    Whole,
-    /// true or false, or a string of one.
-    Flag,
-    /// An image reference.
-    Image,
-    /// `CONTAINER/IMAGE` entries: a string (comma-separated) or a list.
-    Entries,
-    /// An opsState OpenKruiseGame knows ([`OPS_STATES`]).
-    OpsState,
-    /// `WaitToBeDeleted` or `Kill`.
-    Then,
-    /// `setOpsState`'s `select`.
-    Select,
-    /// `resolveTag`'s tag filter.
-    Filter,
-    /// Ordinals (`select.ids`).
-    Ordinals,
-    /// Labels and their values (`select.labels`).
-    Labels,
-}
-
-/// The numbers a whole-number argument may take, and why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    /// The least.
-    pub min: i128,
-    /// The most.
-    pub max: i128,
-    /// Why, for a value outside.
-    pub why: &'static str,
-}
-
-/// One argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arg {
-    /// Its key under `plugin.gameops.<op>`.
-    pub name: &'static str,
-    /// What its value must be.
-    pub ty: Ty,
-    /// For numbers: the values it may take.
-    pub range: Option<Range>,
-    /// The value an argument left out takes, when that is a literal (other
-    /// defaults, such as "the first container", are the op's to find).
-    pub default: Option<Literal>,
-}
-
-/// A literal default value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Literal {
-    /// A whole number.
-    Whole(u64),
-    /// true or false.
-    Flag(bool),
 }
 
 /// `waitReady.crashThreshold` when left out.
@@ -140,36 +80,6 @@ impl OpSpec {
     pub fn all_args(&self) -> impl Iterator<Item = &'static Arg> + use<> {
         let common: &'static [Arg] = if self.on_set { COMMON } else { &[] };
         common.iter().chain(self.args)
-    }
-}
-
-impl Arg {
-    /// An argument without a range or a literal default.
-    pub const fn new(name: &'static str, ty: Ty) -> Self {
-        Self {
-            name,
-            ty,
-            range: None,
-            default: None,
-        }
-    }
-
-    /// With the numbers it may take, and why.
-    #[must_use]
-    pub const fn range(self, min: i128, max: i128, why: &'static str) -> Self {
-        Self {
-            range: Some(Range { min, max, why }),
-            ..self
-        }
-    }
-
-    /// With the value it takes when left out.
-    #[must_use]
-    pub const fn default(self, value: Literal) -> Self {
-        Self {
-            default: Some(value),
-            ..self
-        }
     }
 }
 
