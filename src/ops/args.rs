@@ -119,24 +119,9 @@ pub trait Kind {
     fn read(value: Value) -> Result<Option<Self::Value>, serde_json::Error>;
 }
 
-/// Declares argument kinds that read plainly with serde.
-macro_rules! plain_kinds {
-    ($($(#[doc = $doc:literal])* $kind:ident => $value:ty, $ty:ident;)*) => {$(
-        $(#[doc = $doc])*
-        #[derive(Debug)]
-        pub struct $kind;
-        impl Kind for $kind {
-            type Value = $value;
-            const TY: Ty = Ty::$ty;
-            fn read(value: Value) -> Result<Option<$value>, serde_json::Error> {
-                Option::<$value>::deserialize(value)
-            }
-        }
-    )*};
-}
-
-/// Declares argument kinds that read with a function of [`values`].
-macro_rules! lenient_kinds {
+/// Declares argument kinds, each read by a function of [`values`] or
+/// plainly by serde ([`plain`]).
+macro_rules! kinds {
     ($($(#[doc = $doc:literal])* $kind:ident => $value:ty, $ty:ident, $read:path;)*) => {$(
         $(#[doc = $doc])*
         #[derive(Debug)]
@@ -151,22 +136,27 @@ macro_rules! lenient_kinds {
     )*};
 }
 
-plain_kinds! {
-    /// A string.
-    Text => String, Text;
-    /// An image reference.
-    Image => String, Image;
-    /// An opsState.
-    OpsState => String, OpsState;
-    /// `WaitToBeDeleted` or `Kill`.
-    Then => String, Then;
-    /// `resolveTag`'s filter.
-    TagFilter => Filter, Filter;
-    /// Labels and their values.
-    Labels => BTreeMap<String, String>, Labels;
+/// Reads `value` as serde reads a `T`.
+///
+/// # Errors
+/// A value that is not a `T`.
+pub fn plain<T: for<'de> Deserialize<'de>>(value: Value) -> Result<Option<T>, serde_json::Error> {
+    Option::<T>::deserialize(value)
 }
 
-lenient_kinds! {
+kinds! {
+    /// A string.
+    Text => String, Text, plain;
+    /// An image reference.
+    Image => String, Image, plain;
+    /// An opsState.
+    OpsState => String, OpsState, plain;
+    /// `WaitToBeDeleted` or `Kill`.
+    Then => String, Then, plain;
+    /// `resolveTag`'s filter.
+    TagFilter => Filter, Filter, plain;
+    /// Labels and their values.
+    Labels => BTreeMap<String, String>, Labels, plain;
     /// A signed whole number, or a string of one.
     Int => i64, Int, values::integer;
     /// A whole number, or a string of one.

@@ -29,7 +29,7 @@ use futures::StreamExt;
 use kube::api::{Api, ListParams, Patch};
 use serde_json::json;
 
-use super::args::{Entries, Flag, Kind, Labels, OpsState, Ordinals, Text, Ty, op_args};
+use super::args::{Entries, Flag, Kind, Labels, OpsState, Ordinals, Text, Ty, op_args, plain};
 use super::cas::plugin_params;
 use super::cas::{WriteError, classify};
 use super::{Call, Outcome};
@@ -227,7 +227,7 @@ impl Kind for Selector {
     type Value = Select;
     const TY: Ty = Ty::Select;
     fn read(value: serde_json::Value) -> Result<Option<Select>, serde_json::Error> {
-        serde::Deserialize::deserialize(value)
+        plain(value)
     }
 }
 
