@@ -1,10 +1,9 @@
 //! How an op's arguments are defined: what a row of the op table says of
 //! one ([`Arg`]: name, [`Ty`], range, literal default), and [`op_args!`],
-//! which declares, once, the struct an op reads its arguments into and
-//! its rows, so the two cannot drift apart. The struct reads as serde's derive with
-//! `deny_unknown_fields` would, with the same messages, each argument
+//! which declares, once, the struct an op reads its arguments into and its
+//! rows, so the two cannot drift apart. The struct reads as serde's derive
+//! with `deny_unknown_fields` would, with the same messages, each argument
 //! through the [`Kind`] its row names.
-
 use std::collections::BTreeMap;
 
 use serde::Deserialize;

@@ -90,7 +90,7 @@ op_args! {
         game_server_set "gameServerSet": Text,
         /// Its namespace (default: the workflow's).
         namespace "namespace": Text,
-        /// The cluster (default: the plugin's own).
+        /// The cluster (default: the plugin's first).
         cluster "cluster": Text,
     }
     /// `patchImage`'s own arguments.
