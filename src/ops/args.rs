@@ -4,6 +4,7 @@
 //! rows, so the two cannot drift apart. The struct reads as serde's derive
 //! with `deny_unknown_fields` would, with the same messages, each argument
 //! through the [`Kind`] its row names.
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
