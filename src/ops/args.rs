@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::Unexpected;
 use serde_json::Value;
 
 use super::values;
@@ -169,6 +170,22 @@ kinds! {
     Ordinals => Vec<u64>, Ordinals, values::ordinals;
 }
 
+/// What serde calls `value` in a message.
+pub fn unexpected(value: &Value) -> Unexpected<'_> {
+    match value {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Unexpected::Signed(i),
+            (None, Some(u)) => Unexpected::Unsigned(u),
+            (None, None) => Unexpected::Float(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    }
+}
+
 /// Declares an op's arguments once: a struct with one `Option` field per
 /// argument (`field "wireName": Kind`, then `.range(min, max, why)` or
 /// `.default(literal)` for the row), its `ARGS` (the op-table rows, in
@@ -206,7 +223,13 @@ macro_rules! op_args {
             fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 use ::serde::de::Error as _;
                 const FIELDS: &[&str] = &[$($wire),*];
-                let map = ::serde_json::Map::<String, ::serde_json::Value>::deserialize(d)?;
+                let map = match ::serde_json::Value::deserialize(d)? {
+                    ::serde_json::Value::Object(map) => map,
+                    other => {
+                        let found = $crate::ops::args::unexpected(&other);
+                        return Err(D::Error::invalid_type(found, &"an object"));
+                    }
+                };
                 #[allow(unused_mut, reason = "an op without arguments sets nothing")]
                 let mut out = Self::default();
                 #[allow(unused_variables, reason = "an op without arguments reads no value")]
@@ -265,6 +288,11 @@ mod tests {
         );
         let e = serde_json::from_value::<Sample>(json!({"count": "three"})).unwrap_err();
         assert!(e.to_string().contains("whole number"), "{e}");
+        let e = serde_json::from_value::<Sample>(json!("count=3")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"invalid type: string "count=3", expected an object"#
+        );
         assert!(Nothing::ARGS.is_empty());
         let e = serde_json::from_value::<Nothing>(json!({"x": 1})).unwrap_err();
         assert_eq!(e.to_string(), "unknown field `x`, there are no fields");
