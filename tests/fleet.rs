@@ -362,6 +362,15 @@ async fn reserved_ids_are_deleted_and_scale_downs_backfill_them() {
     .await;
     assert_eq!(reserved[0], 1, "{reserved}");
     let removed = reserved[1].as_i64().expect("an id");
+    let gone = format!("res-{removed}");
+    // The server at the removed id goes (its GameServer follows its pod,
+    // so the set's status and the list of servers agree only later).
+    let names = eventually("two servers, none at the removed id", || async {
+        let f = fleet(&servers, "res").await;
+        (f.len() == 2 && !f.contains_key(&gone)).then_some(f)
+    })
+    .await;
+    assert!(!names.contains_key("res-1"), "{names:?}");
     // Back to 3: neither reserved id comes back.
     let patch = json!({"spec": {"replicas": 3}});
     sets.patch("res", &PatchParams::default(), &Patch::Merge(&patch))
@@ -373,7 +382,7 @@ async fn reserved_ids_are_deleted_and_scale_downs_backfill_them() {
     })
     .await;
     assert!(!names.contains_key("res-1"), "{names:?}");
-    assert!(!names.contains_key(&format!("res-{removed}")), "{names:?}");
+    assert!(!names.contains_key(&gone), "{names:?}");
 }
 
 #[tokio::test]
