@@ -11,6 +11,7 @@
 use serde_json::{Map, Value};
 
 use super::status::FieldError;
+use crate::api::names::{is_dns1123_subdomain, is_qualified_name_part};
 
 /// `TotalAnnotationSizeLimitB`: all annotations of one object together,
 /// counting `len(key) + len(value)` in bytes.
@@ -43,36 +44,6 @@ fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
         "{msg} (e.g. {}regex used for validation is '{fmt}')",
         quoted.join(" or ")
     )
-}
-
-/// `qualifiedNameRegexp`: alphanumeric at both ends, `-`, `_`, `.` inside.
-fn is_qualified_name_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    match (b.first(), b.last()) {
-        (Some(first), Some(last)) => {
-            first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        }
-        _ => false,
-    }
-}
-
-/// `dns1123SubdomainRegexp`.
-fn is_dns1123_subdomain(s: &str) -> bool {
-    s.split('.').all(|label| {
-        let b = label.as_bytes();
-        match (b.first(), b.last()) {
-            (Some(first), Some(last)) => {
-                (first.is_ascii_lowercase() || first.is_ascii_digit())
-                    && (last.is_ascii_lowercase() || last.is_ascii_digit())
-                    && b.iter()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            }
-            _ => false,
-        }
-    })
 }
 
 /// `IsDNS1123Subdomain`.

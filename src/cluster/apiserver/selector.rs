@@ -80,14 +80,7 @@ fn check_key(key: &str, selector: &str) -> Result<String, ApiError> {
 /// (labels/selector.go `validateLabelValue`: empty, or at most 63
 /// alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric).
 fn check_value(value: &str, selector: &str) -> Result<String, ApiError> {
-    let edge = |c: Option<char>| c.is_none_or(|c| c.is_ascii_alphanumeric());
-    let valid = value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && edge(value.chars().next())
-        && edge(value.chars().last());
-    if valid {
+    if crate::api::names::is_label_value(value) {
         Ok(value.to_owned())
     } else {
         Err(bad(

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::MAX_CONFLICTS;
+use crate::api::names::is_label_value;
 use crate::api::normalise_image;
 
 /// Why an allocation or release failed.
@@ -247,18 +248,6 @@ fn key_error(key: &str) -> Option<String> {
         );
     }
     None
-}
-
-/// Whether `v` is a valid label value: empty, or up to 63 characters of
-/// `[A-Za-z0-9-_.]` starting and ending with a letter or digit.
-fn is_label_value(v: &str) -> bool {
-    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    v.is_empty()
-        || (v.len() <= 63
-            && alnum(v.chars().next())
-            && alnum(v.chars().last())
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
 }
 
 /// The allocation `request` asks for, or why it is malformed.

@@ -152,21 +152,25 @@ fn scale(live: &[&Server], replicas: u32, plan: &mut Plan) {
     let total = live.len() as u32;
     if total < replicas {
         plan.create += replicas - total;
-    } else if total > replicas {
-        let mut candidates: Vec<Server> = live
-            .iter()
-            .filter(|s| !s.protected())
-            .map(|s| (*s).clone())
-            .collect();
-        deletion_order(&mut candidates);
-        let excess = (total - replicas) as usize;
-        plan.delete.extend(
-            candidates
-                .into_iter()
-                .take(excess)
-                .map(|s| (s.name, Why::ScaleDown)),
-        );
+    } else {
+        trim(live, total - replicas, plan);
     }
+}
+
+/// Deletes `excess` of `servers` for a scale-down, in OKG order: never a
+/// protected server, nor one the plan already deletes.
+fn trim(servers: &[&Server], excess: u32, plan: &mut Plan) {
+    let mut rest: Vec<Server> = servers
+        .iter()
+        .filter(|s| !s.protected() && !plan.delete.iter().any(|(n, _)| n == &s.name))
+        .map(|s| (*s).clone())
+        .collect();
+    deletion_order(&mut rest);
+    plan.delete.extend(
+        rest.into_iter()
+            .take(excess as usize)
+            .map(|s| (s.name, Why::ScaleDown)),
+    );
 }
 
 /// Plans one reconcile.
@@ -263,11 +267,7 @@ fn okg_rolling(
         scale(live, replicas, plan);
         return Ok(());
     }
-    let max_unavailable = desired
-        .max_unavailable
-        .as_ref()
-        .map_or(Ok(1), |v| scaled(v, replicas, false))?
-        .max(1);
+    let max_unavailable = unavailable(desired.max_unavailable.as_ref(), replicas)?;
     let mut unavailable = live.iter().filter(|s| !s.ready).count() as u32;
     let mut deleted = 0u32;
     for s in updatable {
@@ -284,21 +284,7 @@ fn okg_rolling(
     // replacement comes at the freed ordinal once the deletion is seen.
     let total_after = live.len() as u32 - deleted;
     plan.create = replicas.saturating_sub(live.len() as u32);
-    if total_after > replicas {
-        let mut rest: Vec<Server> = live
-            .iter()
-            .filter(|s| !plan.delete.iter().any(|(n, _)| n == &s.name))
-            .map(|s| (*s).clone())
-            .collect();
-        deletion_order(&mut rest);
-        let excess = (total_after - replicas) as usize;
-        plan.delete.extend(
-            rest.into_iter()
-                .filter(|s| !s.protected())
-                .take(excess)
-                .map(|s| (s.name, Why::ScaleDown)),
-        );
-    }
+    trim(live, total_after.saturating_sub(replicas), plan);
     Ok(())
 }
 
@@ -348,20 +334,7 @@ fn rolling(
     // Above replicas + surge (replicas lowered mid-update): trim the rest in
     // OKG order, never a protected server.
     let ceiling = replicas + surge;
-    if total_after > ceiling {
-        let mut rest: Vec<Server> = live
-            .iter()
-            .filter(|s| !s.protected() && !plan.delete.iter().any(|(n, _)| n == &s.name))
-            .map(|s| (*s).clone())
-            .collect();
-        deletion_order(&mut rest);
-        let excess = (total_after - ceiling) as usize;
-        plan.delete.extend(
-            rest.into_iter()
-                .take(excess)
-                .map(|s| (s.name, Why::ScaleDown)),
-        );
-    }
+    trim(live, total_after.saturating_sub(ceiling), plan);
     Ok(())
 }
 
