@@ -363,6 +363,17 @@ fn require_replica_counts(schema: &mut Schema) {
 }
 
 impl GameServerSet {
+    /// The containers of the set's template, in order (none without a
+    /// template).
+    pub fn template_containers(&self) -> &[k8s_openapi::api::core::v1::Container] {
+        self.spec
+            .game_server_template
+            .as_ref()
+            .and_then(|t| t.pod_template.spec.as_ref())
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default()
+    }
+
     /// The revision of the set's template and parameters: a stable hash of
     /// both (replicas alone do not roll).
     pub fn revision(&self) -> String {

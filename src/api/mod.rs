@@ -30,6 +30,12 @@ pub use gameserverset::{
 };
 pub use image::{ImageRef, images_match, normalise_image};
 
+/// `t` as Kubernetes writes a `metav1.Time`: RFC 3339 in UTC, in whole
+/// seconds.
+pub fn kube_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// Annotation with a server's capacity, from the set's `parameters.maxPlayers`
 /// (the embedded fleet's stand-in for the `MAX_PLAYERS` container env).
 pub const MAX_PLAYERS_ANNOTATION: &str = "gameops.io/max-players";

@@ -191,21 +191,9 @@ async fn client_for(target: &ClusterTarget) -> Result<Client, SidecarError> {
         name: target.name.clone(),
         reason,
     };
-    let path = target.kubeconfig.display();
-    let kubeconfig = Kubeconfig::read_from(&target.kubeconfig)
-        .map_err(|e| fail(format!("cannot read the kubeconfig {path}: {e}")))?;
-    let options = KubeConfigOptions {
-        context: target.context.clone(),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+    let config = super::target::kubeconfig_file(&target.kubeconfig, target.context.as_deref())
         .await
-        .map_err(|e| {
-            let context = target.context.as_deref().unwrap_or("(current)");
-            fail(format!(
-                "cannot use context {context} of the kubeconfig {path}: {e}"
-            ))
-        })?;
+        .map_err(fail)?;
     Client::try_from(config).map_err(|e| fail(format!("cannot build a client: {e}")))
 }
 

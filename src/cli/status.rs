@@ -128,11 +128,8 @@ pub struct SetStatus {
 
 /// The game container of `gss`: the template's first.
 fn game_container(gss: &GameServerSet) -> (String, String) {
-    gss.spec
-        .game_server_template
-        .as_ref()
-        .and_then(|t| t.pod_template.spec.as_ref())
-        .and_then(|s| s.containers.first())
+    gss.template_containers()
+        .first()
         .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
         .unwrap_or_default()
 }

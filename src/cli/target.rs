@@ -4,7 +4,7 @@
 //! current one) and `-n` (else the context's namespace, else `default`);
 //! and the set it names.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
@@ -27,29 +27,38 @@ pub struct TargetArgs {
     pub context: Option<String>,
 }
 
+/// The client configuration of `context` (or the current one) in the
+/// kubeconfig file at `path`.
+pub(super) async fn kubeconfig_file(
+    path: &Path,
+    context: Option<&str>,
+) -> Result<kube::Config, String> {
+    let kubeconfig = Kubeconfig::read_from(path)
+        .map_err(|e| format!("cannot read the kubeconfig {}: {e}", path.display()))?;
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot use context {} of the kubeconfig {}: {e}",
+                context.unwrap_or("(current)"),
+                path.display()
+            )
+        })
+}
+
 impl TargetArgs {
     /// A client of the chosen cluster, and the namespace to look in.
     pub async fn connect(&self) -> Result<(Client, String), String> {
-        let options = KubeConfigOptions {
-            context: self.context.clone(),
-            ..Default::default()
-        };
         let config = match &self.kubeconfig {
-            Some(path) => {
-                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                    format!("cannot read the kubeconfig {}: {e}", path.display())
-                })?;
-                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "cannot use context {} of the kubeconfig {}: {e}",
-                            self.context.as_deref().unwrap_or("(current)"),
-                            path.display()
-                        )
-                    })?
-            }
-            None if self.context.is_some() => kube::Config::from_kubeconfig(&options)
+            Some(path) => kubeconfig_file(path, self.context.as_deref()).await?,
+            None if self.context.is_some() => kube::Config::from_kubeconfig(&KubeConfigOptions {
+                context: self.context.clone(),
+                ..Default::default()
+            })
                 .await
                 .map_err(|e| format!("cannot use --context: {e}"))?,
             None => kube::Config::infer().await.map_err(|e| {

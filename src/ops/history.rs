@@ -83,12 +83,7 @@ impl HistoryEntry {
 /// The history on `gss`, oldest first (an unreadable one counts as empty;
 /// [`super::readable`] names it when an op reads the set).
 pub fn history(gss: &GameServerSet) -> Vec<HistoryEntry> {
-    gss.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(HISTORY_ANNOTATION))
-        .and_then(|h| serde_json::from_str(h).ok())
-        .unwrap_or_default()
+    super::annotation_json(gss, HISTORY_ANNOTATION).unwrap_or_default()
 }
 
 /// `history` with `entry` appended, keeping the newest [`KEEP_HISTORY`].

@@ -97,24 +97,14 @@ impl Record {
     }
 }
 
-fn annotation<'a>(gss: &'a GameServerSet, key: &str) -> Option<&'a str> {
-    gss.metadata
-        .annotations
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
-}
-
 /// The lease on `gss`, if any (an unreadable one counts as none).
 pub fn lease(gss: &GameServerSet) -> Option<Lease> {
-    serde_json::from_str(annotation(gss, LEASE_ANNOTATION)?).ok()
+    super::annotation_json(gss, LEASE_ANNOTATION)
 }
 
 /// The records on `gss`.
 pub fn records(gss: &GameServerSet) -> BTreeMap<String, Record> {
-    annotation(gss, OPS_ANNOTATION)
-        .and_then(|a| serde_json::from_str(a).ok())
-        .unwrap_or_default()
+    super::annotation_json(gss, OPS_ANNOTATION).unwrap_or_default()
 }
 
 /// The lease on `gss` held by another workflow and still in force at
@@ -190,7 +180,7 @@ fn refusal(call: &Call<'_>, lease: &Lease, state: &Holder) -> String {
         set = call.game_server_set,
         wf = lease.workflow,
         uid = lease.holder,
-        until = lease.until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        until = crate::api::kube_time(lease.until),
     )
 }
 

@@ -38,6 +38,16 @@ use serde_json::Value;
 use crate::api::GameServerSet;
 use table::Op;
 
+/// The JSON annotation `key` on `gss` read as a `T`: `None` when it is
+/// absent or does not parse ([`readable`] names an unparsable one when an
+/// op reads the set).
+pub fn annotation_json<T: serde::de::DeserializeOwned>(
+    gss: &GameServerSet,
+    key: &str,
+) -> Option<T> {
+    serde_json::from_str(gss.metadata.annotations.as_ref()?.get(key)?).ok()
+}
+
 /// Who calls an op: the workflow, as Argo names it.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {

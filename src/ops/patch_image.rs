@@ -52,13 +52,7 @@ pub fn container(
     wanted: Option<&str>,
     op: &str,
 ) -> Result<(usize, String, Option<String>), String> {
-    let containers = gss
-        .spec
-        .game_server_template
-        .as_ref()
-        .and_then(|t| t.pod_template.spec.as_ref())
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default();
+    let containers = gss.template_containers();
     if containers.is_empty() {
         return Err(format!(
             "GameServerSet {} has no containers in spec.gameServerTemplate.spec.containers: nothing to {op}",

@@ -106,12 +106,7 @@ impl Progress {
 
 /// Every entry on `gss` (an unreadable annotation counts as none).
 pub fn all(gss: &GameServerSet) -> BTreeMap<String, Progress> {
-    gss.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(WAITS_ANNOTATION))
-        .and_then(|a| serde_json::from_str(a).ok())
-        .unwrap_or_default()
+    super::annotation_json(gss, WAITS_ANNOTATION).unwrap_or_default()
 }
 
 /// `call`'s entry on `gss`.

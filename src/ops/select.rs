@@ -60,12 +60,10 @@ impl std::fmt::Display for ContainerImage {
 
 /// The container names of a set's template, in order.
 pub fn template_containers(gss: &GameServerSet) -> Vec<String> {
-    gss.spec
-        .game_server_template
-        .as_ref()
-        .and_then(|t| t.pod_template.spec.as_ref())
-        .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default()
+    gss.template_containers()
+        .iter()
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 /// Parses `CONTAINER/IMAGE` entries of `field`, checking each container

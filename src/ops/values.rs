@@ -8,47 +8,55 @@ use serde::de::Error;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+/// An optional scalar: absent or `null` is `None`; else what `read` makes
+/// of the value, or the error `expected`.
+fn scalar<'de, D: Deserializer<'de>, T>(
+    d: D,
+    read: impl FnOnce(Value) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => read(v).map(Some).ok_or_else(|| D::Error::custom(expected)),
+    }
+}
+
 /// A whole number, or a string of one (`3` or `"3"`).
 pub fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let parsed = match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        Some(_) => None,
+    let read = |v| match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     };
-    parsed
-        .map(Some)
-        .ok_or_else(|| D::Error::custom("expected a whole number such as 3 (or \"3\")"))
+    scalar(d, read, "expected a whole number such as 3 (or \"3\")")
 }
 
 /// A signed whole number, or a string of one (`-2` or `"-2"`).
 pub fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let parsed = match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        Some(_) => None,
+    let read = |v| match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     };
-    parsed
-        .map(Some)
-        .ok_or_else(|| D::Error::custom("expected a whole number such as 3 or -2 (or \"3\")"))
+    scalar(
+        d,
+        read,
+        "expected a whole number such as 3 or -2 (or \"3\")",
+    )
 }
 
 /// A boolean, or a string of one (`true` or `"true"`).
 pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    let parsed = match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Bool(b)) => Some(b),
-        Some(Value::String(s)) => match s.trim() {
+    let read = |v| match v {
+        Value::Bool(b) => Some(b),
+        Value::String(s) => match s.trim() {
             "true" | "True" => Some(true),
             "false" | "False" => Some(false),
             _ => None,
         },
-        Some(_) => None,
+        _ => None,
     };
-    parsed
-        .map(Some)
-        .ok_or_else(|| D::Error::custom("expected true or false"))
+    scalar(d, read, "expected true or false")
 }
 
 /// A list of strings: a JSON array, or one string of comma-separated

@@ -560,7 +560,7 @@ fn failures(nodes: &[NodeRecord]) -> String {
                 "templateName": "",
                 "phase": n.phase,
                 "podName": "",
-                "finishedAt": n.finished_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "finishedAt": crate::api::kube_time(n.finished_at),
             })
         })
         .collect();

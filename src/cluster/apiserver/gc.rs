@@ -60,7 +60,7 @@ fn waits_for_dependents(object: &Value) -> bool {
 /// `updateForGracefulDeletionAndFinalizers`): `None` when it goes at once;
 /// else the object marked terminating, with `foregroundDeletion` added for
 /// a deletion in the foreground, kept until its finalizers are removed.
-pub fn mark_deleting(object: &Value, foreground: bool) -> Option<Value> {
+fn mark_deleting(object: &Value, foreground: bool) -> Option<Value> {
     let present = finalizers(object);
     if present.is_empty() && !foreground {
         return None;
@@ -80,6 +80,21 @@ pub fn mark_deleting(object: &Value, foreground: bool) -> Option<Value> {
         m.insert("deletionGracePeriodSeconds".into(), Value::from(0));
     }
     Some(next)
+}
+
+/// The write a DELETE of `current` makes (see [`mark_deleting`]): `None`
+/// when it is already terminating as asked and there is nothing to write.
+pub fn deletion_op(current: &StoredObject, foreground: bool) -> Option<Op> {
+    match mark_deleting(&current.value, foreground) {
+        Some(value) if value == current.value => None,
+        Some(value) => Some(Op::Update {
+            value,
+            expect_rv: current.rv,
+        }),
+        None => Some(Op::Delete {
+            expect_rv: Some(current.rv),
+        }),
+    }
 }
 
 fn object_key(object: &StoredObject, resource: &'static str) -> ObjectKey {
@@ -168,7 +183,7 @@ impl Index {
     }
 }
 
-/// Deletes `key` as a client's DELETE would (see [`mark_deleting`]).
+/// Deletes `key` as a client's DELETE would (see [`deletion_op`]).
 async fn delete_object(
     cluster: &Cluster,
     key: &ObjectKey,
@@ -177,15 +192,8 @@ async fn delete_object(
     let Some(current) = cluster.store.get(key) else {
         return Err(StoreError::NotFound);
     };
-    let op = match mark_deleting(&current.value, foreground) {
-        Some(value) if value != current.value => Op::Update {
-            value,
-            expect_rv: current.rv,
-        },
-        Some(_) => return Ok(()),
-        None => Op::Delete {
-            expect_rv: Some(current.rv),
-        },
+    let Some(op) = deletion_op(&current, foreground) else {
+        return Ok(());
     };
     cluster.store.write(key.clone(), op).await.map(|_| ())
 }
@@ -234,7 +242,9 @@ async fn advance_foreground(cluster: &Cluster, index: &Index, uid: &str) {
             .iter()
             .any(|o| o != uid && index.live.contains(o) && !index.waiting.contains(o));
         if other_owner {
-            release(cluster, &key, &dependent, uid).await;
+            if let Err(e) = release(cluster, key.clone(), &dependent, uid).await {
+                tracing::debug!(object = %key.name, error = %e, "could not release a dependent yet");
+            }
             continue;
         }
         let blocking = blocks(&dependent.value, uid);
@@ -281,7 +291,12 @@ async fn advance_foreground(cluster: &Cluster, index: &Index, uid: &str) {
 }
 
 /// Removes `dependent`'s reference to `owner`.
-async fn release(cluster: &Cluster, key: &ObjectKey, dependent: &StoredObject, owner: &str) {
+async fn release(
+    cluster: &Cluster,
+    key: ObjectKey,
+    dependent: &StoredObject,
+    owner: &str,
+) -> Result<(), StoreError> {
     let mut next = dependent.value.clone();
     if let Some(refs) = next
         .pointer_mut("/metadata/ownerReferences")
@@ -293,9 +308,7 @@ async fn release(cluster: &Cluster, key: &ObjectKey, dependent: &StoredObject, o
         value: next,
         expect_rv: dependent.rv,
     };
-    if let Err(e) = cluster.store.write(key.clone(), op).await {
-        tracing::debug!(object = %key.name, error = %e, "could not release a dependent yet");
-    }
+    cluster.store.write(key, op).await.map(drop)
 }
 
 /// Runs the collector for `cluster` until its store closes.
@@ -361,25 +374,8 @@ pub async fn orphan_dependents(cluster: &Cluster, uid: &str) {
         .filter(|(_, o)| owner_uids(&o.value).iter().any(|u| u == uid))
         .collect();
     for (resource, object) in dependents {
-        let mut next = object.value.clone();
-        if let Some(refs) = next
-            .pointer_mut("/metadata/ownerReferences")
-            .and_then(Value::as_array_mut)
-        {
-            refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
-        }
         let key = object_key(&object, resource);
-        if let Err(e) = cluster
-            .store
-            .write(
-                key,
-                Op::Update {
-                    value: next,
-                    expect_rv: object.rv,
-                },
-            )
-            .await
-        {
+        if let Err(e) = release(cluster, key, &object, uid).await {
             tracing::warn!(error = %e, "could not orphan a dependent; it may be garbage-collected");
         }
     }

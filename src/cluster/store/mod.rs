@@ -212,6 +212,18 @@ pub struct Expired {
 
 type Objects = BTreeMap<(String, String), Arc<StoredObject>>;
 
+/// The objects of one resource in `namespace` (or all), ordered by
+/// namespace then name.
+fn in_namespace<'a>(
+    objects: &'a Objects,
+    namespace: Option<&'a str>,
+) -> impl Iterator<Item = &'a Arc<StoredObject>> {
+    objects
+        .range((namespace.unwrap_or_default().to_owned(), String::new())..)
+        .take_while(move |((n, _), _)| namespace.is_none_or(|ns| n == ns))
+        .map(|(_, o)| o)
+}
+
 /// The committed state, shared by readers and the writer thread.
 pub(crate) struct State {
     rv: u64,
@@ -315,15 +327,10 @@ impl Store {
         let Some(objects) = state.objects.get(resource) else {
             return (Vec::new(), state.rv);
         };
-        let items = match namespace {
-            Some(ns) => objects
-                .range((ns.to_owned(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .map(|(_, o)| o.clone())
-                .collect(),
-            None => objects.values().cloned().collect(),
-        };
-        (items, state.rv)
+        (
+            in_namespace(objects, namespace).cloned().collect(),
+            state.rv,
+        )
     }
 
     /// The objects [`Store::list`] gave at resourceVersion `rv`: the current
@@ -382,15 +389,7 @@ impl Store {
             if resource.is_some_and(|r| r != *res) {
                 continue;
             }
-            match namespace {
-                Some(ns) => items.extend(
-                    objects
-                        .range((ns.to_owned(), String::new())..)
-                        .take_while(|((n, _), _)| n == ns)
-                        .map(|(_, o)| (*res, o.clone())),
-                ),
-                None => items.extend(objects.values().map(|o| (*res, o.clone()))),
-            }
+            items.extend(in_namespace(objects, namespace).map(|o| (*res, o.clone())));
         }
         Snapshot {
             items,

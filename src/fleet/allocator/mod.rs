@@ -562,7 +562,10 @@ async fn set_allocated(
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    annotations.insert(MATCH_STARTED_ANNOTATION.into(), json!(now_rfc3339()));
+    annotations.insert(
+        MATCH_STARTED_ANNOTATION.into(),
+        json!(crate::api::kube_time(jiff::Timestamp::now())),
+    );
     let mut metadata = json!({"resourceVersion": rv, "annotations": annotations});
     if !wanted.labels.is_empty() {
         metadata["labels"] = json!(wanted.labels);
@@ -590,10 +593,4 @@ async fn set_players(
     let patch = json!({"status": {"players": players}});
     api.patch_status(name, &patch_params(), &Patch::Merge(&patch))
         .await
-}
-
-fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }

@@ -252,7 +252,7 @@ impl Step<'_> {
     }
 
     async fn mark_draining(&self, drain: &[String]) -> Result<(), Error> {
-        let since = self.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let since = crate::api::kube_time(self.now);
         for server in drain {
             let patch = json!({"metadata": {
                 "labels": {DRAINING_LABEL: "true"},

@@ -138,17 +138,10 @@ impl SetInfo {
     /// What [`transition`] needs from `set`.
     pub fn of(set: &GameServerSet) -> Self {
         let template_containers = set
-            .spec
-            .game_server_template
-            .as_ref()
-            .and_then(|t| t.pod_template.spec.as_ref())
-            .map(|pod| {
-                pod.containers
-                    .iter()
-                    .filter_map(|c| Some((c.name.clone(), c.image.clone()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .template_containers()
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.image.clone()?)))
+            .collect();
         Self {
             max_players: set.spec.parameters.as_ref().and_then(|p| p.max_players),
             template_containers,

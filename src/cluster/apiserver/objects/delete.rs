@@ -10,7 +10,6 @@ use crate::cluster::apiserver::gc;
 use crate::cluster::apiserver::request::{Params, Target};
 use crate::cluster::apiserver::selector::Selection;
 use crate::cluster::apiserver::status::ApiError;
-use crate::cluster::store::Op;
 
 /// `DeleteOptions` from a DELETE body.
 struct DeleteOptions {
@@ -125,18 +124,9 @@ async fn delete_once(
         crate::cluster::apiserver::gc::orphan_dependents(cluster, uid).await;
     }
     let foreground = options.foreground && !options.orphan;
-    let op = match gc::mark_deleting(&current.value, foreground) {
+    let Some(op) = gc::deletion_op(&current, foreground) else {
         // Already terminating as asked: nothing to write.
-        Some(next) if next == current.value => {
-            return Ok(json_response(StatusCode::OK, current.json.clone()));
-        }
-        Some(next) => Op::Update {
-            value: next,
-            expect_rv: current.rv,
-        },
-        None => Op::Delete {
-            expect_rv: Some(current.rv),
-        },
+        return Ok(json_response(StatusCode::OK, current.json.clone()));
     };
     let written = cluster
         .store

@@ -37,9 +37,7 @@ const MAX_RETRIES: usize = 64;
 
 /// The current time as Kubernetes writes timestamps.
 pub fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    crate::api::kube_time(jiff::Timestamp::now())
 }
 
 /// A JSON response.
@@ -101,6 +99,18 @@ pub(in crate::cluster::apiserver) fn meta_mut(v: &mut Value) -> &mut Map<String,
     match v.get_mut("metadata") {
         Some(Value::Object(m)) => m,
         _ => unreachable!("metadata was set to an object above"),
+    }
+}
+
+/// Moves `metadata.generation` one past `current`'s when the write
+/// changes the spec (kube-apiserver's `PrepareForUpdate` strategies).
+fn bump_generation(next: &mut Value, current: &Value) {
+    if spec_part(next) != spec_part(current) {
+        let generation = current
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        meta_mut(next).insert("generation".into(), Value::from(generation + 1));
     }
 }
 

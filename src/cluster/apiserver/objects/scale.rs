@@ -5,8 +5,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{
-    Cluster, json_response, meta, meta_mut, no_subresource, ownership, rv_of, spec_part,
-    update_loop,
+    Cluster, bump_generation, json_response, meta, no_subresource, ownership, rv_of, update_loop,
 };
 use crate::cluster::apiserver::request::{Params, Target};
 use crate::cluster::apiserver::resources::ResourceDef;
@@ -69,13 +68,7 @@ pub(super) async fn write_scale(
             ));
         };
         *slot = replicas;
-        let generation = next
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        if spec_part(&next) != spec_part(&current.value) {
-            meta_mut(&mut next).insert("generation".into(), json!(generation + 1));
-        }
+        bump_generation(&mut next, &current.value);
         if let Some(manager) = &params.field_manager {
             ownership::record_update(def, &current.value, &mut next, (manager, Some("scale")));
         }

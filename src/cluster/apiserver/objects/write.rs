@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::ownership;
 use super::scale::write_scale;
 use super::{
-    Cluster, Written, check_subresource, check_type, key, meta, meta_mut, name_of, now, render_one,
-    rv_of, spec_part, store_error, update_loop, validate, with_warnings,
+    Cluster, Written, bump_generation, check_subresource, check_type, key, meta, meta_mut, name_of,
+    now, render_one, rv_of, store_error, update_loop, validate, with_warnings,
 };
 use crate::cluster::apiserver::request::{Format, Params, PatchType, Target};
 use crate::cluster::apiserver::resources::ResourceDef;
@@ -401,13 +401,7 @@ fn merge_update(def: &ResourceDef, current: &Value, incoming: Value, sub: Option
     for field in ["apiVersion", "kind"] {
         next[field] = current[field].clone();
     }
-    if spec_part(&next) != spec_part(current) {
-        let generation = cur_meta
-            .get("generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        meta_mut(&mut next).insert("generation".into(), json!(generation + 1));
-    }
+    bump_generation(&mut next, current);
     next
 }
 
