@@ -362,16 +362,9 @@ async fn finish(call: &Call<'_>, plan: &Plan, set: &str, progress: Progress) -> 
     .await
 }
 
-/// Runs the op.
-pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
-    match steps(call, args).await {
-        Ok(outcome) | Err(outcome) => outcome,
-    }
-}
-
-/// The op's steps: check, take the lease, note the first call, move the
+/// Runs the op: check, take the lease, note the first call, move the
 /// idle servers, record the moves, answer.
-async fn steps(call: &Call<'_>, args: Args) -> Result<Outcome, Outcome> {
+pub async fn run(call: &Call<'_>, args: Args) -> Result<Outcome, Outcome> {
     let plan = plan(args).map_err(Outcome::Failed)?;
     let gss = ledger::acquire(call).await?;
     let selection = selection(&plan, &gss).map_err(Outcome::Failed)?;

@@ -100,6 +100,14 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// An op's steps end early with `Err`: a failure, a retry or a wait is as
+/// much an answer as `Ok`.
+impl From<Result<Outcome, Outcome>> for Outcome {
+    fn from(steps: Result<Outcome, Outcome>) -> Self {
+        steps.unwrap_or_else(|outcome| outcome)
+    }
+}
+
 /// FNV-1a over the parts that identify a call (and its repeats).
 pub fn fingerprint(workflow_uid: &str, template: &str, op: &str, args: &Value) -> String {
     let args = args.to_string();
@@ -227,7 +235,7 @@ pub trait Clusters {
 macro_rules! parsed {
     ($op:expr, $value:expr, $skip:expr, |$a:ident| $run:expr) => {
         match parse($op, $value, $skip) {
-            Ok($a) => $run.await,
+            Ok($a) => Outcome::from($run.await),
             Err(e) => Outcome::Failed(e),
         }
     };

@@ -39,13 +39,7 @@ fn lower_by(replicas: i32, servers: usize, marked: usize) -> i32 {
 }
 
 /// Runs the op.
-pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
-    match steps(call, &args).await {
-        Ok(outcome) | Err(outcome) => outcome,
-    }
-}
-
-async fn steps(call: &Call<'_>, args: &Args) -> Result<Outcome, Outcome> {
+pub async fn run(call: &Call<'_>, args: Args) -> Result<Outcome, Outcome> {
     let timeout = Duration::from_secs(
         args.timeout_seconds
             .unwrap_or(super::table::REMOVE_RETIRED_TIMEOUT),

@@ -114,14 +114,11 @@ fn target(args: &Args) -> Result<&str, String> {
 }
 
 /// Runs the op.
-pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
-    let target = match target(&args) {
-        Ok(t) => t.to_owned(),
-        Err(e) => return Outcome::Failed(e),
-    };
+pub async fn run(call: &Call<'_>, args: Args) -> Result<Outcome, Outcome> {
+    let target = target(&args).map_err(Outcome::Failed)?.to_owned();
     let target = target.as_str();
     let Some(select) = args.select else {
-        return Outcome::Failed("plugin.gameops.setOpsState.select is missing: say which servers, e.g. {\"opsState\": \"None\", \"notImage\": \"CONTAINER/NEW-IMAGE\"} ({} selects every server)".into());
+        return Err(Outcome::Failed("plugin.gameops.setOpsState.select is missing: say which servers, e.g. {\"opsState\": \"None\", \"notImage\": \"CONTAINER/NEW-IMAGE\"} ({} selects every server)".into()));
     };
     let dry_run = args.dry_run.unwrap_or(super::table::DRY_RUN);
     let limit = args.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
@@ -131,21 +128,14 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
     } else {
         ledger::acquire(call).await
     };
-    let gss = match gss {
-        Ok(g) => g,
-        Err(outcome) => return outcome,
-    };
-    let selection = match select.compile(
-        "plugin.gameops.setOpsState.select",
-        &select::template_containers(&gss),
-    ) {
-        Ok(s) => s,
-        Err(e) => return Outcome::Failed(e),
-    };
-    let servers = match select::list_servers(call).await {
-        Ok(s) => s,
-        Err(outcome) => return outcome,
-    };
+    let gss = gss?;
+    let selection = select
+        .compile(
+            "plugin.gameops.setOpsState.select",
+            &select::template_containers(&gss),
+        )
+        .map_err(Outcome::Failed)?;
+    let servers = select::list_servers(call).await?;
     let set = format!("{}/{}", call.namespace, call.game_server_set);
     let (done, todo) = plan(&servers, &selection, target, &call.fingerprint);
     let mut names: Vec<String> = done.iter().map(|g| select::name(g).to_owned()).collect();
@@ -153,7 +143,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
         let room = limit.map_or(usize::MAX, |l| l.saturating_sub(names.len()));
         names.extend(todo.iter().take(room).map(|g| select::name(g).to_owned()));
         let (message, outputs) = answer(&set, target, &selection, &names, true);
-        return Outcome::Done { message, outputs };
+        return Ok(Outcome::Done { message, outputs });
     }
     let qualifies = |g: &GameServer| !deleting(g) && ops_state(g) != target && selection.matches(g);
     let mut todo = todo.into_iter();
@@ -170,26 +160,26 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
                 Ok(Patched::Changed(g)) => names.push(select::name(&g).to_owned()),
                 Ok(Patched::Skipped(_) | Patched::Gone) => {}
                 Err(e) if e.transient => {
-                    return Outcome::Retry(format!(
+                    return Err(Outcome::Retry(format!(
                         "{} ({} servers of {set} changed so far; a repeat of this call continues)",
                         e.message,
                         names.len()
-                    ));
+                    )));
                 }
-                Err(e) => return Outcome::Failed(e.message),
+                Err(e) => return Err(Outcome::Failed(e.message)),
             }
         }
     }
     select::by_ordinal(&mut names);
     let (message, outputs) = answer(&set, target, &selection, &names, false);
-    ledger::mutate(call, |_| {
+    Ok(ledger::mutate(call, |_| {
         Ok(Change {
             patch: Value::Null,
             message: message.clone(),
             outputs: outputs.clone(),
         })
     })
-    .await
+    .await)
 }
 
 #[cfg(test)]

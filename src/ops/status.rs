@@ -61,23 +61,17 @@ fn message(set: &str, total: usize, summary: &BTreeMap<String, BTreeMap<String, 
 }
 
 /// Runs the op.
-pub async fn run(call: &Call<'_>, _args: Args) -> Outcome {
-    let gss = match super::get_set(call).await {
-        Ok(g) => g,
-        Err(outcome) => return outcome,
-    };
+pub async fn run(call: &Call<'_>, _args: Args) -> Result<Outcome, Outcome> {
+    let gss = super::get_set(call).await?;
     let containers = super::select::template_containers(&gss);
     let container = containers.first().map_or("", String::as_str);
-    let servers = match super::select::list_servers(call).await {
-        Ok(s) => s,
-        Err(outcome) => return outcome,
-    };
+    let servers = super::select::list_servers(call).await?;
     let summary = summarise(&servers, container);
     let ready = servers
         .iter()
         .filter(|g| g.status.as_ref().and_then(|s| s.current_state.as_deref()) == Some("Ready"))
         .count();
-    Outcome::Done {
+    Ok(Outcome::Done {
         message: message(&call.game_server_set, servers.len(), &summary),
         outputs: BTreeMap::from([
             (
@@ -87,7 +81,7 @@ pub async fn run(call: &Call<'_>, _args: Args) -> Outcome {
             ("total".to_owned(), servers.len().to_string()),
             ("ready".to_owned(), ready.to_string()),
         ]),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use super::{Call, Outcome};
 use super::table::UnlockArgs as Args;
 
 /// Runs the op.
-pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
+pub async fn run(call: &Call<'_>, args: Args) -> Result<Outcome, Outcome> {
     let set = format!("{}/{}", call.namespace, call.game_server_set);
     let outcome = args
         .outcome
@@ -29,7 +29,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
     let mut other = None;
     let mut freed = false;
     let mut recorded = false;
-    let written = super::cas::update(call, None, |gss| {
+    super::cas::update(call, None, |gss| {
         other = None;
         freed = false;
         recorded = false;
@@ -51,10 +51,7 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
         }
         Ok((freed || recorded).then_some(patch))
     })
-    .await;
-    if let Err(outcome) = written {
-        return outcome;
-    }
+    .await?;
     let message = match (freed, other) {
         (true, _) => format!("freed {set} from this workflow's lease"),
         (false, Some(holder)) => {
@@ -66,8 +63,8 @@ pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
         (true, Some(o)) => format!("{message}; recorded outcome {o} in its image history"),
         _ => message,
     };
-    Outcome::Done {
+    Ok(Outcome::Done {
         message,
         outputs: BTreeMap::from([("freed".to_owned(), freed.to_string())]),
-    }
+    })
 }

@@ -252,62 +252,54 @@ fn verdict(t: &Tally, image: &str, needed: u64, goal: &Goal, elapsed: Duration) 
 }
 
 /// Runs the op.
-pub async fn run(call: &Call<'_>, args: Args) -> Outcome {
-    let goal = match goal(&args) {
-        Ok(g) => g,
-        Err(e) => return Outcome::Failed(e),
-    };
-    let gss = match super::get_set(call).await {
-        Ok(g) => g,
-        Err(outcome) => return outcome,
-    };
+pub async fn run(call: &Call<'_>, args: Args) -> Result<Outcome, Outcome> {
+    let goal = goal(&args).map_err(Outcome::Failed)?;
+    let gss = super::get_set(call).await?;
     let image = match args.image.as_deref().map(str::trim) {
         Some("") => {
-            return Outcome::Failed("plugin.gameops.waitReady.image is empty: give the image to wait for, or leave it out for the template's".into());
+            return Err(Outcome::Failed("plugin.gameops.waitReady.image is empty: give the image to wait for, or leave it out for the template's".into()));
         }
         Some(i) => i.to_owned(),
         None => match patch_image::container(&gss, None, "waitReady") {
             Ok((_, _, Some(i))) => i,
             Ok((_, name, None)) => {
-                return Outcome::Failed(format!(
+                return Err(Outcome::Failed(format!(
                     "container {name} of the template has no image: give plugin.gameops.waitReady.image"
-                ));
+                )));
             }
-            Err(e) => return Outcome::Failed(e),
+            Err(e) => return Err(Outcome::Failed(e)),
         },
     };
     let replicas = gss.spec.replicas;
-    let (gss, started) = match progress::start(call, gss, ("waitReady", goal.timeout)).await {
-        Ok(s) => s,
-        Err(outcome) => return outcome,
-    };
+    let (gss, started) = progress::start(call, gss, ("waitReady", goal.timeout)).await?;
     if let Some(failed) = started.failed {
-        return Outcome::Failed(failed);
+        return Err(Outcome::Failed(failed));
     }
-    let servers = match select::list_servers(call).await {
-        Ok(s) => s,
-        Err(outcome) => return outcome,
-    };
+    let servers = select::list_servers(call).await?;
     let wanted = ImageRef::parse(&image);
     let tally = Tally::of(&servers, &wanted);
     let needed = needed(&goal, replicas);
-    match verdict(
-        &tally,
-        &image,
-        needed,
-        &goal,
-        started.elapsed(Timestamp::now()),
-    ) {
-        Verdict::Ready(message) => Outcome::Done {
-            message,
-            outputs: BTreeMap::from([("ready".to_owned(), tally.count("Ready").to_string())]),
+    Ok(
+        match verdict(
+            &tally,
+            &image,
+            needed,
+            &goal,
+            started.elapsed(Timestamp::now()),
+        ) {
+            Verdict::Ready(message) => Outcome::Done {
+                message,
+                outputs: BTreeMap::from([("ready".to_owned(), tally.count("Ready").to_string())]),
+            },
+            Verdict::Crashing(m) | Verdict::TimedOut(m) => {
+                match progress::fail(call, gss, &m).await {
+                    Ok(()) => Outcome::Failed(m),
+                    Err(outcome) => outcome,
+                }
+            }
+            Verdict::Waiting(message, after) => Outcome::Waiting { message, after },
         },
-        Verdict::Crashing(m) | Verdict::TimedOut(m) => match progress::fail(call, gss, &m).await {
-            Ok(()) => Outcome::Failed(m),
-            Err(outcome) => outcome,
-        },
-        Verdict::Waiting(message, after) => Outcome::Waiting { message, after },
-    }
+    )
 }
 
 #[cfg(test)]
