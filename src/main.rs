@@ -233,18 +233,15 @@ impl SimulationArgs {
         if self.no_simulator {
             return Ok(None);
         }
-        let crash_image = self
-            .sim_crash_image
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .map_err(|e| format!("--sim-crash-image is not a valid regular expression: {e}"))?;
-        let pull_fail_image = self
-            .sim_pull_fail_image
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .map_err(|e| format!("--sim-pull-fail-image is not a valid regular expression: {e}"))?;
+        let pattern = |flag: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(regex::Regex::new)
+                .transpose()
+                .map_err(|e| format!("--{flag} is not a valid regular expression: {e}"))
+        };
+        let crash_image = pattern("sim-crash-image", &self.sim_crash_image)?;
+        let pull_fail_image = pattern("sim-pull-fail-image", &self.sim_pull_fail_image)?;
         Ok(Some(gameops::fleet::simulator::SimulatorConfig {
             startup_delay: Duration::from_millis(self.sim_startup_ms),
             startup_jitter: Duration::from_millis(self.sim_jitter_ms),

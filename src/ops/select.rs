@@ -138,11 +138,6 @@ pub fn runs_none(gs: &GameServer, images: &[ContainerImage]) -> bool {
     compared(gs, images).iter().all(|c| *c == Some(false))
 }
 
-/// Whether any container of `gs` is known to run `image`.
-pub fn runs_image(gs: &GameServer, image: &ImageRef) -> bool {
-    gs.runs_image(image)
-}
-
 /// The ordinal of a server named `<set>-<ordinal>`.
 pub fn ordinal(name: &str) -> Option<u64> {
     name.rsplit_once('-')?.1.parse().ok()

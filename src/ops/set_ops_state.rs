@@ -68,14 +68,9 @@ fn answer(
             selection.describe(),
             if dry_run { "would change" } else { "changed" }
         ),
-        (false, true) => format!(
-            "dry run: would set opsState {target} on {} servers of {set} ({}): {}",
-            names.len(),
-            selection.describe(),
-            name_list::shortened(names, NAMED)
-        ),
-        (false, false) => format!(
-            "set opsState {target} on {} servers of {set} ({}): {}",
+        (false, _) => format!(
+            "{}set opsState {target} on {} servers of {set} ({}): {}",
+            if dry_run { "dry run: would " } else { "" },
             names.len(),
             selection.describe(),
             name_list::shortened(names, NAMED)

@@ -30,7 +30,7 @@ use jiff::Timestamp;
 
 use super::patch_image;
 use super::progress::{self, MAX_TIMEOUT_SECONDS};
-use super::select::{self, current_state, deleting, runs_image};
+use super::select::{self, current_state, deleting};
 use super::{Call, Outcome};
 use crate::api::{GameServer, ImageRef};
 
@@ -146,7 +146,7 @@ impl Tally {
         for gs in servers
             .iter()
             .map(Borrow::borrow)
-            .filter(|g| will_serve(g) && runs_image(g, image))
+            .filter(|g| will_serve(g) && g.runs_image(image))
         {
             let state = current_state(gs);
             *t.states.entry(state.to_owned()).or_default() += 1;

@@ -11,11 +11,6 @@ use crate::argo::plugin::PLUGIN_NAME;
 use crate::argo::workflow::{Document, Step, Template};
 use crate::ops::check;
 
-/// The template `name` of `owner`.
-pub(super) fn find<'a>(owner: &'a Document, name: &str) -> Option<&'a Template> {
-    owner.spec.template(name)
-}
-
 /// The document and template a step runs (`template` of `owner`, or a
 /// `templateRef` into the library).
 pub(super) fn callee(
@@ -24,10 +19,10 @@ pub(super) fn callee(
     step: &Step,
 ) -> Option<(Arc<Document>, Template)> {
     match (&step.template, &step.template_ref) {
-        (Some(t), _) => Some((owner.clone(), find(owner, t)?.clone())),
+        (Some(t), _) => Some((owner.clone(), owner.spec.template(t)?.clone())),
         (None, Some(r)) => {
             let doc = library.get(&r.name)?;
-            let t = find(&doc, &r.template)?.clone();
+            let t = doc.spec.template(&r.template)?.clone();
             Some((doc, t))
         }
         _ => None,
@@ -59,7 +54,7 @@ pub(super) fn reachable(
     if !seen.insert((owner_name, entry.to_owned())) {
         return Ok(());
     }
-    let template = find(owner, entry).ok_or_else(|| {
+    let template = owner.spec.template(entry).ok_or_else(|| {
         RunError::Invalid(format!(
             "template {entry:?} does not exist in {}",
             display_name(owner)

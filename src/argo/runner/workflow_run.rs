@@ -11,7 +11,7 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 
 use super::known;
-use super::precheck::{display_name, find, reachable};
+use super::precheck::{display_name, reachable};
 use super::{Library, Node, NodeRecord, RunError, RunOptions, RunResult, Scope};
 use crate::argo::expr;
 use crate::argo::workflow::{Document, Parameter, Template, value_string};
@@ -260,7 +260,7 @@ impl Runner {
         self.started = Instant::now();
         self.say(&format!("▶ {} ({})", self.name, display_name(&owner)));
         let runner = Arc::new(self);
-        let entry_template = find(&owner, &entry).cloned().unwrap_or_default();
+        let entry_template = owner.spec.template(&entry).cloned().unwrap_or_default();
         let main = runner
             .clone()
             .execute(owner.clone(), entry_template, parameters, entry.clone())
@@ -278,7 +278,7 @@ impl Runner {
                 );
                 g.insert("workflow.failures".into(), failures);
             }
-            let exit_template = find(&owner, exit).cloned().unwrap_or_default();
+            let exit_template = owner.spec.template(exit).cloned().unwrap_or_default();
             let path = format!("{exit} (onExit)");
             let inputs = BTreeMap::new();
             Some(

@@ -2,7 +2,7 @@
 //! carrying the HTTP code, a machine-readable reason and a sentence that says
 //! what was wrong.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -101,6 +101,13 @@ impl ApiError {
         }
     }
 
+    /// With the `details` of a named object (`resource.group` and name).
+    fn about(mut self, qualified: &str, name: &str) -> Self {
+        let (plural, group) = qualified.split_once('.').unwrap_or((qualified, ""));
+        self.details = Some(json!({"name": name, "group": group, "kind": plural}));
+        self
+    }
+
     /// 400: the request itself is malformed.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
@@ -108,14 +115,12 @@ impl ApiError {
 
     /// 404 for a named object (`gameservers.game.kruise.io "x" not found`).
     pub fn not_found(qualified: &str, name: &str) -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::NOT_FOUND,
             "NotFound",
             format!("{qualified} \"{name}\" not found"),
-        );
-        e.details =
-            Some(json!({"name": name, "group": group_of(qualified), "kind": plural_of(qualified)}));
-        e
+        )
+        .about(qualified, name)
     }
 
     /// 404 for a path that serves nothing.
@@ -129,28 +134,24 @@ impl ApiError {
 
     /// 409 for a create of an existing name.
     pub fn already_exists(qualified: &str, name: &str) -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::CONFLICT,
             "AlreadyExists",
             format!("{qualified} \"{name}\" already exists"),
-        );
-        e.details =
-            Some(json!({"name": name, "group": group_of(qualified), "kind": plural_of(qualified)}));
-        e
+        )
+        .about(qualified, name)
     }
 
     /// 409 for a write based on a stale resourceVersion.
     pub fn conflict(qualified: &str, name: &str) -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::CONFLICT,
             "Conflict",
             format!(
                 "Operation cannot be fulfilled on {qualified} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
             ),
-        );
-        e.details =
-            Some(json!({"name": name, "group": group_of(qualified), "kind": plural_of(qualified)}));
-        e
+        )
+        .about(qualified, name)
     }
 
     /// 409 for a server-side apply that would change fields other managers
@@ -255,26 +256,15 @@ impl ApiError {
     }
 }
 
-fn group_of(qualified: &str) -> &str {
-    qualified.split_once('.').map(|(_, g)| g).unwrap_or("")
-}
-
-fn plural_of(qualified: &str) -> &str {
-    qualified
-        .split_once('.')
-        .map(|(p, _)| p)
-        .unwrap_or(qualified)
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.to_status().to_string();
-        let mut response = (self.code, body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
+        (
+            self.code,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 

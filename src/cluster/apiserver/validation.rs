@@ -232,29 +232,24 @@ fn bound(v: f64) -> String {
 
 fn check_bounds(schema: &Value, value: &Value, path: &str, findings: &mut Findings) {
     let Some(v) = value.as_f64() else { return };
-    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-        && v < min
-    {
-        findings.invalid.push(FieldError::invalid(
-            path,
-            value,
-            &format!(
-                "{path} in body should be greater than or equal to {}",
-                bound(min)
-            ),
-        ));
-    }
-    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
-        && v > max
-    {
-        findings.invalid.push(FieldError::invalid(
-            path,
-            value,
-            &format!(
-                "{path} in body should be less than or equal to {}",
-                bound(max)
-            ),
-        ));
+    type Outside = fn(f64, f64) -> bool;
+    let limits: [(&str, &str, Outside); 2] = [
+        ("minimum", "greater", |v, min| v < min),
+        ("maximum", "less", |v, max| v > max),
+    ];
+    for (key, word, outside) in limits {
+        if let Some(limit) = schema.get(key).and_then(Value::as_f64)
+            && outside(v, limit)
+        {
+            findings.invalid.push(FieldError::invalid(
+                path,
+                value,
+                &format!(
+                    "{path} in body should be {word} than or equal to {}",
+                    bound(limit)
+                ),
+            ));
+        }
     }
 }
 

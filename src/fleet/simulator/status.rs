@@ -41,17 +41,13 @@ pub(super) fn desired_containers(gs: &GameServer, set: Option<&SetInfo>) -> Vec<
     let template = set.map(|s| s.template_containers.as_slice()).unwrap_or(&[]);
     let mut out: Vec<Desired> = template
         .iter()
-        .map(|(name, image)| match own.iter().find(|(n, _)| n == name) {
-            Some((_, own_image)) => Desired {
+        .map(|(name, image)| {
+            let own_image = own.iter().find(|(n, _)| n == name).map(|(_, i)| *i);
+            Desired {
                 name: name.clone(),
-                image: (*own_image).to_owned(),
-                pinned: true,
-            },
-            None => Desired {
-                name: name.clone(),
-                image: image.clone(),
-                pinned: false,
-            },
+                image: own_image.unwrap_or(image).to_owned(),
+                pinned: own_image.is_some(),
+            }
         })
         .collect();
     for (name, image) in &own {
@@ -361,15 +357,8 @@ pub(super) fn pull_failing_container(
         ),
     };
     ContainerStatus {
-        name: d.name.clone(),
-        image: d.image.clone(),
-        image_id: String::new(),
-        ready: false,
-        started: Some(false),
-        restart_count: restarts,
         state: Some(state),
-        last_state: last,
-        ..Default::default()
+        ..creating_container(d, restarts, last)
     }
 }
 

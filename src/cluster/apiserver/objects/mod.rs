@@ -42,12 +42,12 @@ pub fn now() -> String {
 
 /// A JSON response.
 pub fn json_response(code: StatusCode, body: impl Into<axum::body::Body>) -> Response {
-    let mut r = (code, body.into()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.into(),
+    )
+        .into_response()
 }
 
 fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
