@@ -156,7 +156,6 @@ fn effective_parameters(
     doc: &crate::argo::workflow::Document,
     given: &[(String, String)],
 ) -> BTreeMap<String, String> {
-    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
     let mut out = BTreeMap::new();
     let referenced = doc
         .spec
@@ -166,7 +165,7 @@ fn effective_parameters(
     for d in referenced.iter().map(|d| &**d).chain([doc]) {
         for p in &d.spec.arguments.parameters {
             if let Some(v) = p.value.as_ref().or(p.default.as_ref()) {
-                out.insert(p.name.clone(), text(v));
+                out.insert(p.name.clone(), crate::argo::workflow::value_string(v));
             }
         }
     }

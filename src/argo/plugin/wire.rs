@@ -126,10 +126,7 @@ impl Parameter {
     fn declared_value(&self) -> Option<String> {
         self.value.clone().or_else(|| {
             let default = self.value_from.as_ref()?.default.as_ref()?;
-            Some(match default {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
+            Some(crate::argo::workflow::value_string(default))
         })
     }
 }

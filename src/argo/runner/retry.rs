@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::argo::workflow::RetryStrategy;
+use crate::argo::workflow::{RetryStrategy, value_string};
 
 /// What to do after an attempt that did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +35,7 @@ pub enum Next {
 /// A duration as Argo's `ParseStringToDuration` reads one: whole seconds,
 /// or a Go duration.
 pub fn duration(v: &Value) -> Result<Duration, String> {
-    let text = match v {
-        Value::String(s) => s.trim().to_owned(),
-        other => other.to_string(),
-    };
+    let text = value_string(v).trim().to_owned();
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
@@ -47,10 +44,7 @@ pub fn duration(v: &Value) -> Result<Duration, String> {
 }
 
 fn whole(v: &Value, field: &str) -> Result<u32, String> {
-    let text = match v {
-        Value::String(s) => s.trim().to_owned(),
-        other => other.to_string(),
-    };
+    let text = value_string(v).trim().to_owned();
     text.parse::<u32>()
         .map_err(|_| format!("retryStrategy.{field} {text:?} is not a whole number"))
 }

@@ -176,11 +176,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Response> {
     if list.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() {
-        version.to_owned()
-    } else {
-        format!("{group}/{version}")
-    };
+    let group_version = kube::core::api_version_from_group_version(group.into(), version.into());
     let body = json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list});
     Some(json_response(StatusCode::OK, body.to_string()))
 }

@@ -66,28 +66,26 @@ pub struct ResourceDef {
 impl ResourceDef {
     /// `apiVersion` of objects: `group/version`, or `version` for core.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_owned()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        kube::core::api_version_from_group_version(self.group.into(), self.version.into())
+            .into_owned()
     }
 
     /// `plural.group` as error messages name it (`gameservers.game.kruise.io`).
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.to_owned()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        self.with_group(self.plural)
     }
 
     /// `Kind.group` as validation messages name it.
     pub fn kind_group(&self) -> String {
+        self.with_group(self.kind)
+    }
+
+    /// `name.group`, or `name` for core.
+    fn with_group(&self, name: &str) -> String {
         if self.group.is_empty() {
-            self.kind.to_owned()
+            name.to_owned()
         } else {
-            format!("{}.{}", self.kind, self.group)
+            format!("{name}.{}", self.group)
         }
     }
 

@@ -127,12 +127,8 @@ fn new_server(gss: &GameServerSet, ordinal: u32, revision: &str) -> Result<GameS
         })
         .unwrap_or_default();
     let owner = OwnerReference {
-        api_version: GameServerSet::api_version(&()).into_owned(),
-        kind: GameServerSet::kind(&()).into_owned(),
-        name: set.clone(),
-        uid: gss.uid().ok_or(Error::Unnamed)?,
-        controller: Some(true),
         block_owner_deletion: Some(true),
+        ..gss.controller_owner_ref(&()).ok_or(Error::Unnamed)?
     };
     Ok(GameServer {
         metadata: ObjectMeta {

@@ -70,12 +70,8 @@ fn containers(gs: &GameServer) -> Vec<Container> {
 /// The Pod to create for `gs`; `None` for a server without a name or uid.
 pub fn new_pod(gs: &GameServer) -> Option<Pod> {
     let owner = OwnerReference {
-        api_version: GameServer::api_version(&()).into_owned(),
-        kind: GameServer::kind(&()).into_owned(),
-        name: gs.metadata.name.clone()?,
-        uid: gs.metadata.uid.clone()?,
-        controller: Some(true),
         block_owner_deletion: Some(true),
+        ..gs.controller_owner_ref(&())?
     };
     let mut labels = labels(gs);
     labels
