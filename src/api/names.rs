@@ -19,32 +19,26 @@ pub fn dns_subdomain_error(name: &str) -> Option<String> {
 /// alphanumeric.
 pub fn is_dns1123_subdomain(s: &str) -> bool {
     s.split('.').all(|label| {
-        let b = label.as_bytes();
-        match (b.first(), b.last()) {
-            (Some(first), Some(last)) => {
-                first.is_ascii_alphanumeric()
-                    && last.is_ascii_alphanumeric()
-                    && b.iter()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            }
-            _ => false,
-        }
+        edged(label, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'
+        })
     })
 }
 
 /// apimachinery's `qualifiedNameRegexp`: alphanumeric at both ends, `-`,
 /// `_`, `.` inside.
 pub fn is_qualified_name_part(s: &str) -> bool {
+    edged(s, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')
+    })
+}
+
+/// Whether `s` is not empty, starts and ends alphanumeric, and has only
+/// bytes `inner` allows.
+fn edged(s: &str, inner: impl Fn(u8) -> bool) -> bool {
     let b = s.as_bytes();
-    match (b.first(), b.last()) {
-        (Some(first), Some(last)) => {
-            first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        }
-        _ => false,
-    }
+    matches!((b.first(), b.last()), (Some(f), Some(l)) if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric())
+        && b.iter().all(|c| inner(*c))
 }
 
 /// apimachinery's `IsValidLabelValue` as a yes or no: empty, or a
@@ -59,5 +53,32 @@ pub fn dns_label_error(name: &str) -> Option<String> {
         Some("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into())
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings the regexps of apimachinery's util/validation/validation.go
+    /// accept and refuse.
+    #[test]
+    fn the_patterns_accept_what_apimachinery_accepts() {
+        for ok in ["a", "ab", "a-b", "a.b", "1.a-2", "example.com"] {
+            assert!(is_dns1123_subdomain(ok), "{ok}");
+        }
+        for bad in ["", "A", "a.", ".a", "a..b", "-a", "a-", "a_b"] {
+            assert!(!is_dns1123_subdomain(bad), "{bad}");
+        }
+        for ok in ["a", "A", "a-b_c.d", "MyName", "123-abc"] {
+            assert!(is_qualified_name_part(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "_a", "a.", "a/b", "a b"] {
+            assert!(!is_qualified_name_part(bad), "{bad}");
+        }
+        assert!(is_label_value(""));
+        assert!(is_label_value(&"a".repeat(63)));
+        assert!(!is_label_value(&"a".repeat(64)));
+        assert!(!is_label_value("-a"));
     }
 }
