@@ -319,16 +319,8 @@ impl Step<'_> {
         count: u32,
     ) -> Result<(), Error> {
         let name = &self.name;
-        let reserved = fleet::reserved_ids(
-            self.gss
-                .spec
-                .reserve_game_server_ids
-                .as_deref()
-                .unwrap_or(&[]),
-        )
-        .unwrap_or_else(|_| Vec::new());
         let mut created = Vec::new();
-        for ordinal in fleet::free_ordinals(&observed.ordinals, &reserved, count as usize) {
+        for ordinal in fleet::free_ordinals(&observed.ordinals, &desired.reserved, count as usize) {
             let server = new_server(self.gss, ordinal, &desired.revision)?;
             match self.gs_api.create(&PostParams::default(), &server).await {
                 Ok(_) => created.push(format!("{name}-{ordinal}")),
